@@ -1,0 +1,138 @@
+use super::Timestamp;
+
+/// Lifecycle state of a user. The numbers are the proto enum's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UserState {
+    Active = 1,
+    Inactive = 2,
+    Deleted = 3,
+    Locked = 4,
+}
+
+impl UserState {
+    pub const ALL: [UserState; 4] = [Self::Active, Self::Inactive, Self::Deleted, Self::Locked];
+
+    pub fn number(self) -> i16 {
+        self as i16
+    }
+
+    pub fn from_number(number: i64) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.number() as i64 == number)
+    }
+}
+
+/// A user with everything a read returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub organization_id: String,
+    pub state: UserState,
+    pub schema: SchemaRef,
+    pub data: serde_json::Value,
+    pub contact: Contact,
+    pub authenticators: Authenticators,
+    pub last_login: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub changed_at: Timestamp,
+    /// Sequence of the user's last event.
+    pub sequence: i64,
+}
+
+/// The schema revision a user's data follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaRef {
+    pub id: String,
+    pub schema_type: String,
+    pub revision: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Contact {
+    pub email: Option<Verifiable>,
+    pub phone: Option<Verifiable>,
+}
+
+/// A contact value and whether the user proved to own it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verifiable {
+    pub value: String,
+    pub is_verified: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Authenticators {
+    pub usernames: Vec<Username>,
+    pub password: Option<PasswordInfo>,
+    pub web_auth_n: Vec<WebAuthN>,
+    pub totps: Vec<Totp>,
+    pub otp_sms: Vec<OtpSms>,
+    pub otp_email: Vec<OtpEmail>,
+    pub authentication_keys: Vec<AuthenticationKey>,
+    pub identity_providers: Vec<IdentityProviderLink>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username {
+    pub id: String,
+    pub username: String,
+    pub is_organization_specific: bool,
+}
+
+/// What is visible of a password: only when it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordInfo {
+    pub last_changed: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebAuthN {
+    pub id: String,
+    pub name: String,
+    pub is_verified: bool,
+    pub user_verified: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Totp {
+    pub id: String,
+    pub name: String,
+    pub is_verified: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtpSms {
+    pub id: String,
+    pub phone: String,
+    pub is_verified: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtpEmail {
+    pub id: String,
+    pub address: String,
+    pub is_verified: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthenticationKeyType {
+    Json = 1,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthenticationKey {
+    pub id: String,
+    pub key_type: AuthenticationKeyType,
+    pub expiration_date: Option<Timestamp>,
+    pub changed_at: Timestamp,
+    pub sequence: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityProviderLink {
+    pub idp_id: String,
+    pub idp_name: String,
+    pub external_user_id: String,
+    pub external_username: String,
+}

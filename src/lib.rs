@@ -1,0 +1,24 @@
+//! userdir: a user directory in the style of ZITADEL's user API.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod query;
+pub mod seed;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+/// Code generated from `proto/` and the encoded descriptor set it came from.
+pub mod proto {
+    pub mod user {
+        pub mod v1 {
+            tonic::include_proto!("userdir.user.v1");
+        }
+    }
+
+    /// Every file of our API and its imports, for reflection and the JSON transcoder.
+    pub const DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/userdir_descriptor.bin"));
+}

@@ -1,0 +1,247 @@
+//! Compiles the query tree into sea-query expressions over the `users` table. Values are bound
+//! as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL NULL), so
+//! NOT is the true complement of its inner query.
+
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, NullOrdering, Order, Query as Sql};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
+
+use super::{Filter, Query, SortField, TextMatch, TextOp};
+use crate::domain::fold_case;
+use crate::store::entities::{user, username};
+
+/// The escape character of every LIKE pattern we build.
+const LIKE_ESCAPE: char = '\\';
+
+/// The WHERE condition of a query.
+pub fn condition(query: &Query) -> Condition {
+    match query {
+        Query::And(queries) => queries
+            .iter()
+            .fold(Condition::all(), |all, query| all.add(condition(query))),
+        Query::Or(queries) => queries
+            .iter()
+            .fold(Condition::any(), |any, query| any.add(condition(query))),
+        Query::Not(query) => condition(query).not(),
+        Query::Filter(filter) => Condition::all().add(filter_expr(filter)),
+    }
+}
+
+/// Users matching the query (all users for None), unordered: what a count needs.
+pub fn filter_users(query: Option<&Query>) -> Select<user::Entity> {
+    let select = user::Entity::find();
+    match query {
+        Some(query) => select.filter(condition(query)),
+        None => select,
+    }
+}
+
+/// Users matching the query, in the requested order.
+pub fn select_users(
+    query: Option<&Query>,
+    sort: SortField,
+    ascending: bool,
+) -> Select<user::Entity> {
+    order(filter_users(query), sort, ascending)
+}
+
+fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Select<user::Entity> {
+    use user::Column as C;
+    let direction = if ascending { Order::Asc } else { Order::Desc };
+    let column = match sort {
+        SortField::Id => None,
+        SortField::CreationDate => Some(C::CreatedAt),
+        SortField::ChangeDate => Some(C::ChangedAt),
+        SortField::Email => Some(C::EmailLower),
+        SortField::Phone => Some(C::Phone),
+        SortField::State => Some(C::State),
+        SortField::SchemaId => Some(C::SchemaId),
+        SortField::SchemaType => Some(C::SchemaTypeLower),
+    };
+    let select = match column {
+        // Users without the sorted value come last in both directions.
+        Some(column) => select.order_by_with_nulls(column, direction.clone(), NullOrdering::Last),
+        None => select,
+    };
+    // The id breaks ties, in the same direction: ids are UUIDv7, so this is creation order.
+    select.order_by(C::Id, direction)
+}
+
+/// A text property: the column compared exactly and the column holding its case folding.
+struct TextColumn {
+    exact: Expr,
+    folded: Expr,
+    nullable: bool,
+}
+
+impl TextColumn {
+    fn users(exact: user::Column, folded: user::Column, nullable: bool) -> Self {
+        Self {
+            exact: Expr::col((user::Entity, exact)),
+            folded: Expr::col((user::Entity, folded)),
+            nullable,
+        }
+    }
+
+    /// Ids are generated lower-case, so the column is its own folding.
+    fn id(column: user::Column) -> Self {
+        Self::users(column, column, false)
+    }
+}
+
+fn filter_expr(filter: &Filter) -> Expr {
+    use user::Column as C;
+    match filter {
+        Filter::UserId(text) => text_expr(TextColumn::id(C::Id), text),
+        Filter::OrganizationId(text) => text_expr(TextColumn::id(C::OrganizationId), text),
+        Filter::Email(text) => text_expr(TextColumn::users(C::Email, C::EmailLower, true), text),
+        Filter::Phone(text) => text_expr(TextColumn::users(C::Phone, C::PhoneLower, true), text),
+        Filter::SchemaType(text) => text_expr(
+            TextColumn::users(C::SchemaType, C::SchemaTypeLower, false),
+            text,
+        ),
+        Filter::SchemaId(id) => Expr::col((user::Entity, C::SchemaId)).eq(id.as_str()),
+        Filter::State(state) => Expr::col((user::Entity, C::State)).eq(state.number()),
+        Filter::Username {
+            text,
+            organization_specific,
+        } => username_expr(text, *organization_specific),
+    }
+}
+
+/// EXISTS over the user's usernames: one-to-many rows never multiply users in a count.
+fn username_expr(text: &TextMatch, organization_specific: Option<bool>) -> Expr {
+    use username::Column as U;
+    let column = TextColumn {
+        exact: Expr::col((username::Entity, U::Username)),
+        folded: Expr::col((username::Entity, U::UsernameLower)),
+        nullable: false,
+    };
+    let mut names = Sql::select();
+    names
+        .expr(Expr::val(1))
+        .from(username::Entity)
+        .and_where(
+            Expr::col((username::Entity, U::UserId)).equals((user::Entity, user::Column::Id)),
+        )
+        .and_where(text_expr(column, text));
+    if let Some(specific) = organization_specific {
+        names.and_where(U::IsOrganizationSpecific.eq(specific));
+    }
+    Expr::exists(names.to_owned())
+}
+
+fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
+    let (target, value) = if text.ignore_case {
+        (column.folded.clone(), fold_case(&text.value))
+    } else {
+        (column.exact.clone(), text.value.clone())
+    };
+    let comparison = match text.op {
+        TextOp::Equals => target.eq(value),
+        op => target.like(LikeExpr::new(like_pattern(op, &value)).escape(LIKE_ESCAPE)),
+    };
+    if column.nullable {
+        // NULL would make the comparison unknown, and NOT(unknown) is unknown: say false.
+        column.exact.is_not_null().and(comparison)
+    } else {
+        comparison
+    }
+}
+
+/// The LIKE pattern that matches `value` literally at the operation's position.
+fn like_pattern(op: TextOp, value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() + 2);
+    for c in value.chars() {
+        if matches!(c, '%' | '_' | LIKE_ESCAPE) {
+            escaped.push(LIKE_ESCAPE);
+        }
+        escaped.push(c);
+    }
+    match op {
+        TextOp::Equals => escaped,
+        TextOp::StartsWith => format!("{escaped}%"),
+        TextOp::EndsWith => format!("%{escaped}"),
+        TextOp::Contains => format!("%{escaped}%"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserState;
+    use sea_orm::{DbBackend, QueryTrait};
+
+    fn sql(query: &Query, backend: DbBackend) -> String {
+        select_users(Some(query), SortField::Email, false)
+            .build(backend)
+            .to_string()
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards_and_the_escape_character() {
+        assert_eq!(like_pattern(TextOp::StartsWith, r"50%_a\b"), r"50\%\_a\\b%");
+        assert_eq!(like_pattern(TextOp::Contains, "x"), "%x%");
+        assert_eq!(like_pattern(TextOp::EndsWith, "x"), "%x");
+    }
+
+    #[test]
+    fn ignore_case_compares_the_folded_column_with_the_folded_value() {
+        let query = Query::Filter(Filter::Email(TextMatch::new(
+            TextOp::StartsWith,
+            true,
+            "ÉMI",
+        )));
+        let sql = sql(&query, DbBackend::Postgres);
+        assert!(
+            sql.contains(r#""users"."email_lower" LIKE 'émi%' ESCAPE"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#""users"."email" IS NOT NULL"#), "{sql}");
+    }
+
+    #[test]
+    fn not_wraps_a_two_valued_leaf() {
+        let query = Query::Not(Box::new(Query::Filter(Filter::Email(TextMatch::equals(
+            "a@b",
+        )))));
+        let sql = sql(&query, DbBackend::Sqlite);
+        assert!(
+            sql.contains(r#"NOT ("users"."email" IS NOT NULL AND "users"."email" = 'a@b')"#),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn usernames_are_matched_through_exists() {
+        let query = Query::Or(vec![
+            Query::Filter(Filter::Username {
+                text: TextMatch::new(TextOp::Equals, true, "Gigi"),
+                organization_specific: Some(true),
+            }),
+            Query::Filter(Filter::State(UserState::Locked)),
+        ]);
+        let sql = sql(&query, DbBackend::Postgres);
+        assert!(sql.contains("EXISTS(SELECT 1 FROM \"usernames\""), "{sql}");
+        assert!(
+            sql.contains(r#""usernames"."username_lower" = 'gigi'"#),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#""is_organization_specific" = TRUE"#),
+            "{sql}"
+        );
+        assert!(sql.contains(r#" OR "users"."state" = 4"#), "{sql}");
+    }
+
+    #[test]
+    fn every_order_ends_with_the_id_and_puts_missing_values_last() {
+        let sql = sql(
+            &Query::Filter(Filter::SchemaId("s".into())),
+            DbBackend::Sqlite,
+        );
+        assert!(
+            sql.ends_with(r#"ORDER BY "users"."email_lower" DESC NULLS LAST, "users"."id" DESC"#),
+            "{sql}"
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! One parser per request dialect, each producing a [`crate::query::UserSearch`].
+
+pub mod zitadel;

@@ -1,0 +1,88 @@
+use crate::domain::UserState;
+
+/// Deepest allowed nesting: a top-level query is at depth 1, each or/and/not adds one.
+pub const MAX_DEPTH: usize = 10;
+/// Most leaf filters one search may hold.
+pub const MAX_LEAVES: usize = 100;
+
+/// A boolean combination of filters over users. Combinators are never empty: parsers reject
+/// empty or/and lists, so the tree always means something.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Query {
+    And(Vec<Query>),
+    Or(Vec<Query>),
+    /// The complement: every user the inner query does not match, including users that lack
+    /// the field the inner query looks at.
+    Not(Box<Query>),
+    Filter(Filter),
+}
+
+/// One condition on one property of a user.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    UserId(TextMatch),
+    OrganizationId(TextMatch),
+    /// Matches when any of the user's usernames matches; `organization_specific` narrows the
+    /// usernames considered to one kind.
+    Username {
+        text: TextMatch,
+        organization_specific: Option<bool>,
+    },
+    Email(TextMatch),
+    Phone(TextMatch),
+    State(UserState),
+    /// Exact schema id.
+    SchemaId(String),
+    SchemaType(TextMatch),
+}
+
+/// How a text property is compared with a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextMatch {
+    pub op: TextOp,
+    pub ignore_case: bool,
+    /// Matched literally: `%`, `_` and `\` carry no pattern meaning.
+    pub value: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextOp {
+    Equals,
+    StartsWith,
+    Contains,
+    EndsWith,
+}
+
+impl TextMatch {
+    pub fn new(op: TextOp, ignore_case: bool, value: impl Into<String>) -> Self {
+        Self {
+            op,
+            ignore_case,
+            value: value.into(),
+        }
+    }
+
+    pub fn equals(value: impl Into<String>) -> Self {
+        Self::new(TextOp::Equals, false, value)
+    }
+}
+
+impl Query {
+    /// AND of several queries, without a needless wrapper around a single one.
+    pub fn all(mut queries: Vec<Query>) -> Option<Query> {
+        match queries.len() {
+            0 => None,
+            1 => queries.pop(),
+            _ => Some(Query::And(queries)),
+        }
+    }
+
+    /// Number of leaf filters.
+    pub fn leaves(&self) -> usize {
+        match self {
+            Query::And(queries) | Query::Or(queries) => queries.iter().map(Query::leaves).sum(),
+            Query::Not(query) => query.leaves(),
+            Query::Filter(_) => 1,
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! sea-orm entities, one per table. Timestamps are microseconds since the Unix epoch (UTC); see
+//! `migrations/src/columns.rs` for why. `*_lower` columns hold the Rust-side case folding of
+//! their sibling, so both backends agree on non-ASCII text and indexes serve ignore-case search.
+
+pub mod authentication_key;
+pub mod event;
+pub mod idp_link;
+pub mod organization;
+pub mod otp_email;
+pub mod otp_sms;
+pub mod password;
+pub mod totp;
+pub mod user;
+pub mod user_schema;
+pub mod user_schema_revision;
+pub mod username;
+pub mod webauthn_credential;

@@ -1,0 +1,65 @@
+//! Persistence: entities, reads (queries) and writes (commands + events), kept apart.
+
+pub mod entities;
+pub mod reads;
+pub mod writes;
+
+use std::time::Duration;
+
+use migration::MigratorTrait;
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+/// Opens a connection pool. SQLite connections make LIKE case-sensitive (as on PostgreSQL;
+/// ignore-case search uses the folded `*_lower` columns instead), use WAL so readers never
+/// block the writer, and wait for a busy database instead of failing at once.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options.sqlx_logging(false).map_sqlx_sqlite_opts(|sqlite| {
+        sqlite
+            .pragma("case_sensitive_like", "ON")
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true)
+    });
+    Database::connect(options).await
+}
+
+/// Brings the schema up to date.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    migration::Migrator::up(db, None).await
+}
+
+/// A read-only transaction that sees one snapshot: a page, its total and the processed sequence
+/// agree with each other. SQLite transactions are snapshots already (WAL); PostgreSQL needs
+/// REPEATABLE READ for it.
+pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+        }
+        _ => db.begin().await,
+    }
+}
+
+/// A write transaction. On SQLite it takes the write lock at BEGIN, so two writers never both
+/// read and then fail to upgrade their lock.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            db.begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+        }
+        _ => db.begin().await,
+    }
+}

@@ -1,0 +1,3 @@
+//! Queries: reads never write, and each read sees one snapshot.
+
+pub mod users;

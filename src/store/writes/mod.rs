@@ -1,0 +1,4 @@
+//! Commands: every write is one transaction that also appends to the event log.
+
+pub mod events;
+pub mod import;
