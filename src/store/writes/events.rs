@@ -21,7 +21,7 @@ pub struct NewEvent {
 }
 
 /// Key of the PostgreSQL advisory lock that serializes event appends.
-const EVENT_LOG_LOCK: i64 = 0x7573_6572_6469_72; // "userdir"
+const EVENT_LOG_LOCK: i64 = 0x0075_7365_7264_6972; // "userdir" in ASCII
 
 /// Serializes writers on the event log until the transaction ends, then returns the next free
 /// sequence. Sequences are therefore gapless and follow commit order, so a reader that saw

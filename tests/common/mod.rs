@@ -1,0 +1,185 @@
+//! Test harness: every storage test runs against SQLite and PostgreSQL, each in a fresh
+//! database, through a real server on 127.0.0.1 with an ephemeral port.
+//!
+//! PostgreSQL: `USERDIR_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`)
+//! names an account that may create databases. When it cannot be reached the PostgreSQL variant
+//! of each test is skipped with a message, unless `USERDIR_TEST_REQUIRE_POSTGRES=1`, which CI
+//! sets, makes that a failure.
+
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod queries;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tonic::transport::Channel;
+use userdir::proto::user::v1::user_service_client::UserServiceClient;
+use userdir::query::PageLimits;
+use userdir::startup::Application;
+use userdir::store;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running server over a fresh database.
+pub struct TestApp {
+    pub backend: Backend,
+    pub address: SocketAddr,
+    pub db: DatabaseConnection,
+    pub users: UserServiceClient<Channel>,
+}
+
+impl TestApp {
+    /// Another server over the same database, with other page limits.
+    pub async fn with_limits(&self, limits: PageLimits) -> TestApp {
+        serve(self.backend, self.db.clone(), limits).await
+    }
+}
+
+/// Declares one test per backend for each named `async fn(TestApp)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::common::run($crate::common::Backend::Sqlite, super::$name).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $crate::common::run($crate::common::Backend::Postgres, super::$name).await;
+            }
+        }
+    )*};
+}
+
+/// Runs `test` against a fresh database of `backend`, then drops the database, also when the
+/// test panics.
+pub async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    userdir::telemetry::init();
+    let Some(database) = FreshDatabase::create(backend).await else {
+        return;
+    };
+    let db = store::connect(&database.url)
+        .await
+        .expect("connect to the test database");
+    store::migrate(&db)
+        .await
+        .expect("migrate the test database");
+    let app = serve(backend, db.clone(), PageLimits::default()).await;
+    let outcome = tokio::spawn(test(app)).await;
+    db.close().await.ok();
+    database.drop().await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+async fn serve(backend: Backend, db: DatabaseConnection, limits: PageLimits) -> TestApp {
+    let app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), limits)
+        .await
+        .expect("bind the test server");
+    let address = app.local_addr().unwrap();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let users = UserServiceClient::connect(format!("http://{address}"))
+        .await
+        .expect("connect to the test server");
+    TestApp {
+        backend,
+        address,
+        db,
+        users,
+    }
+}
+
+/// A database that exists for one test.
+pub struct FreshDatabase {
+    pub url: String,
+    /// Keeps the SQLite file's directory alive.
+    _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: the admin URL and the database name, for dropping it.
+    postgres: Option<(String, String)>,
+}
+
+impl FreshDatabase {
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("userdir.db").display()
+                );
+                Some(Self {
+                    url,
+                    _dir: Some(dir),
+                    postgres: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("USERDIR_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+                let admin = match connect_admin(&admin_url).await {
+                    Ok(admin) => admin,
+                    Err(error) => {
+                        let required =
+                            std::env::var("USERDIR_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+                        assert!(
+                            !required,
+                            "PostgreSQL is required but unreachable at {admin_url}: {error}"
+                        );
+                        eprintln!(
+                            "skipping the PostgreSQL variant: {admin_url} unreachable ({error})"
+                        );
+                        return None;
+                    }
+                };
+                let name = format!("userdir_test_{}", uuid::Uuid::new_v4().simple());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create the test database");
+                admin.close().await.ok();
+                let (base, _) = admin_url
+                    .rsplit_once('/')
+                    .expect("a database URL has a path");
+                Some(Self {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                    postgres: Some((admin_url, name)),
+                })
+            }
+        }
+    }
+
+    pub async fn drop(self) {
+        if let Some((admin_url, name)) = self.postgres
+            && let Ok(admin) = connect_admin(&admin_url).await
+        {
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+async fn connect_admin(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(3))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
