@@ -5,7 +5,10 @@
 use std::path::PathBuf;
 
 const PROTO_ROOT: &str = "proto";
-const ENTRY_POINTS: &[&str] = &["userdir/user/v1/user_service.proto"];
+const ENTRY_POINTS: &[&str] = &[
+    "userdir/user/v1/user_service.proto",
+    "userdir/user/v1/directory_service.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={PROTO_ROOT}");

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use crate::query::PageLimits;
+use crate::startup::Settings;
 
 /// Where the directory is stored.
 #[derive(Args, Clone, Debug)]
@@ -36,9 +37,29 @@ pub struct ServeArgs {
     /// Largest page size a list request may ask for; larger is InvalidArgument.
     #[arg(long, env = "USERDIR_MAX_LIMIT", default_value_t = 1000)]
     pub max_limit: u32,
+
+    /// WebAuthn relying party id: the domain passkeys are bound to.
+    #[arg(long, env = "USERDIR_WEBAUTHN_RP_ID", default_value = "localhost")]
+    pub webauthn_rp_id: String,
+
+    /// The web origin that registers passkeys (must be within the relying party id).
+    #[arg(
+        long,
+        env = "USERDIR_WEBAUTHN_ORIGIN",
+        default_value = "http://localhost:8080"
+    )]
+    pub webauthn_origin: String,
 }
 
 impl ServeArgs {
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            limits: self.page_limits()?,
+            webauthn_rp_id: self.webauthn_rp_id.clone(),
+            webauthn_origin: self.webauthn_origin.clone(),
+        })
+    }
+
     pub fn page_limits(&self) -> anyhow::Result<PageLimits> {
         anyhow::ensure!(self.max_limit >= 1, "--max-limit must be at least 1");
         anyhow::ensure!(

@@ -29,6 +29,14 @@ impl Error {
     }
 }
 
+/// A database error, where a unique-constraint violation becomes `conflict` (AlreadyExists).
+pub fn unique(error: sea_orm::DbErr, conflict: impl FnOnce() -> Error) -> Error {
+    match error.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => conflict(),
+        _ => Error::Database(error),
+    }
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let code = match &error {

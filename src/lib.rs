@@ -1,6 +1,7 @@
 //! userdir: a user directory in the style of ZITADEL's user API.
 
 pub mod api;
+pub mod command;
 pub mod config;
 pub mod domain;
 pub mod error;

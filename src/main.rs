@@ -44,8 +44,9 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match Cli::parse().command {
         Command::Serve(args) => {
-            let limits = args.page_limits()?;
-            let app = Application::build(&args.database.database_url, args.listen, limits).await?;
+            let settings = args.settings()?;
+            let app =
+                Application::build(&args.database.database_url, args.listen, settings).await?;
             tracing::info!(address = %app.local_addr()?, "serving gRPC");
             app.run_until(shutdown_signal()).await?;
         }

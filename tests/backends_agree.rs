@@ -8,9 +8,8 @@ use common::{Backend, FreshDatabase};
 use tonic::transport::Channel;
 use userdir::proto::user::v1::user_service_client::UserServiceClient;
 use userdir::proto::user::v1::{self as pb, FieldName};
-use userdir::query::PageLimits;
 use userdir::seed::{self, SeedOptions};
-use userdir::startup::Application;
+use userdir::startup::{Application, Settings};
 use userdir::store;
 
 const USERS: u64 = 400;
@@ -35,7 +34,7 @@ async fn seeded(backend: Backend, batch_size: usize) -> Option<Seeded> {
     )
     .await
     .unwrap();
-    let app = Application::with_database(db, "127.0.0.1:0".parse().unwrap(), PageLimits::default())
+    let app = Application::with_database(db, "127.0.0.1:0".parse().unwrap(), Settings::default())
         .await
         .unwrap();
     let address = app.local_addr().unwrap();

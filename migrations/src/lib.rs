@@ -4,12 +4,16 @@ pub use sea_orm_migration::prelude::*;
 
 mod columns;
 mod m20261123_000001_directory;
+mod m20261123_000002_writes;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_directory::Migration)]
+        vec![
+            Box::new(m20261123_000001_directory::Migration),
+            Box::new(m20261123_000002_writes::Migration),
+        ]
     }
 }

@@ -1,7 +1,12 @@
 //! The directory's domain values, independent of protobuf and of the database.
 
+pub mod codes;
+pub mod keys;
+pub mod password;
+pub mod schema;
 mod text;
 mod time;
+pub mod totp;
 mod user;
 
 pub use text::fold_case;

@@ -23,6 +23,35 @@ impl UserState {
     }
 }
 
+/// A change of a user's lifecycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateChange {
+    Deactivate,
+    Reactivate,
+    Lock,
+    Unlock,
+}
+
+impl UserState {
+    /// The state after `change`, or why the change is not allowed from this state.
+    pub fn apply(self, change: StateChange) -> Result<UserState, &'static str> {
+        use StateChange::*;
+        use UserState::*;
+        match (change, self) {
+            (_, Deleted) => Err("the user is deleted"),
+            (Deactivate, Active | Locked) => Ok(Inactive),
+            (Deactivate, Inactive) => Err("the user is already inactive"),
+            (Reactivate, Inactive) => Ok(Active),
+            (Reactivate, _) => Err("only an inactive user can be reactivated"),
+            (Lock, Active) => Ok(Locked),
+            (Lock, Locked) => Err("the user is already locked"),
+            (Lock, Inactive) => Err("an inactive user cannot be locked"),
+            (Unlock, Locked) => Ok(Active),
+            (Unlock, _) => Err("only a locked user can be unlocked"),
+        }
+    }
+}
+
 /// A user with everything a read returns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct User {
@@ -135,4 +164,27 @@ pub struct IdentityProviderLink {
     pub idp_name: String,
     pub external_user_id: String,
     pub external_username: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_changes_follow_the_lifecycle() {
+        use StateChange::*;
+        use UserState::*;
+        assert_eq!(Active.apply(Deactivate), Ok(Inactive));
+        assert_eq!(Locked.apply(Deactivate), Ok(Inactive));
+        assert_eq!(Inactive.apply(Reactivate), Ok(Active));
+        assert_eq!(Active.apply(Lock), Ok(Locked));
+        assert_eq!(Locked.apply(Unlock), Ok(Active));
+        assert!(Active.apply(Reactivate).is_err());
+        assert!(Inactive.apply(Deactivate).is_err());
+        assert!(Active.apply(Unlock).is_err());
+        assert!(Inactive.apply(Lock).is_err());
+        for change in [Deactivate, Reactivate, Lock, Unlock] {
+            assert_eq!(Deleted.apply(change), Err("the user is deleted"));
+        }
+    }
 }

@@ -7,7 +7,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
 use super::{Filter, Query, SortField, TextMatch, TextOp};
 use crate::domain::fold_case;
-use crate::store::entities::{user, username};
+use crate::store::entities::{role_assignment, user, username};
 
 /// The escape character of every LIKE pattern we build.
 const LIKE_ESCAPE: char = '\\';
@@ -105,7 +105,33 @@ fn filter_expr(filter: &Filter) -> Expr {
             text,
             organization_specific,
         } => username_expr(text, *organization_specific),
+        Filter::Role(role_id) => {
+            use role_assignment::Column as R;
+            Expr::exists(
+                Sql::select()
+                    .expr(Expr::val(1))
+                    .from(role_assignment::Entity)
+                    .and_where(
+                        Expr::col((role_assignment::Entity, R::UserId))
+                            .equals((user::Entity, C::Id)),
+                    )
+                    .and_where(Expr::col((role_assignment::Entity, R::RoleId)).eq(role_id.as_str()))
+                    .to_owned(),
+            )
+        }
     }
+}
+
+/// A text match on any table's column pair (exact, folded), e.g. organization names.
+pub fn text_condition(exact: Expr, folded: Expr, text: &TextMatch) -> Condition {
+    Condition::all().add(text_expr(
+        TextColumn {
+            exact,
+            folded,
+            nullable: false,
+        },
+        text,
+    ))
 }
 
 /// EXISTS over the user's usernames: one-to-many rows never multiply users in a count.

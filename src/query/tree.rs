@@ -34,6 +34,8 @@ pub enum Filter {
     /// Exact schema id.
     SchemaId(String),
     SchemaType(TextMatch),
+    /// The user has the role with this id.
+    Role(String),
 }
 
 /// How a text property is compared with a value.

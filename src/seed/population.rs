@@ -233,6 +233,7 @@ impl Population {
             user_id: id.clone(),
             hash: self.password_hash.clone(),
             changed_at: created + rng.random_range(0..60 * DAY_MICROS),
+            change_required: false,
         });
         let last_login = (has_password && rng.random_bool(0.75))
             .then(|| created + rng.random_range(0..90 * DAY_MICROS));

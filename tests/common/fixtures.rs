@@ -180,6 +180,7 @@ impl NewUser {
             user_id: id.clone(),
             hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
             changed_at: at + 10,
+            change_required: false,
         });
         self.0.web_auth_n.push(webauthn_credential::Model {
             id: format!("{id}-w"),

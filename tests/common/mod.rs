@@ -17,9 +17,12 @@ use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tonic::transport::Channel;
+use userdir::proto::user::v1::organization_service_client::OrganizationServiceClient;
+use userdir::proto::user::v1::role_service_client::RoleServiceClient;
+use userdir::proto::user::v1::user_schema_service_client::UserSchemaServiceClient;
 use userdir::proto::user::v1::user_service_client::UserServiceClient;
 use userdir::query::PageLimits;
-use userdir::startup::Application;
+use userdir::startup::{Application, Settings};
 use userdir::store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,12 +37,23 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub db: DatabaseConnection,
     pub users: UserServiceClient<Channel>,
+    pub organizations: OrganizationServiceClient<Channel>,
+    pub schemas: UserSchemaServiceClient<Channel>,
+    pub roles: RoleServiceClient<Channel>,
 }
 
 impl TestApp {
     /// Another server over the same database, with other page limits.
     pub async fn with_limits(&self, limits: PageLimits) -> TestApp {
-        serve(self.backend, self.db.clone(), limits).await
+        serve(
+            self.backend,
+            self.db.clone(),
+            Settings {
+                limits,
+                ..Settings::default()
+            },
+        )
+        .await
     }
 }
 
@@ -77,7 +91,7 @@ where
     store::migrate(&db)
         .await
         .expect("migrate the test database");
-    let app = serve(backend, db.clone(), PageLimits::default()).await;
+    let app = serve(backend, db.clone(), Settings::default()).await;
     let outcome = tokio::spawn(test(app)).await;
     db.close().await.ok();
     database.drop().await;
@@ -86,20 +100,25 @@ where
     }
 }
 
-async fn serve(backend: Backend, db: DatabaseConnection, limits: PageLimits) -> TestApp {
-    let app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), limits)
+async fn serve(backend: Backend, db: DatabaseConnection, settings: Settings) -> TestApp {
+    let app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), settings)
         .await
         .expect("bind the test server");
     let address = app.local_addr().unwrap();
     tokio::spawn(app.run_until(std::future::pending()));
-    let users = UserServiceClient::connect(format!("http://{address}"))
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
         .await
         .expect("connect to the test server");
     TestApp {
         backend,
         address,
         db,
-        users,
+        users: UserServiceClient::new(channel.clone()),
+        organizations: OrganizationServiceClient::new(channel.clone()),
+        schemas: UserSchemaServiceClient::new(channel.clone()),
+        roles: RoleServiceClient::new(channel),
     }
 }
 

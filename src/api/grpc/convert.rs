@@ -23,6 +23,21 @@ pub fn details(sequence_number: i64, changed: Timestamp, resource_owner: &str) -
     }
 }
 
+pub fn written(written: &crate::store::writes::unit::Written) -> pb::Details {
+    details(written.sequence, written.at, &written.resource_owner)
+}
+
+pub fn list_users_response(
+    page: crate::store::reads::users::UserPage,
+    sort: crate::query::SortField,
+) -> pb::ListUsersResponse {
+    pb::ListUsersResponse {
+        details: Some(list_details(page.total, page.processed)),
+        sorting_column: crate::query::dialect::zitadel::field_name(sort).into(),
+        result: page.users.into_iter().map(user).collect(),
+    }
+}
+
 pub fn list_details(total: u64, processed: Option<(i64, Timestamp)>) -> pb::ListDetails {
     pb::ListDetails {
         total_result: total,

@@ -1,25 +1,56 @@
+use std::sync::Arc;
+
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
+use webauthn_rs::Webauthn;
 
-use super::convert;
+use super::{convert, parse};
+use crate::command::authenticators::{
+    self as auth, NewIdpLink, NewUsername, OtpChannel, Removable,
+};
+use crate::command::contact::{self, ContactKind};
+use crate::command::users::{self as user_commands, NewUser, UserPatch};
+use crate::command::webauthn;
+use crate::domain::StateChange;
 use crate::error::Error;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
 use crate::query::PageLimits;
 use crate::query::dialect::zitadel;
 use crate::store::reads::users;
+use crate::store::writes::unit::Written;
+
+type Answer<T> = Result<Response<T>, Status>;
 
 /// `userdir.user.v1.UserService` over the directory.
 #[derive(Clone)]
 pub struct UserDirectory {
     db: DatabaseConnection,
     limits: PageLimits,
+    webauthn: Arc<Webauthn>,
 }
 
 impl UserDirectory {
-    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
-        Self { db, limits }
+    pub fn new(db: DatabaseConnection, limits: PageLimits, webauthn: Arc<Webauthn>) -> Self {
+        Self {
+            db,
+            limits,
+            webauthn,
+        }
     }
+
+    async fn change_state(&self, user_id: &str, change: StateChange) -> Result<Written, Status> {
+        let user_id = parse::id(user_id, "userId")?;
+        Ok(user_commands::change_state(&self.db, user_id, change).await?)
+    }
+}
+
+fn details(written: &Written) -> Option<pb::Details> {
+    Some(convert::written(written))
+}
+
+fn user_id(value: &str) -> Result<&str, Error> {
+    parse::id(value, "userId")
 }
 
 #[tonic::async_trait]
@@ -27,29 +58,622 @@ impl UserService for UserDirectory {
     async fn list_users(
         &self,
         request: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+    ) -> Answer<pb::ListUsersResponse> {
         let search = zitadel::parse_list_users(request.get_ref(), self.limits)?;
         let page = users::list_users(&self.db, &search)
             .await
             .map_err(Error::from)?;
-        Ok(Response::new(pb::ListUsersResponse {
-            details: Some(convert::list_details(page.total, page.processed)),
-            sorting_column: zitadel::field_name(search.sort).into(),
-            result: page.users.into_iter().map(convert::user).collect(),
-        }))
+        Ok(Response::new(convert::list_users_response(
+            page,
+            search.sort,
+        )))
     }
 
-    async fn get_user(
-        &self,
-        request: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let id = zitadel::user_id(&request.get_ref().user_id, "userId")?;
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
+        let id = user_id(&request.get_ref().user_id)?;
         let user = users::get_user(&self.db, id)
             .await
             .map_err(Error::from)?
-            .ok_or_else(|| Error::NotFound(format!("userId: no user with id {id:?}")))?;
+            .ok_or_else(|| crate::command::user_not_found(id))?;
         Ok(Response::new(pb::GetUserResponse {
             user: Some(convert::user(user)),
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        request: Request<pb::CreateUserRequest>,
+    ) -> Answer<pb::CreateUserResponse> {
+        let r = request.into_inner();
+        let contact = r.contact.unwrap_or_default();
+        let mut usernames = Vec::with_capacity(r.usernames.len());
+        for (i, name) in r.usernames.iter().enumerate() {
+            usernames.push(NewUsername {
+                username: parse::name(&name.username, &format!("usernames[{i}].username"))?,
+                organization_specific: name.is_organization_specific,
+            });
+        }
+        if usernames.len() > 20 {
+            return Err(Error::invalid("usernames", "at most 20 usernames").into());
+        }
+        let new = NewUser {
+            organization_id: parse::id(&r.organization_id, "organizationId")?.to_owned(),
+            schema_id: parse::id(&r.schema_id, "schemaId")?.to_owned(),
+            data: r
+                .data
+                .as_ref()
+                .map(parse::json_object)
+                .unwrap_or_else(|| serde_json::json!({})),
+            email: contact
+                .email
+                .as_ref()
+                .map(|e| parse::set_email(e, "contact.email"))
+                .transpose()?,
+            phone: contact
+                .phone
+                .as_ref()
+                .map(|p| parse::set_phone(p, "contact.phone"))
+                .transpose()?,
+            usernames,
+            password: match &r.password {
+                Some(password) => Some(parse::new_password(password, "password").await?),
+                None => None,
+            },
+        };
+        let created = user_commands::create(&self.db, new).await?;
+        Ok(Response::new(pb::CreateUserResponse {
+            user_id: created.user_id,
+            details: details(&created.written),
+            email_code: created.email_code,
+            phone_code: created.phone_code,
+        }))
+    }
+
+    async fn patch_user(
+        &self,
+        request: Request<pb::PatchUserRequest>,
+    ) -> Answer<pb::PatchUserResponse> {
+        let r = request.into_inner();
+        let id = user_id(&r.user_id)?;
+        let contact = r.contact.unwrap_or_default();
+        let patch = UserPatch {
+            data: r.data.as_ref().map(parse::json_object),
+            email: contact
+                .email
+                .as_ref()
+                .map(|e| parse::set_email(e, "contact.email"))
+                .transpose()?,
+            phone: contact
+                .phone
+                .as_ref()
+                .map(|p| parse::set_phone(p, "contact.phone"))
+                .transpose()?,
+        };
+        let patched = user_commands::patch(&self.db, id, patch).await?;
+        Ok(Response::new(pb::PatchUserResponse {
+            details: details(&patched.written),
+            email_code: patched.email_code,
+            phone_code: patched.phone_code,
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Answer<pb::DeleteUserResponse> {
+        let written = user_commands::delete(&self.db, user_id(&request.get_ref().user_id)?).await?;
+        Ok(Response::new(pb::DeleteUserResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn deactivate_user(
+        &self,
+        request: Request<pb::DeactivateUserRequest>,
+    ) -> Answer<pb::DeactivateUserResponse> {
+        let written = self
+            .change_state(&request.get_ref().user_id, StateChange::Deactivate)
+            .await?;
+        Ok(Response::new(pb::DeactivateUserResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn reactivate_user(
+        &self,
+        request: Request<pb::ReactivateUserRequest>,
+    ) -> Answer<pb::ReactivateUserResponse> {
+        let written = self
+            .change_state(&request.get_ref().user_id, StateChange::Reactivate)
+            .await?;
+        Ok(Response::new(pb::ReactivateUserResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn lock_user(
+        &self,
+        request: Request<pb::LockUserRequest>,
+    ) -> Answer<pb::LockUserResponse> {
+        let written = self
+            .change_state(&request.get_ref().user_id, StateChange::Lock)
+            .await?;
+        Ok(Response::new(pb::LockUserResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn unlock_user(
+        &self,
+        request: Request<pb::UnlockUserRequest>,
+    ) -> Answer<pb::UnlockUserResponse> {
+        let written = self
+            .change_state(&request.get_ref().user_id, StateChange::Unlock)
+            .await?;
+        Ok(Response::new(pb::UnlockUserResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn set_contact_email(
+        &self,
+        request: Request<pb::SetContactEmailRequest>,
+    ) -> Answer<pb::SetContactEmailResponse> {
+        let r = request.into_inner();
+        let id = user_id(&r.user_id)?;
+        let email = r
+            .email
+            .as_ref()
+            .ok_or_else(|| Error::invalid("email", "is required"))?;
+        let (written, code) = contact::set(
+            &self.db,
+            id,
+            ContactKind::Email,
+            parse::set_email(email, "email")?,
+        )
+        .await?;
+        Ok(Response::new(pb::SetContactEmailResponse {
+            details: details(&written),
+            verification_code: code,
+        }))
+    }
+
+    async fn verify_contact_email(
+        &self,
+        request: Request<pb::VerifyContactEmailRequest>,
+    ) -> Answer<pb::VerifyContactEmailResponse> {
+        let r = request.get_ref();
+        let code = parse::code(&r.verification_code, "verificationCode")?;
+        let written =
+            contact::verify(&self.db, user_id(&r.user_id)?, ContactKind::Email, &code).await?;
+        Ok(Response::new(pb::VerifyContactEmailResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn set_contact_phone(
+        &self,
+        request: Request<pb::SetContactPhoneRequest>,
+    ) -> Answer<pb::SetContactPhoneResponse> {
+        let r = request.into_inner();
+        let id = user_id(&r.user_id)?;
+        let phone = r
+            .phone
+            .as_ref()
+            .ok_or_else(|| Error::invalid("phone", "is required"))?;
+        let (written, code) = contact::set(
+            &self.db,
+            id,
+            ContactKind::Phone,
+            parse::set_phone(phone, "phone")?,
+        )
+        .await?;
+        Ok(Response::new(pb::SetContactPhoneResponse {
+            details: details(&written),
+            verification_code: code,
+        }))
+    }
+
+    async fn verify_contact_phone(
+        &self,
+        request: Request<pb::VerifyContactPhoneRequest>,
+    ) -> Answer<pb::VerifyContactPhoneResponse> {
+        let r = request.get_ref();
+        let code = parse::code(&r.verification_code, "verificationCode")?;
+        let written =
+            contact::verify(&self.db, user_id(&r.user_id)?, ContactKind::Phone, &code).await?;
+        Ok(Response::new(pb::VerifyContactPhoneResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn add_username(
+        &self,
+        request: Request<pb::AddUsernameRequest>,
+    ) -> Answer<pb::AddUsernameResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let name = r
+            .username
+            .as_ref()
+            .ok_or_else(|| Error::invalid("username", "is required"))?;
+        let name = NewUsername {
+            username: parse::name(&name.username, "username.username")?,
+            organization_specific: name.is_organization_specific,
+        };
+        let (username_id, written) = auth::add_username(&self.db, id, name).await?;
+        Ok(Response::new(pb::AddUsernameResponse {
+            username_id,
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_username(
+        &self,
+        request: Request<pb::RemoveUsernameRequest>,
+    ) -> Answer<pb::RemoveUsernameResponse> {
+        let r = request.get_ref();
+        let written = auth::remove_username(
+            &self.db,
+            user_id(&r.user_id)?,
+            parse::id(&r.username_id, "usernameId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveUsernameResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn set_password(
+        &self,
+        request: Request<pb::SetPasswordRequest>,
+    ) -> Answer<pb::SetPasswordResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let password = r
+            .new_password
+            .as_ref()
+            .ok_or_else(|| Error::invalid("newPassword", "is required"))?;
+        let password = parse::new_password(password, "newPassword").await?;
+        let written = auth::set_password(&self.db, id, password).await?;
+        Ok(Response::new(pb::SetPasswordResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_password(
+        &self,
+        request: Request<pb::RemovePasswordRequest>,
+    ) -> Answer<pb::RemovePasswordResponse> {
+        let written = auth::remove_password(&self.db, user_id(&request.get_ref().user_id)?).await?;
+        Ok(Response::new(pb::RemovePasswordResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn verify_password(
+        &self,
+        request: Request<pb::VerifyPasswordRequest>,
+    ) -> Answer<pb::VerifyPasswordResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        parse::text(&r.password, "password", 1, 200)?;
+        let check = auth::verify_password(&self.db, id, &r.password).await?;
+        Ok(Response::new(pb::VerifyPasswordResponse {
+            details: details(&check.written),
+            last_login: Some(convert::timestamp(check.last_login)),
+            change_required: check.change_required,
+        }))
+    }
+
+    async fn start_web_auth_n_registration(
+        &self,
+        request: Request<pb::StartWebAuthNRegistrationRequest>,
+    ) -> Answer<pb::StartWebAuthNRegistrationResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let name = parse::name(&r.name, "name")?;
+        let (web_auth_n_id, options, written) =
+            webauthn::start(&self.db, &self.webauthn, id, name).await?;
+        Ok(Response::new(pb::StartWebAuthNRegistrationResponse {
+            web_auth_n_id,
+            public_key_credential_creation_options: convert::json_object(options),
+            details: details(&written),
+        }))
+    }
+
+    async fn verify_web_auth_n_registration(
+        &self,
+        request: Request<pb::VerifyWebAuthNRegistrationRequest>,
+    ) -> Answer<pb::VerifyWebAuthNRegistrationResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let web_auth_n_id = parse::id(&r.web_auth_n_id, "webAuthNId")?;
+        let credential = r
+            .public_key_credential
+            .as_ref()
+            .map(parse::json_object)
+            .ok_or_else(|| Error::invalid("publicKeyCredential", "is required"))?;
+        let name = r
+            .name
+            .as_deref()
+            .map(|n| parse::name(n, "name"))
+            .transpose()?;
+        let written = webauthn::verify(
+            &self.db,
+            &self.webauthn,
+            id,
+            web_auth_n_id,
+            credential,
+            name,
+        )
+        .await?;
+        Ok(Response::new(pb::VerifyWebAuthNRegistrationResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn rename_web_auth_n_authenticator(
+        &self,
+        request: Request<pb::RenameWebAuthNAuthenticatorRequest>,
+    ) -> Answer<pb::RenameWebAuthNAuthenticatorResponse> {
+        let r = request.get_ref();
+        let written = webauthn::rename(
+            &self.db,
+            user_id(&r.user_id)?,
+            parse::id(&r.web_auth_n_id, "webAuthNId")?,
+            parse::name(&r.name, "name")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RenameWebAuthNAuthenticatorResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_web_auth_n_authenticator(
+        &self,
+        request: Request<pb::RemoveWebAuthNAuthenticatorRequest>,
+    ) -> Answer<pb::RemoveWebAuthNAuthenticatorResponse> {
+        let r = request.get_ref();
+        let written = auth::remove(
+            &self.db,
+            user_id(&r.user_id)?,
+            Removable::WebAuthN,
+            parse::id(&r.web_auth_n_id, "webAuthNId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveWebAuthNAuthenticatorResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn start_totp_registration(
+        &self,
+        request: Request<pb::StartTotpRegistrationRequest>,
+    ) -> Answer<pb::StartTotpRegistrationResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let name = if r.name.is_empty() {
+            "Authenticator app".to_owned()
+        } else {
+            parse::name(&r.name, "name")?
+        };
+        let started = auth::start_totp(&self.db, id, name).await?;
+        Ok(Response::new(pb::StartTotpRegistrationResponse {
+            totp_id: started.id,
+            uri: started.uri,
+            secret: started.secret,
+            details: details(&started.written),
+        }))
+    }
+
+    async fn verify_totp_registration(
+        &self,
+        request: Request<pb::VerifyTotpRegistrationRequest>,
+    ) -> Answer<pb::VerifyTotpRegistrationResponse> {
+        let r = request.get_ref();
+        let code = parse::code(&r.code, "code")?;
+        let written = auth::verify_totp(
+            &self.db,
+            user_id(&r.user_id)?,
+            parse::id(&r.totp_id, "totpId")?,
+            &code,
+        )
+        .await?;
+        Ok(Response::new(pb::VerifyTotpRegistrationResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_totp_authenticator(
+        &self,
+        request: Request<pb::RemoveTotpAuthenticatorRequest>,
+    ) -> Answer<pb::RemoveTotpAuthenticatorResponse> {
+        let r = request.get_ref();
+        let written = auth::remove(
+            &self.db,
+            user_id(&r.user_id)?,
+            Removable::Totp,
+            parse::id(&r.totp_id, "totpId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveTotpAuthenticatorResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn add_otpsms_authenticator(
+        &self,
+        request: Request<pb::AddOtpsmsAuthenticatorRequest>,
+    ) -> Answer<pb::AddOtpsmsAuthenticatorResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let phone = parse::phone(&r.phone, "phone")?;
+        let (otp_sms_id, written, code) =
+            auth::add_otp(&self.db, id, OtpChannel::Sms, phone, r.return_code).await?;
+        Ok(Response::new(pb::AddOtpsmsAuthenticatorResponse {
+            otp_sms_id,
+            details: details(&written),
+            verification_code: code,
+        }))
+    }
+
+    async fn verify_otpsms_registration(
+        &self,
+        request: Request<pb::VerifyOtpsmsRegistrationRequest>,
+    ) -> Answer<pb::VerifyOtpsmsRegistrationResponse> {
+        let r = request.get_ref();
+        let code = parse::code(&r.code, "code")?;
+        let written = auth::verify_otp(
+            &self.db,
+            user_id(&r.user_id)?,
+            OtpChannel::Sms,
+            parse::id(&r.otp_sms_id, "otpSmsId")?,
+            &code,
+        )
+        .await?;
+        Ok(Response::new(pb::VerifyOtpsmsRegistrationResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_otpsms_authenticator(
+        &self,
+        request: Request<pb::RemoveOtpsmsAuthenticatorRequest>,
+    ) -> Answer<pb::RemoveOtpsmsAuthenticatorResponse> {
+        let r = request.get_ref();
+        let written = auth::remove(
+            &self.db,
+            user_id(&r.user_id)?,
+            Removable::OtpSms,
+            parse::id(&r.otp_sms_id, "otpSmsId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveOtpsmsAuthenticatorResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn add_otp_email_authenticator(
+        &self,
+        request: Request<pb::AddOtpEmailAuthenticatorRequest>,
+    ) -> Answer<pb::AddOtpEmailAuthenticatorResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let address = parse::email(&r.address, "address")?;
+        let (otp_email_id, written, code) =
+            auth::add_otp(&self.db, id, OtpChannel::Email, address, r.return_code).await?;
+        Ok(Response::new(pb::AddOtpEmailAuthenticatorResponse {
+            otp_email_id,
+            details: details(&written),
+            verification_code: code,
+        }))
+    }
+
+    async fn verify_otp_email_registration(
+        &self,
+        request: Request<pb::VerifyOtpEmailRegistrationRequest>,
+    ) -> Answer<pb::VerifyOtpEmailRegistrationResponse> {
+        let r = request.get_ref();
+        let code = parse::code(&r.code, "code")?;
+        let written = auth::verify_otp(
+            &self.db,
+            user_id(&r.user_id)?,
+            OtpChannel::Email,
+            parse::id(&r.otp_email_id, "otpEmailId")?,
+            &code,
+        )
+        .await?;
+        Ok(Response::new(pb::VerifyOtpEmailRegistrationResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_otp_email_authenticator(
+        &self,
+        request: Request<pb::RemoveOtpEmailAuthenticatorRequest>,
+    ) -> Answer<pb::RemoveOtpEmailAuthenticatorResponse> {
+        let r = request.get_ref();
+        let written = auth::remove(
+            &self.db,
+            user_id(&r.user_id)?,
+            Removable::OtpEmail,
+            parse::id(&r.otp_email_id, "otpEmailId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveOtpEmailAuthenticatorResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn add_authentication_key(
+        &self,
+        request: Request<pb::AddAuthenticationKeyRequest>,
+    ) -> Answer<pb::AddAuthenticationKeyResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let expiration = r
+            .expiration_date
+            .as_ref()
+            .map(|t| parse::timestamp(t, "expirationDate"))
+            .transpose()?;
+        let added = auth::add_key(&self.db, id, expiration).await?;
+        Ok(Response::new(pb::AddAuthenticationKeyResponse {
+            authentication_key_id: added.id,
+            key_content: added.key_file,
+            details: details(&added.written),
+        }))
+    }
+
+    async fn remove_authentication_key(
+        &self,
+        request: Request<pb::RemoveAuthenticationKeyRequest>,
+    ) -> Answer<pb::RemoveAuthenticationKeyResponse> {
+        let r = request.get_ref();
+        let written = auth::remove(
+            &self.db,
+            user_id(&r.user_id)?,
+            Removable::AuthenticationKey,
+            parse::id(&r.authentication_key_id, "authenticationKeyId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveAuthenticationKeyResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn add_idp_link(
+        &self,
+        request: Request<pb::AddIdpLinkRequest>,
+    ) -> Answer<pb::AddIdpLinkResponse> {
+        let r = request.get_ref();
+        let id = user_id(&r.user_id)?;
+        let link = NewIdpLink {
+            idp_id: parse::id(&r.idp_id, "idpId")?.to_owned(),
+            idp_name: parse::name(&r.idp_name, "idpName")?,
+            linked_user_id: parse::id(&r.linked_user_id, "linkedUserId")?.to_owned(),
+            linked_username: parse::text(&r.linked_username, "linkedUsername", 0, 200)?,
+        };
+        let written = auth::add_idp_link(&self.db, id, link).await?;
+        Ok(Response::new(pb::AddIdpLinkResponse {
+            details: details(&written),
+        }))
+    }
+
+    async fn remove_idp_link(
+        &self,
+        request: Request<pb::RemoveIdpLinkRequest>,
+    ) -> Answer<pb::RemoveIdpLinkResponse> {
+        let r = request.get_ref();
+        let written = auth::remove_idp_link(
+            &self.db,
+            user_id(&r.user_id)?,
+            parse::id(&r.idp_id, "idpId")?,
+            parse::id(&r.linked_user_id, "linkedUserId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::RemoveIdpLinkResponse {
+            details: details(&written),
         }))
     }
 }

@@ -10,8 +10,9 @@ use crate::query::{
 };
 use pb::search_query::Query as Pq;
 
-pub fn parse_list_users(request: &pb::ListUsersRequest, limits: PageLimits) -> Result<UserSearch> {
-    let page = request.query.unwrap_or_default();
+/// Offset, limit and direction of a `ListQuery`, checked against the limits.
+pub fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<(u64, u64, bool)> {
+    let page = query.unwrap_or_default();
     let limit = match page.limit {
         0 => limits.default,
         limit if limit > limits.max => {
@@ -28,6 +29,11 @@ pub fn parse_list_users(request: &pb::ListUsersRequest, limits: PageLimits) -> R
             format!("must be at most {}", i64::MAX),
         ));
     }
+    Ok((page.offset, limit.into(), page.asc))
+}
+
+pub fn parse_list_users(request: &pb::ListUsersRequest, limits: PageLimits) -> Result<UserSearch> {
+    let (offset, limit, ascending) = paging(request.query, limits)?;
     let mut parser = Parser { leaves: 0 };
     let queries = request
         .queries
@@ -38,9 +44,9 @@ pub fn parse_list_users(request: &pb::ListUsersRequest, limits: PageLimits) -> R
     Ok(UserSearch {
         query: Query::all(queries),
         sort: sort_field(request.sorting_column)?,
-        ascending: page.asc,
-        offset: page.offset,
-        limit: limit.into(),
+        ascending,
+        offset,
+        limit,
     })
 }
 
@@ -87,12 +93,12 @@ struct Parser {
 }
 
 /// Allowed length of a text value, in characters.
-struct Length {
+pub struct Length {
     min: usize,
     max: usize,
 }
 
-const ID: Length = Length { min: 1, max: 200 };
+pub const ID: Length = Length { min: 1, max: 200 };
 const EMAIL: Length = Length { min: 0, max: 200 };
 const PHONE: Length = Length { min: 1, max: 20 };
 
@@ -210,7 +216,14 @@ impl Parser {
     }
 }
 
-fn text(value: &str, method: i32, path: &str, field: &str, length: Length) -> Result<TextMatch> {
+/// A text value with its method; `path` is the query's path, `field` the value's name.
+pub fn text(
+    value: &str,
+    method: i32,
+    path: &str,
+    field: &str,
+    length: Length,
+) -> Result<TextMatch> {
     check_length(value, &format!("{path}.{field}"), length)?;
     use pb::TextQueryMethod as M;
     let method = M::try_from(method).map_err(|_| {

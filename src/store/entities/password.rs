@@ -8,6 +8,8 @@ pub struct Model {
     pub user_id: String,
     pub hash: String,
     pub changed_at: i64,
+    /// The user must choose a new password at the next sign-in.
+    pub change_required: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,3 +1,4 @@
 //! Queries: reads never write, and each read sees one snapshot.
 
+pub mod directory;
 pub mod users;

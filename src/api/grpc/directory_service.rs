@@ -1,0 +1,360 @@
+//! Organizations, user schemas and roles.
+
+use sea_orm::DatabaseConnection;
+use sea_orm::sea_query::Expr;
+use tonic::{Request, Response, Status};
+
+use super::{convert, parse};
+use crate::command::directory as commands;
+use crate::error::Error;
+use crate::proto::user::v1 as pb;
+use crate::proto::user::v1::organization_service_server::OrganizationService;
+use crate::proto::user::v1::role_service_server::RoleService;
+use crate::proto::user::v1::user_schema_service_server::UserSchemaService;
+use crate::query::dialect::zitadel;
+use crate::query::{Filter, PageLimits, Query, compile};
+use crate::store::entities::{organization, role, user_schema};
+use crate::store::reads::directory::{self as reads, Paging};
+use crate::store::reads::users;
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Error> {
+    let (offset, limit, ascending) = zitadel::paging(query, limits)?;
+    Ok(Paging {
+        offset,
+        limit,
+        ascending,
+    })
+}
+
+fn list_details<T>(page: &reads::Page<T>) -> Option<pb::ListDetails> {
+    Some(convert::list_details(page.total, page.processed))
+}
+
+#[derive(Clone)]
+pub struct Organizations {
+    db: DatabaseConnection,
+    limits: PageLimits,
+}
+
+impl Organizations {
+    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
+        Self { db, limits }
+    }
+}
+
+fn organization(row: organization::Model) -> pb::Organization {
+    pb::Organization {
+        details: Some(convert::details(
+            row.sequence,
+            crate::domain::Timestamp::from_micros(row.changed_at),
+            &row.id,
+        )),
+        creation_date: Some(convert::timestamp(crate::domain::Timestamp::from_micros(
+            row.created_at,
+        ))),
+        organization_id: row.id,
+        name: row.name,
+    }
+}
+
+#[tonic::async_trait]
+impl OrganizationService for Organizations {
+    async fn create_organization(
+        &self,
+        request: Request<pb::CreateOrganizationRequest>,
+    ) -> Answer<pb::CreateOrganizationResponse> {
+        let name = parse::name(&request.get_ref().name, "name")?;
+        let (organization_id, written) = commands::create_organization(&self.db, name).await?;
+        Ok(Response::new(pb::CreateOrganizationResponse {
+            organization_id,
+            details: Some(convert::written(&written)),
+        }))
+    }
+
+    async fn get_organization(
+        &self,
+        request: Request<pb::GetOrganizationRequest>,
+    ) -> Answer<pb::GetOrganizationResponse> {
+        let id = parse::id(&request.get_ref().organization_id, "organizationId")?;
+        let row = reads::organization(&self.db, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| {
+                Error::NotFound(format!("organizationId: no organization with id {id:?}"))
+            })?;
+        Ok(Response::new(pb::GetOrganizationResponse {
+            organization: Some(organization(row)),
+        }))
+    }
+
+    async fn list_organizations(
+        &self,
+        request: Request<pb::ListOrganizationsRequest>,
+    ) -> Answer<pb::ListOrganizationsResponse> {
+        let r = request.into_inner();
+        let paging = paging(r.query, self.limits)?;
+        let name = match &r.name_query {
+            Some(q) => {
+                let text = zitadel::text(&q.name, q.method, "nameQuery", "name", zitadel::ID)?;
+                Some(compile::text_condition(
+                    Expr::col((organization::Entity, organization::Column::Name)),
+                    Expr::col((organization::Entity, organization::Column::NameLower)),
+                    &text,
+                ))
+            }
+            None => None,
+        };
+        let page = reads::organizations(&self.db, name, paging)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ListOrganizationsResponse {
+            details: list_details(&page),
+            result: page.items.into_iter().map(organization).collect(),
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct UserSchemas {
+    db: DatabaseConnection,
+    limits: PageLimits,
+}
+
+impl UserSchemas {
+    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
+        Self { db, limits }
+    }
+}
+
+fn user_schema(row: user_schema::Model) -> pb::UserSchema {
+    pb::UserSchema {
+        details: Some(convert::details(
+            row.sequence,
+            crate::domain::Timestamp::from_micros(row.changed_at),
+            "",
+        )),
+        creation_date: Some(convert::timestamp(crate::domain::Timestamp::from_micros(
+            row.created_at,
+        ))),
+        schema_id: row.id,
+        r#type: row.r#type,
+        revision: u32::try_from(row.revision).unwrap_or_default(),
+        schema: convert::json_object(row.json_schema),
+    }
+}
+
+#[tonic::async_trait]
+impl UserSchemaService for UserSchemas {
+    async fn create_user_schema(
+        &self,
+        request: Request<pb::CreateUserSchemaRequest>,
+    ) -> Answer<pb::CreateUserSchemaResponse> {
+        let r = request.get_ref();
+        let schema_type = parse::name(&r.r#type, "type")?;
+        let schema = r
+            .schema
+            .as_ref()
+            .map(parse::json_object)
+            .ok_or_else(|| Error::invalid("schema", "is required"))?;
+        let (schema_id, written) = commands::create_schema(&self.db, schema_type, schema).await?;
+        Ok(Response::new(pb::CreateUserSchemaResponse {
+            schema_id,
+            details: Some(convert::written(&written)),
+            revision: 1,
+        }))
+    }
+
+    async fn update_user_schema(
+        &self,
+        request: Request<pb::UpdateUserSchemaRequest>,
+    ) -> Answer<pb::UpdateUserSchemaResponse> {
+        let r = request.get_ref();
+        let id = parse::id(&r.schema_id, "schemaId")?;
+        let schema_type = r
+            .r#type
+            .as_deref()
+            .map(|t| parse::name(t, "type"))
+            .transpose()?;
+        let schema = r.schema.as_ref().map(parse::json_object);
+        let (revision, written) =
+            commands::update_schema(&self.db, id, schema_type, schema).await?;
+        Ok(Response::new(pb::UpdateUserSchemaResponse {
+            details: Some(convert::written(&written)),
+            revision: u32::try_from(revision).unwrap_or_default(),
+        }))
+    }
+
+    async fn get_user_schema(
+        &self,
+        request: Request<pb::GetUserSchemaRequest>,
+    ) -> Answer<pb::GetUserSchemaResponse> {
+        let id = parse::id(&request.get_ref().schema_id, "schemaId")?;
+        let row = reads::schema(&self.db, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| Error::NotFound(format!("schemaId: no user schema with id {id:?}")))?;
+        Ok(Response::new(pb::GetUserSchemaResponse {
+            schema: Some(user_schema(row)),
+        }))
+    }
+
+    async fn list_user_schemas(
+        &self,
+        request: Request<pb::ListUserSchemasRequest>,
+    ) -> Answer<pb::ListUserSchemasResponse> {
+        let paging = paging(request.into_inner().query, self.limits)?;
+        let page = reads::schemas(&self.db, paging)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::ListUserSchemasResponse {
+            details: list_details(&page),
+            result: page.items.into_iter().map(user_schema).collect(),
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct Roles {
+    db: DatabaseConnection,
+    limits: PageLimits,
+}
+
+impl Roles {
+    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
+        Self { db, limits }
+    }
+}
+
+fn role(row: role::Model) -> pb::Role {
+    pb::Role {
+        details: Some(convert::details(
+            row.sequence,
+            crate::domain::Timestamp::from_micros(row.changed_at),
+            "",
+        )),
+        creation_date: Some(convert::timestamp(crate::domain::Timestamp::from_micros(
+            row.created_at,
+        ))),
+        role_id: row.id,
+        name: row.name,
+        description: row.description,
+    }
+}
+
+fn role_not_found(id: &str) -> Error {
+    Error::NotFound(format!("roleId: no role with id {id:?}"))
+}
+
+#[tonic::async_trait]
+impl RoleService for Roles {
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Answer<pb::CreateRoleResponse> {
+        let r = request.get_ref();
+        let name = parse::name(&r.name, "name")?;
+        let description = parse::text(&r.description, "description", 0, 1000)?;
+        let (role_id, written) = commands::create_role(&self.db, name, description).await?;
+        Ok(Response::new(pb::CreateRoleResponse {
+            role_id,
+            details: Some(convert::written(&written)),
+        }))
+    }
+
+    async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Answer<pb::GetRoleResponse> {
+        let id = parse::id(&request.get_ref().role_id, "roleId")?;
+        let row = reads::role(&self.db, id)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| role_not_found(id))?;
+        Ok(Response::new(pb::GetRoleResponse {
+            role: Some(role(row)),
+        }))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Answer<pb::ListRolesResponse> {
+        let paging = paging(request.into_inner().query, self.limits)?;
+        let page = reads::roles(&self.db, paging).await.map_err(Error::from)?;
+        Ok(Response::new(pb::ListRolesResponse {
+            details: list_details(&page),
+            result: page.items.into_iter().map(role).collect(),
+        }))
+    }
+
+    async fn assign_role(
+        &self,
+        request: Request<pb::AssignRoleRequest>,
+    ) -> Answer<pb::AssignRoleResponse> {
+        let r = request.get_ref();
+        let id = parse::id(&r.role_id, "roleId")?;
+        if r.user_ids.is_empty() || r.user_ids.len() > 100 {
+            return Err(Error::invalid("userIds", "must hold 1 to 100 user ids").into());
+        }
+        let mut user_ids = Vec::with_capacity(r.user_ids.len());
+        for (i, user_id) in r.user_ids.iter().enumerate() {
+            let user_id = parse::id(user_id, &format!("userIds[{i}]"))?.to_owned();
+            if !user_ids.contains(&user_id) {
+                user_ids.push(user_id);
+            }
+        }
+        let written = commands::assign_role(&self.db, id, user_ids).await?;
+        Ok(Response::new(pb::AssignRoleResponse {
+            details: Some(convert::written(&written)),
+        }))
+    }
+
+    async fn unassign_role(
+        &self,
+        request: Request<pb::UnassignRoleRequest>,
+    ) -> Answer<pb::UnassignRoleResponse> {
+        let r = request.get_ref();
+        let written = commands::unassign_role(
+            &self.db,
+            parse::id(&r.role_id, "roleId")?,
+            parse::id(&r.user_id, "userId")?,
+        )
+        .await?;
+        Ok(Response::new(pb::UnassignRoleResponse {
+            details: Some(convert::written(&written)),
+        }))
+    }
+
+    async fn list_role_users(
+        &self,
+        request: Request<pb::ListRoleUsersRequest>,
+    ) -> Answer<pb::ListUsersResponse> {
+        let r = request.into_inner();
+        let role_id = parse::id(&r.role_id, "roleId")?.to_owned();
+        let mut search = zitadel::parse_list_users(
+            &pb::ListUsersRequest {
+                query: r.query,
+                sorting_column: r.sorting_column,
+                queries: r.queries,
+            },
+            self.limits,
+        )?;
+        if !reads::role_exists(&self.db, &role_id)
+            .await
+            .map_err(Error::from)?
+        {
+            return Err(role_not_found(&role_id).into());
+        }
+        let role = Query::Filter(Filter::Role(role_id));
+        search.query = Some(match search.query.take() {
+            Some(query) => Query::And(vec![role, query]),
+            None => role,
+        });
+        let page = users::list_users(&self.db, &search)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(convert::list_users_response(
+            page,
+            search.sort,
+        )))
+    }
+}

@@ -1,0 +1,236 @@
+//! Request fields to typed domain values; every error names the field by its JSON name.
+
+use serde_json::Value;
+
+use crate::command::contact::{ContactValue, Verification};
+use crate::command::users::NewPassword;
+use crate::domain::{Timestamp, password};
+use crate::error::{Error, Result};
+use crate::proto::user::v1 as pb;
+
+/// Text of `min..=max` characters without NUL.
+pub fn text(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
+    let chars = value.chars().count();
+    if chars < min {
+        return Err(Error::invalid(
+            field,
+            if min == 1 {
+                "must not be empty".to_string()
+            } else {
+                format!("must be at least {min} characters")
+            },
+        ));
+    }
+    if chars > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters, got {chars}"),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(value.to_owned())
+}
+
+/// An id named in a request: 1 to 200 characters.
+pub fn id<'a>(value: &'a str, field: &str) -> Result<&'a str> {
+    text(value, field, 1, 200)?;
+    Ok(value)
+}
+
+pub fn name(value: &str, field: &str) -> Result<String> {
+    let value = text(value, field, 1, 200)?;
+    if value.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be blank"));
+    }
+    Ok(value)
+}
+
+/// An email address: one `@` with text on both sides, no spaces or control characters.
+pub fn email(value: &str, field: &str) -> Result<String> {
+    let value = text(value, field, 1, 200)?;
+    let valid = match value.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if !valid {
+        return Err(Error::invalid(field, "is not an email address"));
+    }
+    Ok(value)
+}
+
+/// A phone number: an optional `+`, then digits with optional spaces or dashes (at least 3
+/// digits), at most 20 characters.
+pub fn phone(value: &str, field: &str) -> Result<String> {
+    let value = text(value, field, 1, 20)?;
+    let rest = value.strip_prefix('+').unwrap_or(&value);
+    let digits = rest.chars().filter(char::is_ascii_digit).count();
+    if digits < 3
+        || !rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+    {
+        return Err(Error::invalid(
+            field,
+            "is not a phone number (+, digits, spaces, dashes)",
+        ));
+    }
+    Ok(value)
+}
+
+fn verification(choice: Option<Verification>) -> Verification {
+    // Without a choice, a code is created for a sender, as ZITADEL does.
+    choice.unwrap_or(Verification::SendCode { url_template: None })
+}
+
+fn send_code(code: &pb::SendVerificationCode, field: &str) -> Result<Verification> {
+    let url_template = match &code.url_template {
+        Some(template) => Some(text(
+            template,
+            &format!("{field}.sendCode.urlTemplate"),
+            1,
+            200,
+        )?),
+        None => None,
+    };
+    Ok(Verification::SendCode { url_template })
+}
+
+pub fn set_email(email: &pb::SetEmail, field: &str) -> Result<ContactValue> {
+    use pb::set_email::Verification as V;
+    let choice = match &email.verification {
+        Some(V::SendCode(code)) => Some(send_code(code, field)?),
+        Some(V::ReturnCode(_)) => Some(Verification::ReturnCode),
+        Some(V::IsVerified(true)) => Some(Verification::Verified),
+        Some(V::IsVerified(false)) | None => None,
+    };
+    Ok(ContactValue {
+        value: self::email(&email.address, &format!("{field}.address"))?,
+        verification: verification(choice),
+    })
+}
+
+pub fn set_phone(phone: &pb::SetPhone, field: &str) -> Result<ContactValue> {
+    use pb::set_phone::Verification as V;
+    let choice = match &phone.verification {
+        Some(V::SendCode(code)) => Some(send_code(code, field)?),
+        Some(V::ReturnCode(_)) => Some(Verification::ReturnCode),
+        Some(V::IsVerified(true)) => Some(Verification::Verified),
+        Some(V::IsVerified(false)) | None => None,
+    };
+    Ok(ContactValue {
+        value: self::phone(&phone.number, &format!("{field}.number"))?,
+        verification: verification(choice),
+    })
+}
+
+/// A password to store: a plain one is hashed here (off the async runtime), a hash is checked.
+pub async fn new_password(password: &pb::SetPassword, field: &str) -> Result<NewPassword> {
+    use pb::set_password::Type;
+    let hash = match &password.r#type {
+        Some(Type::Password(plain)) => {
+            text(
+                plain,
+                &format!("{field}.password"),
+                password::MIN_LENGTH,
+                password::MAX_LENGTH,
+            )?;
+            let plain = plain.clone();
+            tokio::task::spawn_blocking(move || password::hash(&plain))
+                .await
+                .map_err(|e| Error::Database(sea_orm::DbErr::Custom(e.to_string())))?
+                .map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?
+        }
+        Some(Type::Hash(hash)) => {
+            let field = format!("{field}.hash");
+            text(hash, &field, 1, 200)?;
+            password::check_import(hash)
+                .map_err(|reason| Error::invalid(field, reason))?
+                .to_owned()
+        }
+        None => return Err(Error::invalid(field, "must set password or hash")),
+    };
+    Ok(NewPassword {
+        hash,
+        change_required: password.change_required,
+    })
+}
+
+/// A verification code as typed: 1 to 20 characters.
+pub fn code(value: &str, field: &str) -> Result<String> {
+    text(value.trim(), field, 1, 20)
+}
+
+pub fn timestamp(value: &prost_types::Timestamp, field: &str) -> Result<Timestamp> {
+    if !(0..1_000_000_000).contains(&value.nanos) {
+        return Err(Error::invalid(field, "nanos must be within 0..1e9"));
+    }
+    value
+        .seconds
+        .checked_mul(1_000_000)
+        .and_then(|micros| micros.checked_add(i64::from(value.nanos / 1000)))
+        .map(Timestamp::from_micros)
+        .ok_or_else(|| Error::invalid(field, "is out of range"))
+}
+
+/// A `google.protobuf.Struct` as the JSON object it stands for. Whole numbers become JSON
+/// integers, so `{"n": 3}` stays `3`, not `3.0`.
+pub fn json_object(value: &prost_types::Struct) -> Value {
+    Value::Object(
+        value
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), json_value(v)))
+            .collect(),
+    )
+}
+
+fn json_value(value: &prost_types::Value) -> Value {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::NumberValue(n)) => {
+            if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Value::from(*n as i64)
+            } else {
+                serde_json::Number::from_f64(*n)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
+        }
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        Some(Kind::ListValue(list)) => Value::Array(list.values.iter().map(json_value).collect()),
+        Some(Kind::StructValue(object)) => json_object(object),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_phones() {
+        assert!(email("gigi@example.com", "e").is_ok());
+        assert!(email("no-at-sign", "e").is_err());
+        assert!(email("two@@example.com", "e").is_err());
+        assert!(email("space @example.com", "e").is_err());
+        assert!(phone("+41 79 123 45 67", "p").is_ok());
+        assert!(phone("+41-79", "p").is_ok());
+        assert!(phone("call me", "p").is_err());
+        assert_eq!(
+            phone("+4179123456789012345678", "p")
+                .unwrap_err()
+                .to_string(),
+            "p: must be at most 20 characters, got 23"
+        );
+    }
+}

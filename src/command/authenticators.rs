@@ -1,0 +1,648 @@
+//! The user's authenticators: usernames, password, TOTP, OTP SMS/email, authentication keys
+//! and identity-provider links.
+
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde_json::json;
+
+use super::users::NewPassword;
+use super::{
+    CodePurpose, commit_then_fail, consume_code, issue_code, new_id, touch, user_for_write,
+};
+use crate::domain::codes::CodeKind;
+use crate::domain::{Timestamp, fold_case, keys, password, totp};
+use crate::error::{Error, Result, unique};
+use crate::store::entities::{
+    authentication_key, idp_link, otp_email, otp_sms, password as password_row, totp as totp_row,
+    user, username,
+};
+use crate::store::writes::unit::{UnitOfWork, Written};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUsername {
+    pub username: String,
+    pub organization_specific: bool,
+}
+
+/// Inserts a username after checking it is free: an instance-wide name clashes with the same
+/// name anywhere, an organization-specific one with the same name in its organization or
+/// instance-wide. Writers are serialized, so the check cannot race; the unique index backs it.
+pub(crate) async fn insert_username(
+    uow: &UnitOfWork,
+    user: &user::Model,
+    name: &NewUsername,
+    field: &str,
+) -> Result<String> {
+    let lower = fold_case(&name.username);
+    let mut clash =
+        username::Entity::find().filter(username::Column::UsernameLower.eq(lower.as_str()));
+    if name.organization_specific {
+        clash = clash.filter(
+            Condition::any()
+                .add(username::Column::UniquenessScope.eq(username::INSTANCE_SCOPE))
+                .add(username::Column::UniquenessScope.eq(user.organization_id.as_str())),
+        );
+    }
+    let taken = || {
+        Error::AlreadyExists(format!(
+            "{field}: the username {:?} is taken",
+            name.username
+        ))
+    };
+    if clash.one(uow.txn()).await?.is_some() {
+        return Err(taken());
+    }
+    let id = new_id();
+    username::Entity::insert(username::ActiveModel {
+        id: Set(id.clone()),
+        user_id: Set(user.id.clone()),
+        organization_id: Set(user.organization_id.clone()),
+        username: Set(name.username.clone()),
+        username_lower: Set(lower),
+        is_organization_specific: Set(name.organization_specific),
+        uniqueness_scope: Set(if name.organization_specific {
+            user.organization_id.clone()
+        } else {
+            username::INSTANCE_SCOPE.to_owned()
+        }),
+        created_at: Set(uow.now().micros()),
+    })
+    .exec_without_returning(uow.txn())
+    .await
+    .map_err(|error| unique(error, taken))?;
+    Ok(id)
+}
+
+pub async fn add_username(
+    db: &DatabaseConnection,
+    user_id: &str,
+    name: NewUsername,
+) -> Result<(String, Written)> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let id = insert_username(&uow, &user, &name, "username.username").await?;
+    let written = touch(&mut uow, &user, "user.username.added", json!({"usernameId": id, "username": name.username, "isOrganizationSpecific": name.organization_specific})).await?;
+    uow.commit().await?;
+    Ok((id, written))
+}
+
+pub async fn remove_username(
+    db: &DatabaseConnection,
+    user_id: &str,
+    username_id: &str,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let removed = username::Entity::delete_many()
+        .filter(username::Column::Id.eq(username_id))
+        .filter(username::Column::UserId.eq(user.id.as_str()))
+        .exec(uow.txn())
+        .await?;
+    if removed.rows_affected == 0 {
+        return Err(Error::NotFound(format!(
+            "usernameId: the user has no username with id {username_id:?}"
+        )));
+    }
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.username.removed",
+        json!({"usernameId": username_id}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+pub(crate) async fn insert_password(
+    uow: &UnitOfWork,
+    user_id: &str,
+    password: &NewPassword,
+) -> Result<()> {
+    password_row::Entity::delete_by_id(user_id)
+        .exec(uow.txn())
+        .await?;
+    password_row::Entity::insert(password_row::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        hash: Set(password.hash.clone()),
+        changed_at: Set(uow.now().micros()),
+        change_required: Set(password.change_required),
+    })
+    .exec_without_returning(uow.txn())
+    .await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    db: &DatabaseConnection,
+    user_id: &str,
+    password: NewPassword,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    insert_password(&uow, &user.id, &password).await?;
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.password.set",
+        json!({"changeRequired": password.change_required}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+pub async fn remove_password(db: &DatabaseConnection, user_id: &str) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let removed = password_row::Entity::delete_by_id(user.id.as_str())
+        .exec(uow.txn())
+        .await?;
+    if removed.rows_affected == 0 {
+        return Err(Error::NotFound("userId: the user has no password".into()));
+    }
+    let written = touch(&mut uow, &user, "user.password.removed", json!({})).await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+pub struct PasswordCheck {
+    pub written: Written,
+    pub last_login: Timestamp,
+    pub change_required: bool,
+}
+
+/// Checks a password. The hash is compared outside any transaction (it is slow); a match is
+/// then recorded as the user's last sign-in. Only active users may sign in.
+pub async fn verify_password(
+    db: &DatabaseConnection,
+    user_id: &str,
+    candidate: &str,
+) -> Result<PasswordCheck> {
+    let stored = password_row::Entity::find_by_id(user_id).one(db).await?;
+    let state = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .map(|u| u.state);
+    let Some(state) = state else {
+        return Err(super::user_not_found(user_id));
+    };
+    let Some(stored) = stored else {
+        return Err(Error::FailedPrecondition(
+            "userId: the user has no password".into(),
+        ));
+    };
+    if state != crate::domain::UserState::Active.number() {
+        return Err(Error::FailedPrecondition(
+            "userId: only an active user can sign in".into(),
+        ));
+    }
+    let hash = stored.hash.clone();
+    let candidate = candidate.to_owned();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &candidate))
+        .await
+        .map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("password check: {e}"))))?;
+    if !matches {
+        return Err(Error::invalid("password", "does not match"));
+    }
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::LastLogin, Expr::value(uow.now().micros()))
+        .filter(user::Column::Id.eq(user.id.as_str()))
+        .exec(uow.txn())
+        .await?;
+    let written = touch(&mut uow, &user, "user.password.checked", json!({})).await?;
+    uow.commit().await?;
+    Ok(PasswordCheck {
+        last_login: written.at,
+        written,
+        change_required: stored.change_required,
+    })
+}
+
+pub struct TotpStarted {
+    pub id: String,
+    pub uri: String,
+    pub secret: String,
+    pub written: Written,
+}
+
+pub async fn start_totp(
+    db: &DatabaseConnection,
+    user_id: &str,
+    name: String,
+) -> Result<TotpStarted> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let account = user.email.clone().unwrap_or_else(|| user.id.clone());
+    let registration =
+        totp::register(&account).map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    let id = new_id();
+    totp_row::Entity::insert(totp_row::ActiveModel {
+        id: Set(id.clone()),
+        user_id: Set(user.id.clone()),
+        name: Set(name.clone()),
+        secret: Set(registration.secret.clone()),
+        is_verified: Set(false),
+        created_at: Set(uow.now().micros()),
+    })
+    .exec_without_returning(uow.txn())
+    .await?;
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.totp.added",
+        json!({"totpId": id, "name": name}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(TotpStarted {
+        id,
+        uri: registration.uri,
+        secret: registration.secret,
+        written,
+    })
+}
+
+pub async fn verify_totp(
+    db: &DatabaseConnection,
+    user_id: &str,
+    totp_id: &str,
+    code: &str,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let row = totp_row::Entity::find_by_id(totp_id)
+        .filter(totp_row::Column::UserId.eq(user.id.as_str()))
+        .one(uow.txn())
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "totpId: the user has no TOTP authenticator with id {totp_id:?}"
+            ))
+        })?;
+    if row.is_verified {
+        return Err(Error::FailedPrecondition(
+            "totpId: the TOTP authenticator is already verified".into(),
+        ));
+    }
+    let valid =
+        totp::check(&row.secret, code).map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    if !valid {
+        return Err(Error::invalid("code", "is not the current TOTP code"));
+    }
+    totp_row::Entity::update(totp_row::ActiveModel {
+        id: Set(row.id.clone()),
+        is_verified: Set(true),
+        ..Default::default()
+    })
+    .exec(uow.txn())
+    .await?;
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.totp.verified",
+        json!({"totpId": row.id}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+/// Which one-time-password channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtpChannel {
+    Sms,
+    Email,
+}
+
+impl OtpChannel {
+    fn purpose(self) -> CodePurpose {
+        match self {
+            OtpChannel::Sms => CodePurpose::OtpSms,
+            OtpChannel::Email => CodePurpose::OtpEmail,
+        }
+    }
+
+    fn id_field(self) -> &'static str {
+        match self {
+            OtpChannel::Sms => "otpSmsId",
+            OtpChannel::Email => "otpEmailId",
+        }
+    }
+}
+
+pub async fn add_otp(
+    db: &DatabaseConnection,
+    user_id: &str,
+    channel: OtpChannel,
+    target: String,
+    return_code: bool,
+) -> Result<(String, Written, Option<String>)> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let id = new_id();
+    let now = uow.now().micros();
+    match channel {
+        OtpChannel::Sms => {
+            otp_sms::Entity::insert(otp_sms::ActiveModel {
+                id: Set(id.clone()),
+                user_id: Set(user.id.clone()),
+                phone: Set(target.clone()),
+                is_verified: Set(false),
+                created_at: Set(now),
+            })
+            .exec_without_returning(uow.txn())
+            .await?;
+        }
+        OtpChannel::Email => {
+            otp_email::Entity::insert(otp_email::ActiveModel {
+                id: Set(id.clone()),
+                user_id: Set(user.id.clone()),
+                address: Set(target.clone()),
+                is_verified: Set(false),
+                created_at: Set(now),
+            })
+            .exec_without_returning(uow.txn())
+            .await?;
+        }
+    }
+    let code = issue_code(&uow, &user.id, &id, channel.purpose(), CodeKind::Otp).await?;
+    let event = match channel {
+        OtpChannel::Sms => "user.otp_sms.added",
+        OtpChannel::Email => "user.otp_email.added",
+    };
+    let written = touch(
+        &mut uow,
+        &user,
+        event,
+        json!({"id": id, "target": target, "codeToSend": !return_code}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok((id, written, return_code.then_some(code)))
+}
+
+pub async fn verify_otp(
+    db: &DatabaseConnection,
+    user_id: &str,
+    channel: OtpChannel,
+    otp_id: &str,
+    code: &str,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let verified = match channel {
+        OtpChannel::Sms => otp_sms::Entity::find_by_id(otp_id)
+            .filter(otp_sms::Column::UserId.eq(user.id.as_str()))
+            .one(uow.txn())
+            .await?
+            .map(|row| row.is_verified),
+        OtpChannel::Email => otp_email::Entity::find_by_id(otp_id)
+            .filter(otp_email::Column::UserId.eq(user.id.as_str()))
+            .one(uow.txn())
+            .await?
+            .map(|row| row.is_verified),
+    };
+    let field = channel.id_field();
+    match verified {
+        None => {
+            return Err(Error::NotFound(format!(
+                "{field}: the user has no such authenticator {otp_id:?}"
+            )));
+        }
+        Some(true) => {
+            return Err(Error::FailedPrecondition(format!(
+                "{field}: the authenticator is already verified"
+            )));
+        }
+        Some(false) => {}
+    }
+    if let Some(error) = consume_code(&uow, otp_id, channel.purpose(), code, "code").await? {
+        return commit_then_fail(uow, error).await;
+    }
+    let event = match channel {
+        OtpChannel::Sms => {
+            otp_sms::Entity::update(otp_sms::ActiveModel {
+                id: Set(otp_id.to_owned()),
+                is_verified: Set(true),
+                ..Default::default()
+            })
+            .exec(uow.txn())
+            .await?;
+            "user.otp_sms.verified"
+        }
+        OtpChannel::Email => {
+            otp_email::Entity::update(otp_email::ActiveModel {
+                id: Set(otp_id.to_owned()),
+                is_verified: Set(true),
+                ..Default::default()
+            })
+            .exec(uow.txn())
+            .await?;
+            "user.otp_email.verified"
+        }
+    };
+    let written = touch(&mut uow, &user, event, json!({"id": otp_id})).await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+/// An authenticator kind whose rows are removed by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removable {
+    Totp,
+    OtpSms,
+    OtpEmail,
+    AuthenticationKey,
+    WebAuthN,
+}
+
+pub async fn remove(
+    db: &DatabaseConnection,
+    user_id: &str,
+    kind: Removable,
+    id: &str,
+) -> Result<Written> {
+    use crate::store::entities::webauthn_credential;
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let txn = uow.txn();
+    let (removed, field, event) = match kind {
+        Removable::Totp => (
+            totp_row::Entity::delete_many()
+                .filter(totp_row::Column::Id.eq(id))
+                .filter(totp_row::Column::UserId.eq(user.id.as_str()))
+                .exec(txn)
+                .await?,
+            "totpId",
+            "user.totp.removed",
+        ),
+        Removable::OtpSms => (
+            otp_sms::Entity::delete_many()
+                .filter(otp_sms::Column::Id.eq(id))
+                .filter(otp_sms::Column::UserId.eq(user.id.as_str()))
+                .exec(txn)
+                .await?,
+            "otpSmsId",
+            "user.otp_sms.removed",
+        ),
+        Removable::OtpEmail => (
+            otp_email::Entity::delete_many()
+                .filter(otp_email::Column::Id.eq(id))
+                .filter(otp_email::Column::UserId.eq(user.id.as_str()))
+                .exec(txn)
+                .await?,
+            "otpEmailId",
+            "user.otp_email.removed",
+        ),
+        Removable::AuthenticationKey => (
+            authentication_key::Entity::delete_many()
+                .filter(authentication_key::Column::Id.eq(id))
+                .filter(authentication_key::Column::UserId.eq(user.id.as_str()))
+                .exec(txn)
+                .await?,
+            "authenticationKeyId",
+            "user.key.removed",
+        ),
+        Removable::WebAuthN => (
+            webauthn_credential::Entity::delete_many()
+                .filter(webauthn_credential::Column::Id.eq(id))
+                .filter(webauthn_credential::Column::UserId.eq(user.id.as_str()))
+                .exec(txn)
+                .await?,
+            "webAuthNId",
+            "user.webauthn.removed",
+        ),
+    };
+    if removed.rows_affected == 0 {
+        return Err(Error::NotFound(format!(
+            "{field}: the user has no such authenticator {id:?}"
+        )));
+    }
+    let written = touch(&mut uow, &user, event, json!({"id": id})).await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+pub struct KeyAdded {
+    pub id: String,
+    pub key_file: Vec<u8>,
+    pub written: Written,
+}
+
+pub async fn add_key(
+    db: &DatabaseConnection,
+    user_id: &str,
+    expiration: Option<Timestamp>,
+) -> Result<KeyAdded> {
+    let pair = keys::generate().map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    if let Some(at) = expiration
+        && at <= uow.now()
+    {
+        return Err(Error::invalid("expirationDate", "must be in the future"));
+    }
+    let id = new_id();
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.key.added",
+        json!({"keyId": id, "expirationDate": expiration.map(|t| t.to_string())}),
+    )
+    .await?;
+    authentication_key::Entity::insert(authentication_key::ActiveModel {
+        id: Set(id.clone()),
+        user_id: Set(user.id.clone()),
+        key_type: Set(1),
+        public_key: Set(pair.public_pem),
+        expiration_date: Set(expiration.map(Timestamp::micros)),
+        created_at: Set(written.at.micros()),
+        changed_at: Set(written.at.micros()),
+        sequence: Set(written.sequence),
+    })
+    .exec_without_returning(uow.txn())
+    .await?;
+    uow.commit().await?;
+    Ok(KeyAdded {
+        key_file: keys::key_file(&id, &user.id, &pair.private_pem, expiration),
+        id,
+        written,
+    })
+}
+
+#[derive(Clone, Debug)]
+pub struct NewIdpLink {
+    pub idp_id: String,
+    pub idp_name: String,
+    pub linked_user_id: String,
+    pub linked_username: String,
+}
+
+pub async fn add_idp_link(
+    db: &DatabaseConnection,
+    user_id: &str,
+    link: NewIdpLink,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let taken = || {
+        Error::AlreadyExists(format!(
+            "linkedUserId: {:?} at {:?} is already linked to a user",
+            link.linked_user_id, link.idp_id
+        ))
+    };
+    idp_link::Entity::insert(idp_link::ActiveModel {
+        id: Set(new_id()),
+        user_id: Set(user.id.clone()),
+        idp_id: Set(link.idp_id.clone()),
+        idp_name: Set(link.idp_name.clone()),
+        external_user_id: Set(link.linked_user_id.clone()),
+        external_username: Set(link.linked_username.clone()),
+        created_at: Set(uow.now().micros()),
+    })
+    .exec_without_returning(uow.txn())
+    .await
+    .map_err(|error| unique(error, taken))?;
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.idp.linked",
+        json!({"idpId": link.idp_id, "linkedUserId": link.linked_user_id}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+pub async fn remove_idp_link(
+    db: &DatabaseConnection,
+    user_id: &str,
+    idp_id: &str,
+    linked_user_id: &str,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    let removed = idp_link::Entity::delete_many()
+        .filter(idp_link::Column::UserId.eq(user.id.as_str()))
+        .filter(idp_link::Column::IdpId.eq(idp_id))
+        .filter(idp_link::Column::ExternalUserId.eq(linked_user_id))
+        .exec(uow.txn())
+        .await?;
+    if removed.rows_affected == 0 {
+        return Err(Error::NotFound(format!(
+            "linkedUserId: the user has no link to {linked_user_id:?} at {idp_id:?}"
+        )));
+    }
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.idp.unlinked",
+        json!({"idpId": idp_id, "linkedUserId": linked_user_id}),
+    )
+    .await?;
+    uow.commit().await?;
+    Ok(written)
+}

@@ -1,0 +1,238 @@
+//! Users: create, patch, delete, and lifecycle state changes.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde_json::{Value, json};
+
+use super::authenticators::{NewUsername, insert_password, insert_username};
+use super::contact::{self, ContactKind, ContactValue};
+use super::{new_id, touch, user_for_write, user_not_found};
+use crate::domain::{StateChange, UserState, schema};
+use crate::error::{Error, Result};
+use crate::store::entities::{organization, user, user_schema};
+use crate::store::writes::unit::{UnitOfWork, Written};
+
+/// A password ready to store: hashed (or an imported hash) before the write begins.
+#[derive(Clone, Debug)]
+pub struct NewPassword {
+    pub hash: String,
+    pub change_required: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub organization_id: String,
+    pub schema_id: String,
+    pub data: Value,
+    pub email: Option<ContactValue>,
+    pub phone: Option<ContactValue>,
+    pub usernames: Vec<NewUsername>,
+    pub password: Option<NewPassword>,
+}
+
+pub struct Created {
+    pub user_id: String,
+    pub written: Written,
+    pub email_code: Option<String>,
+    pub phone_code: Option<String>,
+}
+
+/// Validates data against a schema's current revision; errors name the path under `data`.
+fn check_data(schema: &user_schema::Model, data: &Value) -> Result<()> {
+    schema::validate(&schema.json_schema, data).map_err(|(path, reason)| {
+        let field = if path.is_empty() {
+            "data".to_owned()
+        } else {
+            format!("data.{path}")
+        };
+        Error::invalid(field, reason)
+    })
+}
+
+async fn schema_of(uow: &UnitOfWork, schema_id: &str) -> Result<user_schema::Model> {
+    user_schema::Entity::find_by_id(schema_id)
+        .one(uow.txn())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("schemaId: no user schema with id {schema_id:?}")))
+}
+
+pub async fn create(db: &DatabaseConnection, new: NewUser) -> Result<Created> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    organization::Entity::find_by_id(new.organization_id.as_str())
+        .one(uow.txn())
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "organizationId: no organization with id {:?}",
+                new.organization_id
+            ))
+        })?;
+    let schema = schema_of(&uow, &new.schema_id).await?;
+    check_data(&schema, &new.data)?;
+
+    let id = new_id();
+    let written = uow.record(
+        "user",
+        &id,
+        &new.organization_id,
+        "user.created",
+        json!({
+            "schemaId": schema.id,
+            "schemaRevision": schema.revision,
+            "usernames": new.usernames.iter().map(|u| &u.username).collect::<Vec<_>>(),
+            "hasPassword": new.password.is_some(),
+        }),
+    );
+    let now = written.at.micros();
+    let row = user::Model {
+        id: id.clone(),
+        organization_id: new.organization_id.clone(),
+        schema_id: schema.id.clone(),
+        schema_revision: schema.revision,
+        schema_type: schema.r#type.clone(),
+        schema_type_lower: schema.type_lower.clone(),
+        data: new.data,
+        state: UserState::Active.number(),
+        email: None,
+        email_lower: None,
+        email_verified: false,
+        phone: None,
+        phone_lower: None,
+        phone_verified: false,
+        last_login: None,
+        created_at: now,
+        changed_at: now,
+        sequence: written.sequence,
+    };
+    user::Entity::insert(user::ActiveModel::from(row.clone()))
+        .exec_without_returning(uow.txn())
+        .await?;
+    for (i, name) in new.usernames.iter().enumerate() {
+        insert_username(&uow, &row, name, &format!("usernames[{i}].username")).await?;
+    }
+    if let Some(password) = &new.password {
+        insert_password(&uow, &id, password).await?;
+    }
+    let email_code = match &new.email {
+        Some(email) => contact::apply(&uow, &id, ContactKind::Email, email).await?,
+        None => None,
+    };
+    let phone_code = match &new.phone {
+        Some(phone) => contact::apply(&uow, &id, ContactKind::Phone, phone).await?,
+        None => None,
+    };
+    uow.commit().await?;
+    Ok(Created {
+        user_id: id,
+        written,
+        email_code,
+        phone_code,
+    })
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    pub data: Option<Value>,
+    pub email: Option<ContactValue>,
+    pub phone: Option<ContactValue>,
+}
+
+pub struct Patched {
+    pub written: Written,
+    pub email_code: Option<String>,
+    pub phone_code: Option<String>,
+}
+
+pub async fn patch(db: &DatabaseConnection, user_id: &str, patch: UserPatch) -> Result<Patched> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user_for_write(&uow, user_id).await?;
+    if let Some(data) = &patch.data {
+        // New data follows the schema's current revision.
+        let schema = schema_of(&uow, &user.schema_id).await?;
+        check_data(&schema, data)?;
+        user::Entity::update(user::ActiveModel {
+            id: Set(user.id.clone()),
+            data: Set(data.clone()),
+            schema_revision: Set(schema.revision),
+            schema_type: Set(schema.r#type.clone()),
+            schema_type_lower: Set(schema.type_lower.clone()),
+            ..Default::default()
+        })
+        .exec(uow.txn())
+        .await?;
+    }
+    let email_code = match &patch.email {
+        Some(email) => contact::apply(&uow, &user.id, ContactKind::Email, email).await?,
+        None => None,
+    };
+    let phone_code = match &patch.phone {
+        Some(phone) => contact::apply(&uow, &user.id, ContactKind::Phone, phone).await?,
+        None => None,
+    };
+    let payload = json!({
+        "data": patch.data.is_some(),
+        "email": patch.email.as_ref().map(|e| contact::event_payload(ContactKind::Email, e)),
+        "phone": patch.phone.as_ref().map(|p| contact::event_payload(ContactKind::Phone, p)),
+    });
+    let written = touch(&mut uow, &user, "user.patched", payload).await?;
+    uow.commit().await?;
+    Ok(Patched {
+        written,
+        email_code,
+        phone_code,
+    })
+}
+
+/// Removes the user with every authenticator, code and role assignment (as ZITADEL removes a
+/// user from its projections). The event log keeps the history; usernames are free again.
+pub async fn delete(db: &DatabaseConnection, user_id: &str) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(uow.txn())
+        .await?
+        .ok_or_else(|| user_not_found(user_id))?;
+    let written = uow.record(
+        "user",
+        &user.id,
+        &user.organization_id,
+        "user.removed",
+        json!({}),
+    );
+    user::Entity::delete_by_id(user.id.as_str())
+        .exec(uow.txn())
+        .await?;
+    uow.commit().await?;
+    Ok(written)
+}
+
+pub async fn change_state(
+    db: &DatabaseConnection,
+    user_id: &str,
+    change: StateChange,
+) -> Result<Written> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(uow.txn())
+        .await?
+        .ok_or_else(|| user_not_found(user_id))?;
+    let current = UserState::from_number(user.state.into()).ok_or_else(|| {
+        Error::FailedPrecondition(format!("userId: the user has unknown state {}", user.state))
+    })?;
+    let next = current
+        .apply(change)
+        .map_err(|reason| Error::FailedPrecondition(format!("userId: {reason}")))?;
+    user::Entity::update_many()
+        .col_expr(user::Column::State, Expr::value(next.number()))
+        .filter(user::Column::Id.eq(user.id.as_str()))
+        .exec(uow.txn())
+        .await?;
+    let event = match change {
+        StateChange::Deactivate => "user.deactivated",
+        StateChange::Reactivate => "user.reactivated",
+        StateChange::Lock => "user.locked",
+        StateChange::Unlock => "user.unlocked",
+    };
+    let written = touch(&mut uow, &user, event, json!({})).await?;
+    uow.commit().await?;
+    Ok(written)
+}

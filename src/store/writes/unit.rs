@@ -1,0 +1,87 @@
+//! The unit of work behind every API write: one transaction that holds the event-log lock,
+//! records the write's events, and commits them together with the rows they describe.
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+
+use super::events::{self, NewEvent};
+use crate::domain::Timestamp;
+use crate::store::begin_write;
+
+/// The sequence, time and owner of a recorded event: what `details` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub sequence: i64,
+    pub at: Timestamp,
+    pub resource_owner: String,
+}
+
+pub struct UnitOfWork {
+    txn: DatabaseTransaction,
+    first_sequence: i64,
+    now: Timestamp,
+    events: Vec<NewEvent>,
+}
+
+impl UnitOfWork {
+    pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        let txn = begin_write(db).await?;
+        let first_sequence = events::lock_and_next_sequence(&txn).await?;
+        // Event times never go backwards along the sequence, even if the clock does.
+        let latest = events::latest(&txn)
+            .await?
+            .map(|(_, at)| at.micros() + 1)
+            .unwrap_or(0);
+        let now = Timestamp::from_micros(Timestamp::now().micros().max(latest));
+        Ok(Self {
+            txn,
+            first_sequence,
+            now,
+            events: Vec::new(),
+        })
+    }
+
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// The time of every event of this unit.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Records an event and returns where it stands in the log.
+    pub fn record(
+        &mut self,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        resource_owner: &str,
+        event_type: &'static str,
+        payload: serde_json::Value,
+    ) -> Written {
+        let sequence = self.first_sequence + self.events.len() as i64;
+        self.events.push(NewEvent {
+            created_at: self.now,
+            aggregate_type,
+            aggregate_id: aggregate_id.to_owned(),
+            resource_owner: resource_owner.to_owned(),
+            event_type,
+            payload,
+        });
+        Written {
+            sequence,
+            at: self.now,
+            resource_owner: resource_owner.to_owned(),
+        }
+    }
+
+    /// Appends the recorded events and commits. Dropping the unit instead rolls everything
+    /// back, so an error anywhere leaves nothing half-written.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        events::append(&self.txn, self.first_sequence, self.events).await?;
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
