@@ -271,7 +271,10 @@ async fn health_and_reflection_are_served(app: TestApp) {
         [
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
-            "userdir.user.v1.UserService"
+            "userdir.user.v1.OrganizationService",
+            "userdir.user.v1.RoleService",
+            "userdir.user.v1.UserSchemaService",
+            "userdir.user.v1.UserService",
         ]
     );
 }
