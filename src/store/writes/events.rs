@@ -1,9 +1,9 @@
 //! The append-only event log and its sequence.
 
-use sea_orm::sea_query::{Func, Query};
+use sea_orm::sea_query::Query;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryOrder,
-    QuerySelect, Statement,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryOrder, QuerySelect,
+    Statement,
 };
 
 use crate::domain::Timestamp;
@@ -23,10 +23,11 @@ pub struct NewEvent {
 /// Key of the PostgreSQL advisory lock that serializes event appends.
 const EVENT_LOG_LOCK: i64 = 0x0075_7365_7264_6972; // "userdir" in ASCII
 
-/// Serializes writers on the event log until the transaction ends, then returns the next free
-/// sequence. Sequences are therefore gapless and follow commit order, so a reader that saw
-/// sequence N has seen every change up to N. (SQLite writers are serialized by `begin_write`.)
-pub async fn lock_and_next_sequence(txn: &DatabaseTransaction) -> Result<i64, DbErr> {
+/// Serializes writers on the event log until the transaction ends, then returns the newest
+/// event (the next sequence is one past it). Sequences are therefore gapless and follow commit
+/// order, so a reader that saw sequence N has seen every change up to N. (SQLite writers are
+/// serialized by `begin_write`.)
+pub async fn lock(txn: &DatabaseTransaction) -> Result<Option<(i64, Timestamp)>, DbErr> {
     if txn.get_database_backend() == DbBackend::Postgres {
         txn.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -35,13 +36,7 @@ pub async fn lock_and_next_sequence(txn: &DatabaseTransaction) -> Result<i64, Db
         ))
         .await?;
     }
-    let max: Option<Option<i64>> = event::Entity::find()
-        .select_only()
-        .expr(Func::max(event::Column::Sequence.into_expr()))
-        .into_tuple()
-        .one(txn)
-        .await?;
-    Ok(max.flatten().unwrap_or(0) + 1)
+    latest(txn).await
 }
 
 /// Appends events with consecutive sequences starting at `first`.

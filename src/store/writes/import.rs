@@ -34,7 +34,9 @@ pub async fn import_organizations(
     mut organizations: Vec<organization::Model>,
 ) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
-    let first = events::lock_and_next_sequence(&txn).await?;
+    let first = events::lock(&txn)
+        .await?
+        .map_or(1, |(sequence, _)| sequence + 1);
     let mut log = Vec::with_capacity(organizations.len());
     for (sequence, org) in (first..).zip(organizations.iter_mut()) {
         org.sequence = sequence;
@@ -58,7 +60,9 @@ pub async fn import_schemas(
     mut schemas: Vec<user_schema::Model>,
 ) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
-    let first = events::lock_and_next_sequence(&txn).await?;
+    let first = events::lock(&txn)
+        .await?
+        .map_or(1, |(sequence, _)| sequence + 1);
     let mut log = Vec::with_capacity(schemas.len());
     let mut revisions = Vec::with_capacity(schemas.len());
     for (sequence, schema) in (first..).zip(schemas.iter_mut()) {
@@ -87,7 +91,9 @@ pub async fn import_schemas(
 
 pub async fn import_users(db: &DatabaseConnection, batch: Vec<UserImport>) -> Result<(), DbErr> {
     let txn = begin_write(db).await?;
-    let first = events::lock_and_next_sequence(&txn).await?;
+    let first = events::lock(&txn)
+        .await?
+        .map_or(1, |(sequence, _)| sequence + 1);
     let mut log = Vec::with_capacity(batch.len());
     let mut tables = Tables::default();
     for (sequence, mut import) in (first..).zip(batch) {

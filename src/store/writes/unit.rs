@@ -25,13 +25,11 @@ pub struct UnitOfWork {
 impl UnitOfWork {
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
         let txn = begin_write(db).await?;
-        let first_sequence = events::lock_and_next_sequence(&txn).await?;
+        let latest = events::lock(&txn).await?;
+        let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
         // Event times never go backwards along the sequence, even if the clock does.
-        let latest = events::latest(&txn)
-            .await?
-            .map(|(_, at)| at.micros() + 1)
-            .unwrap_or(0);
-        let now = Timestamp::from_micros(Timestamp::now().micros().max(latest));
+        let earliest = latest.map_or(0, |(_, at)| at.micros() + 1);
+        let now = Timestamp::from_micros(Timestamp::now().micros().max(earliest));
         Ok(Self {
             txn,
             first_sequence,
