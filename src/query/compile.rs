@@ -47,19 +47,25 @@ pub fn select_users(
 fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Select<user::Entity> {
     use user::Column as C;
     let direction = if ascending { Order::Asc } else { Order::Desc };
+    // (column, may it be NULL?)
     let column = match sort {
         SortField::Id => None,
-        SortField::CreationDate => Some(C::CreatedAt),
-        SortField::ChangeDate => Some(C::ChangedAt),
-        SortField::Email => Some(C::EmailLower),
-        SortField::Phone => Some(C::Phone),
-        SortField::State => Some(C::State),
-        SortField::SchemaId => Some(C::SchemaId),
-        SortField::SchemaType => Some(C::SchemaTypeLower),
+        SortField::CreationDate => Some((C::CreatedAt, false)),
+        SortField::ChangeDate => Some((C::ChangedAt, false)),
+        SortField::Email => Some((C::EmailLower, true)),
+        SortField::Phone => Some((C::Phone, true)),
+        SortField::State => Some((C::State, false)),
+        SortField::SchemaId => Some((C::SchemaId, false)),
+        SortField::SchemaType => Some((C::SchemaTypeLower, false)),
     };
     let select = match column {
         // Users without the sorted value come last in both directions.
-        Some(column) => select.order_by_with_nulls(column, direction.clone(), NullOrdering::Last),
+        Some((column, true)) => {
+            select.order_by_with_nulls(column, direction.clone(), NullOrdering::Last)
+        }
+        // A plain ORDER BY on NOT NULL columns, so that PostgreSQL can read the index backwards
+        // for DESC (an explicit NULLS LAST would not match the index and force a full sort).
+        Some((column, false)) => select.order_by(column, direction.clone()),
         None => select,
     };
     // The id breaks ties, in the same direction: ids are UUIDv7, so this is creation order.
@@ -255,6 +261,17 @@ mod tests {
             "{sql}"
         );
         assert!(sql.contains(r#" OR "users"."state" = 4"#), "{sql}");
+    }
+
+    #[test]
+    fn orders_on_required_columns_match_their_index() {
+        let sql = select_users(None, SortField::CreationDate, false)
+            .build(DbBackend::Postgres)
+            .to_string();
+        assert!(
+            sql.ends_with(r#"ORDER BY "users"."created_at" DESC, "users"."id" DESC"#),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod population;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait, QuerySelect};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QuerySelect};
 
 pub use population::{Population, SEED_PASSWORD};
 
@@ -58,6 +58,8 @@ pub async fn run(db: &DatabaseConnection, options: SeedOptions) -> anyhow::Resul
         next = stop;
     }
     bar.finish_and_clear();
+    // Fresh statistics, so the query planner knows the new population at once.
+    db.execute_unprepared("ANALYZE").await?;
     Ok(SeedReport {
         users: options.users,
         first_index,
