@@ -58,7 +58,8 @@ impl Application {
 }
 
 /// The gRPC services: the directory, health and reflection (v1 and v1alpha, so that old and
-/// new grpcurl both work without proto files).
+/// new grpcurl both work without proto files); on the same port, gRPC-Web, the HTTP/JSON routes
+/// and /openapi.json (see `api::http`).
 async fn router(db: DatabaseConnection, limits: PageLimits) -> anyhow::Result<axum::Router> {
     let users = UserServiceServer::new(UserDirectory::new(db, limits));
 
@@ -76,10 +77,11 @@ async fn router(db: DatabaseConnection, limits: PageLimits) -> anyhow::Result<ax
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    Ok(tonic::service::Routes::new(users)
+    let grpc = tonic::service::Routes::new(users)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare()
-        .into_axum_router())
+        .into_axum_router();
+    crate::api::http::router(grpc, proto::DESCRIPTOR_SET)
 }
