@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod http;
 pub mod queries;
 
 use std::future::Future;
