@@ -105,3 +105,28 @@ pub async fn call(
     let (metadata, message, _) = response.into_parts();
     Ok((metadata, message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_credentials_request_id_and_grpc_metadata() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer t"),
+            ("x-request-id", "r1"),
+            ("grpc-metadata-x-tenant", "acme"),
+            ("grpc-metadata-grpc-timeout", "1S"),
+            ("cookie", "secret"),
+            ("content-type", "application/json"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        let forwarded = forwarded_metadata(&headers).into_headers();
+        assert_eq!(forwarded["authorization"], "Bearer t");
+        assert_eq!(forwarded["x-request-id"], "r1");
+        assert_eq!(forwarded["x-tenant"], "acme");
+        assert_eq!(forwarded.len(), 3, "{forwarded:?}");
+    }
+}
