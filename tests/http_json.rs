@@ -273,6 +273,11 @@ async fn get_binds_query_parameters(app: TestApp) {
 async fn routing_errors_follow_grpc_gateway(app: TestApp) {
     let reply = h::get(&app, "/v2/nothing/here").await;
     assert_error(&reply, 404, 5, "Not Found");
+    // grpc-gateway's field order, byte for byte.
+    assert_eq!(
+        reply.text,
+        r#"{"code":5,"message":"Not Found","details":[]}"#
+    );
     let reply = h::send(&app, Method::DELETE, "/v1/users/abc", None).await;
     assert_error(&reply, 405, 12, "Method Not Allowed");
     let reply = h::send(&app, Method::PUT, "/v1/users/_search", Some(b"{}")).await;
@@ -283,7 +288,7 @@ async fn routing_errors_follow_grpc_gateway(app: TestApp) {
 
 async fn hostile_input_gets_a_clear_4xx(app: TestApp) {
     some_users(&app).await;
-    let bodies: [&[u8]; 7] = [
+    let bodies: [&[u8]; 8] = [
         b"{\"query\": {\"limit\": 1",
         b"\xff\xfe{}",
         b"{\"queries\": [{\"userIdQuery\": {\"id\": \"\xc3\x28\"}}]}",
@@ -291,6 +296,7 @@ async fn hostile_input_gets_a_clear_4xx(app: TestApp) {
         b"{\"query\": {\"offset\": 123456789012345678901234567890}}",
         b"[]",
         b"{} trailing",
+        b"{\"query\": null, \"query\": {\"limit\": 1}}",
     ];
     for body in bodies {
         let reply = h::send(&app, Method::POST, "/v1/users/_search", Some(body)).await;

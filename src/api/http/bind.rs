@@ -78,6 +78,7 @@ fn decode_whole_body(input: MessageDescriptor, body: &[u8]) -> Result<DynamicMes
     if body.trim_ascii().is_empty() {
         return Ok(DynamicMessage::new(input));
     }
+    reject_duplicate_keys(body)?;
     let mut json = serde_json::Deserializer::from_slice(body);
     let mut track = serde_path_to_error::Track::new();
     let message = DynamicMessage::deserialize_with_options(
@@ -106,6 +107,7 @@ fn decode_field_body(
     if body.trim_ascii().is_empty() {
         return Ok(DynamicMessage::new(input));
     }
+    reject_duplicate_keys(body)?;
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|error| BindError(format!("invalid JSON body: {error}")))?;
     let wrapped = serde_json::json!({ field.json_name(): value });
@@ -116,6 +118,109 @@ fn decode_field_body(
         &DeserializeOptions::new(),
     )
     .map_err(|error| body_error(&track.path().to_string(), &error.to_string()))
+}
+
+/// A key given twice in one JSON object is an error, as in protojson (serde would silently keep
+/// the last one). Syntax errors are left to the real parse, which reports them better.
+fn reject_duplicate_keys(body: &[u8]) -> Result<(), BindError> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    match serde::de::DeserializeSeed::deserialize(
+        duplicates::Walk(&duplicates::Path::Root),
+        &mut json,
+    ) {
+        Err(error) if error.is_data() => Err(BindError(error.to_string())),
+        _ => Ok(()),
+    }
+}
+
+mod duplicates {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
+
+    /// Where a value is, built on the stack and formatted only for an error.
+    pub enum Path<'a> {
+        Root,
+        Key(&'a Path<'a>, &'a str),
+        Index(&'a Path<'a>, usize),
+    }
+
+    impl fmt::Display for Path<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Path::Root => Ok(()),
+                Path::Key(Path::Root, key) => write!(f, "{key}"),
+                Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+                Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
+            }
+        }
+    }
+
+    /// Walks a JSON value, checking every object for repeated keys.
+    pub struct Walk<'a>(pub &'a Path<'a>);
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = Path::Key(self.0, &key);
+                if seen.contains(&key) {
+                    return Err(A::Error::custom(format!(
+                        "field {:?} is given twice in the request body",
+                        path.to_string()
+                    )));
+                }
+                map.next_value_seed(Walk(&path))?;
+                seen.insert(key);
+            }
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index = 0;
+            while seq
+                .next_element_seed(Walk(&Path::Index(self.0, index)))?
+                .is_some()
+            {
+                index += 1;
+            }
+            Ok(())
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
 }
 
 /// Turns a deserializer error into a message that names the field by its JSON path.
@@ -406,6 +511,14 @@ mod tests {
             (r#"{"query":"#, "invalid JSON body"),
             (r#"{} {}"#, "invalid JSON body"),
             ("[1]", "invalid JSON body"),
+            (
+                r#"{"query":{"limit":1},"query":{}}"#,
+                "\"query\" is given twice",
+            ),
+            (
+                r#"{"queries":[{"orQuery":{"queries":[],"queries":[]}}]}"#,
+                "\"queries[0].orQuery.queries\" is given twice",
+            ),
         ];
         for (body, expected) in cases {
             let error = bind_path(&r, "/v1/users/_search", None, body).unwrap_err();

@@ -5,6 +5,15 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use tonic::{Code, Status};
 
+/// `google.rpc.Status` in JSON, fields in grpc-gateway's order. Details are not carried yet:
+/// our services set none.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    code: i32,
+    message: &'a str,
+    details: [serde_json::Value; 0],
+}
+
 /// grpc-gateway v2's `HTTPStatusFromCode`.
 pub fn http_status(code: Code) -> StatusCode {
     match code {
@@ -37,11 +46,11 @@ pub fn error_response(status: &Status) -> Response {
 /// The error response for `status` with an explicit HTTP status (routing errors: 405 keeps its
 /// own status while the body says Unimplemented, as grpc-gateway does).
 pub fn error_response_with(http: StatusCode, status: &Status) -> Response {
-    let body = serde_json::json!({
-        "code": status.code() as i32,
-        "message": status.message(),
-        "details": [],
-    });
+    let body = ErrorBody {
+        code: status.code() as i32,
+        message: status.message(),
+        details: [],
+    };
     let mut response = (http, axum::Json(body)).into_response();
     if status.code() == Code::Unauthenticated
         && let Ok(value) = HeaderValue::from_str(status.message())

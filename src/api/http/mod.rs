@@ -146,7 +146,12 @@ fn success(route: &Route, metadata: MetadataMap, message: &DynamicMessage) -> Re
             return errors::error_response(&Status::internal("could not serialize the response"));
         }
     };
-    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
     for (name, value) in metadata.into_headers().iter() {
         let name = name.as_str();
         if name.starts_with("grpc-") || name == "content-type" || name == "date" {
@@ -159,28 +164,28 @@ fn success(route: &Route, metadata: MetadataMap, message: &DynamicMessage) -> Re
     response
 }
 
-fn response_json(
-    route: &Route,
-    message: &DynamicMessage,
-) -> Result<serde_json::Value, serde_json::Error> {
+/// The JSON bytes of the response, written straight from the message so that fields keep their
+/// proto order (as grpc-gateway writes them).
+fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
     let options = SerializeOptions::new();
-    let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
     let Some(field) = &route.response_body else {
-        return Ok(whole);
+        let mut out = Vec::new();
+        message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)?;
+        return Ok(out);
     };
-    if let Some(value) = whole.get(field.json_name()) {
-        return Ok(value.clone());
-    }
-    // The field has its default value, which the canonical mapping omits: write the default.
-    Ok(if field.is_list() {
-        serde_json::json!([])
-    } else if field.is_map() || matches!(field.kind(), Kind::Message(_)) {
-        serde_json::json!({})
-    } else {
-        let all = message.serialize_with_options(
-            serde_json::value::Serializer,
-            &SerializeOptions::new().skip_default_fields(false),
-        )?;
-        all.get(field.json_name()).cloned().unwrap_or_default()
-    })
+    let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
+    let value = match whole.get(field.json_name()) {
+        Some(value) => value.clone(),
+        // The field has its default value, which the canonical mapping omits: write the default.
+        None if field.is_list() => serde_json::json!([]),
+        None if field.is_map() || matches!(field.kind(), Kind::Message(_)) => serde_json::json!({}),
+        None => {
+            let all = message.serialize_with_options(
+                serde_json::value::Serializer,
+                &SerializeOptions::new().skip_default_fields(false),
+            )?;
+            all.get(field.json_name()).cloned().unwrap_or_default()
+        }
+    };
+    serde_json::to_vec(&value)
 }
