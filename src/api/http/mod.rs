@@ -10,6 +10,8 @@ pub mod errors;
 pub mod openapi;
 pub mod routes;
 pub mod template;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

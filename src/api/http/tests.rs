@@ -1,0 +1,280 @@
+//! The transcoder against a test proto with rules of every supported shape (nested and
+//! multi-segment variables, `**`, verbs, `body: "field"`, `response_body`,
+//! `additional_bindings`), compiled with protox at test time.
+
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use serde_json::{Value, json};
+
+use super::bind::bind;
+use super::routes::{Lookup, RouteTable};
+
+fn pool() -> DescriptorPool {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/http/testdata");
+    let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+    let mut compiler = protox::Compiler::new([root, protos]).unwrap();
+    compiler.include_imports(true);
+    compiler.open_file("transcode.proto").unwrap();
+    DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap()
+}
+
+fn table() -> RouteTable {
+    RouteTable::from_pool(&pool()).unwrap()
+}
+
+/// The RPC name, operation id and bound request (as JSON) for a request, or the error text.
+fn transcode(
+    table: &RouteTable,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> Result<(String, String, Value), String> {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+    match table.lookup(&method, path) {
+        Lookup::Found(route, vars) => {
+            let message = bind(route, vars, query, body.as_bytes()).map_err(|e| e.0)?;
+            Ok((
+                route.rpc.name().to_owned(),
+                route.operation_id.clone(),
+                serde_json::to_value(&message).unwrap(),
+            ))
+        }
+        Lookup::BadPath(why) => Err(why),
+        Lookup::MethodNotAllowed => Err("405".into()),
+        Lookup::NotFound => Err("404".into()),
+    }
+}
+
+#[test]
+fn every_rule_and_binding_becomes_a_route() {
+    let table = table();
+    let mut ids: Vec<&str> = table
+        .routes()
+        .iter()
+        .map(|r| r.operation_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "Library_ArchiveBook",
+            "Library_DeleteBook",
+            "Library_Files",
+            "Library_GetBook",
+            "Library_GetBook2",
+            "Library_ListBooks",
+            "Library_UpdateBook",
+        ]
+    );
+}
+
+#[test]
+fn paths_select_routes_and_fill_variables() {
+    let t = table();
+    let ok = |method, path, body| transcode(&t, method, path, body).unwrap();
+    assert_eq!(
+        ok("GET", "/v1/shelves/s1/books/b%201", ""),
+        (
+            "GetBook".into(),
+            "Library_GetBook".into(),
+            json!({"name": "shelves/s1/books/b 1"})
+        )
+    );
+    assert_eq!(
+        ok("GET", "/v1/books/b1?reason=audit", ""),
+        (
+            "GetBook".into(),
+            "Library_GetBook2".into(),
+            json!({"bookId": "b1", "reason": "audit"})
+        )
+    );
+    assert_eq!(ok("DELETE", "/v1/books/b1", "").0, "DeleteBook");
+    assert_eq!(
+        ok("POST", "/v1/books/b1:archive", r#"{"reason":"old"}"#).2,
+        json!({"bookId": "b1", "reason": "old"})
+    );
+    assert_eq!(
+        ok("GET", "/v1/files/a/b%20c/d", "").2,
+        json!({"path": "a/b c/d"})
+    );
+    assert_eq!(
+        transcode(&t, "POST", "/v1/books/b1", "{}").unwrap_err(),
+        "405"
+    );
+    assert_eq!(
+        transcode(&t, "GET", "/v1/shelves/s1", "").unwrap_err(),
+        "404"
+    );
+    assert_eq!(
+        transcode(&t, "GET", "/v1/books/b1:archive", "").unwrap(),
+        (
+            "GetBook".into(),
+            "Library_GetBook2".into(),
+            json!({"bookId": "b1:archive"})
+        ),
+        "without the verb's method, the colon is part of the id"
+    );
+}
+
+#[test]
+fn body_field_and_nested_path_variables() {
+    let t = table();
+    let (_, _, request) = transcode(
+        &t,
+        "PATCH",
+        "/v1/books/b1?allowMissing=true",
+        r#"{"title":"T","pages":"12","genre":"GENRE_PROSE","bookId":"ignored","tags":["x"]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        request,
+        json!({
+            "book": {"bookId": "b1", "title": "T", "pages": "12", "genre": "GENRE_PROSE", "tags": ["x"]},
+            "allowMissing": true
+        })
+    );
+    for (query, body, needle) in [
+        ("book.title=x", "{}", "bound by the body"),
+        ("", r#"{"titel":"x"}"#, "\"book.titel\""),
+        ("", r#"{"pages":"many"}"#, "\"book.pages\""),
+        ("allow_missing=perhaps", "{}", "allow_missing"),
+    ] {
+        let error = transcode(&t, "PATCH", &format!("/v1/books/b1?{query}"), body).unwrap_err();
+        assert!(error.contains(needle), "{query} {body}: {error}");
+    }
+}
+
+#[test]
+fn query_parameters_fill_repeated_nested_enum_and_timestamp_fields() {
+    let t = table();
+    let (_, _, request) = transcode(
+        &t,
+        "GET",
+        "/v1/shelves/s1/books?tags=a&tags=b+c&filter.genres=GENRE_POETRY&filter.genres=2\
+         &filter.min_pages=5&filter.after=2024-01-01T01:00:00%2B01:00&pageSize=10",
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        request,
+        json!({
+            "shelf": "s1",
+            "tags": ["a", "b c"],
+            "filter": {
+                "genres": ["GENRE_POETRY", "GENRE_PROSE"],
+                "minPages": "5",
+                "after": "2024-01-01T00:00:00Z"
+            },
+            "pageSize": 10
+        })
+    );
+    for (query, needle) in [
+        ("labels=x", "map fields"),
+        ("shelf=x", "bound by the path"),
+        ("filter.genres=GENRE_NOPE", "filter.genres"),
+        ("filter.after=yesterday", "filter.after"),
+        ("pageSize=-1", "pageSize"),
+        ("pageSize=1&page_size=2", "given 2 times"),
+        ("filter=x", "filter"),
+        ("tags.x=1", "unknown query parameter"),
+    ] {
+        let error = transcode(&t, "GET", &format!("/v1/shelves/s1/books?{query}"), "").unwrap_err();
+        assert!(error.contains(needle), "{query}: {error}");
+    }
+}
+
+#[test]
+fn response_body_selects_a_field_and_writes_its_default() {
+    let t = table();
+    let route = t
+        .routes()
+        .iter()
+        .find(|r| r.rpc.name() == "ListBooks")
+        .unwrap();
+    let output = route.output();
+    let full: DynamicMessage = DynamicMessage::deserialize(
+        output.clone(),
+        json!({"books": [{"bookId": "b1", "pages": "3"}], "nextPageToken": "t"}),
+    )
+    .unwrap();
+    let bytes = super::response_json(route, &full).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap(),
+        json!([{"bookId": "b1", "pages": "3"}])
+    );
+    let empty = DynamicMessage::new(output);
+    let bytes = super::response_json(route, &empty).unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), json!([]));
+}
+
+#[test]
+fn openapi_documents_every_shape() {
+    let doc = super::openapi::document(&table());
+    let paths = doc["paths"].as_object().unwrap();
+    let mut keys: Vec<&str> = paths.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "/v1/books/{book.book_id}",
+            "/v1/books/{book_id}",
+            "/v1/books/{book_id}:archive",
+            "/v1/files/{path}",
+            "/v1/shelves/{shelf}/books",
+            "/v1/{name}",
+        ]
+    );
+    let list = &paths["/v1/shelves/{shelf}/books"]["get"];
+    let names: Vec<&str> = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "shelf",
+            "tags",
+            "filter.genres",
+            "filter.minPages",
+            "filter.after",
+            "pageSize"
+        ]
+    );
+    assert_eq!(
+        list["responses"]["200"]["content"]["application/json"]["schema"]["type"],
+        "array"
+    );
+    assert_eq!(
+        paths["/v1/books/{book.book_id}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/transcode.test.v1.Book"
+    );
+    assert_eq!(
+        paths["/v1/{name}"]["get"]["parameters"][0]["description"],
+        "Matches the path segments `shelves/*/books/*`."
+    );
+
+    // Valid under the standard validator too, when it is installed.
+    if let Ok(validator) = std::env::var("USERDIR_OPENAPI_VALIDATOR")
+        && !validator.is_empty()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("openapi.json");
+        std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let output = std::process::Command::new(&validator)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
