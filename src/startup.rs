@@ -83,5 +83,6 @@ async fn router(db: DatabaseConnection, limits: PageLimits) -> anyhow::Result<ax
         .add_service(reflection_v1alpha)
         .prepare()
         .into_axum_router();
+    // Layers (auth, limits) go on `grpc` here: JSON and gRPC-Web calls are dispatched through it.
     crate::api::http::router(grpc, proto::DESCRIPTOR_SET)
 }

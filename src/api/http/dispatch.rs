@@ -20,6 +20,13 @@ pub struct DynamicCodec {
     output: MessageDescriptor,
 }
 
+impl DynamicCodec {
+    /// A codec that decodes messages of type `output` (and encodes any message).
+    pub fn new(output: MessageDescriptor) -> Self {
+        Self { output }
+    }
+}
+
 impl Codec for DynamicCodec {
     type Encode = DynamicMessage;
     type Decode = DynamicMessage;

@@ -278,3 +278,134 @@ fn openapi_documents_every_shape() {
         );
     }
 }
+
+/// A gRPC router serving `Library/GetBook` as an echo (the book id from the request, the title
+/// from the `authorization` metadata, the tags from `x-tenant`), behind a tower layer that
+/// refuses calls without credentials. Returns the one-port router built on it.
+fn echo_server() -> axum::Router {
+    use prost_reflect::ReflectMessage;
+    use tonic::{Request, Response, Status};
+
+    let pool = pool();
+    let input = pool
+        .get_message_by_name("transcode.test.v1.GetBookRequest")
+        .unwrap();
+    let book = pool.get_message_by_name("transcode.test.v1.Book").unwrap();
+    let get_book = tower::service_fn(move |request: axum::extract::Request| {
+        let input = input.clone();
+        let book = book.clone();
+        async move {
+            let echo = tower::service_fn(move |request: Request<DynamicMessage>| {
+                let book = book.clone();
+                async move {
+                    let text = |key: &str| {
+                        request
+                            .metadata()
+                            .get(key)
+                            .map(|v| v.to_str().unwrap().to_owned())
+                    };
+                    let mut reply = DynamicMessage::new(book);
+                    let id = request.get_ref().get_field_by_name("book_id").unwrap();
+                    reply.set_field_by_name("book_id", id.into_owned());
+                    if let Some(title) = text("authorization") {
+                        reply.set_field_by_name("title", prost_reflect::Value::String(title));
+                    }
+                    if let Some(tenant) = text("x-tenant") {
+                        let tags = vec![prost_reflect::Value::String(tenant)];
+                        reply.set_field_by_name("tags", prost_reflect::Value::List(tags));
+                    }
+                    assert_eq!(reply.descriptor().name(), "Book");
+                    let mut response = Response::new(reply);
+                    response
+                        .metadata_mut()
+                        .insert("x-served-by", "echo".parse().unwrap());
+                    Ok::<_, Status>(response)
+                }
+            });
+            let mut grpc = tonic::server::Grpc::new(super::dispatch::DynamicCodec::new(input));
+            Ok::<_, std::convert::Infallible>(grpc.unary(echo, request).await)
+        }
+    });
+    let grpc = axum::Router::new()
+        .route_service("/transcode.test.v1.Library/GetBook", get_book)
+        .layer(axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                if request.headers().contains_key("authorization") {
+                    next.run(request).await
+                } else {
+                    Status::unauthenticated("credentials required").into_http()
+                }
+            },
+        ));
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/http/testdata");
+    let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+    let mut compiler = protox::Compiler::new([root, protos]).unwrap();
+    compiler.include_imports(true);
+    compiler.open_file("transcode.proto").unwrap();
+    super::router(grpc, &compiler.encode_file_descriptor_set()).unwrap()
+}
+
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, http::HeaderMap, Value) {
+    use tower::ServiceExt;
+    let mut request = http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, headers, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test]
+async fn json_calls_go_through_the_grpc_router_and_its_layers() {
+    let router = echo_server();
+
+    // The layer on the gRPC router refuses the JSON call exactly as it would a gRPC one.
+    let (status, headers, body) = call(&router, "GET", "/v1/books/b1", &[]).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"code": 16, "message": "credentials required", "details": []})
+    );
+    assert_eq!(headers["www-authenticate"], "credentials required");
+
+    // Credentials, the request id and grpc-metadata-* headers travel as metadata; response
+    // metadata comes back as grpc-metadata-* headers.
+    let (status, headers, body) = call(
+        &router,
+        "GET",
+        "/v1/books/b1",
+        &[
+            ("authorization", "Bearer t0k3n"),
+            ("grpc-metadata-x-tenant", "acme"),
+            ("cookie", "not forwarded"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"bookId": "b1", "title": "Bearer t0k3n", "tags": ["acme"]})
+    );
+    assert_eq!(headers["grpc-metadata-x-served-by"], "echo");
+    assert_eq!(headers["content-type"], "application/json");
+
+    // A route whose RPC the gRPC router does not serve answers Unimplemented as JSON.
+    let (status, _, body) =
+        call(&router, "DELETE", "/v1/books/b1", &[("authorization", "x")]).await;
+    assert_eq!(status, 501, "{body}");
+    assert_eq!(body["code"], 12);
+}
