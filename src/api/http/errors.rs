@@ -3,15 +3,60 @@
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
 use tonic::{Code, Status};
 
-/// `google.rpc.Status` in JSON, fields in grpc-gateway's order. Details are not carried yet:
-/// our services set none.
+/// `google.rpc.Status` in JSON, fields in grpc-gateway's order.
 #[derive(serde::Serialize)]
 struct ErrorBody<'a> {
     code: i32,
     message: &'a str,
-    details: [serde_json::Value; 0],
+    details: Vec<serde_json::Value>,
+}
+
+/// `google.rpc.Status` on the wire (the `grpc-status-details-bin` trailer); declared here
+/// because our protos do not import it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// The status's details as proto3 JSON `Any` values: messages our descriptors know are written
+/// out field by field, others as `@type` plus base64 `value`.
+fn details_json(status: &Status, pool: Option<&DescriptorPool>) -> Vec<serde_json::Value> {
+    if status.details().is_empty() {
+        return Vec::new();
+    }
+    let Ok(decoded) = RpcStatus::decode(status.details()) else {
+        return Vec::new();
+    };
+    decoded
+        .details
+        .into_iter()
+        .map(|any| {
+            let type_name = any.type_url.rsplit('/').next().unwrap_or_default();
+            let known = pool
+                .and_then(|pool| pool.get_message_by_name(type_name))
+                .and_then(|desc| DynamicMessage::decode(desc, any.value.as_slice()).ok())
+                .and_then(|message| serde_json::to_value(&message).ok());
+            match known {
+                Some(serde_json::Value::Object(mut fields)) => {
+                    fields.insert("@type".into(), any.type_url.into());
+                    serde_json::Value::Object(fields)
+                }
+                _ => serde_json::json!({
+                    "@type": any.type_url,
+                    "value": data_encoding::BASE64.encode(&any.value),
+                }),
+            }
+        })
+        .collect()
 }
 
 /// grpc-gateway v2's `HTTPStatusFromCode`.
@@ -40,16 +85,26 @@ pub fn http_status(code: Code) -> StatusCode {
 
 /// The error response for `status`, with the HTTP status from its code.
 pub fn error_response(status: &Status) -> Response {
-    error_response_with(http_status(status.code()), status)
+    error_response_with(http_status(status.code()), status, None)
+}
+
+/// The error response for a status returned by a service, whose details may name message types
+/// of `pool`.
+pub fn service_error_response(status: &Status, pool: &DescriptorPool) -> Response {
+    error_response_with(http_status(status.code()), status, Some(pool))
 }
 
 /// The error response for `status` with an explicit HTTP status (routing errors: 405 keeps its
 /// own status while the body says Unimplemented, as grpc-gateway does).
-pub fn error_response_with(http: StatusCode, status: &Status) -> Response {
+pub fn error_response_with(
+    http: StatusCode,
+    status: &Status,
+    pool: Option<&DescriptorPool>,
+) -> Response {
     let body = ErrorBody {
         code: status.code() as i32,
         message: status.message(),
-        details: [],
+        details: details_json(status, pool),
     };
     let mut response = (http, axum::Json(body)).into_response();
     if status.code() == Code::Unauthenticated
@@ -72,6 +127,7 @@ pub fn method_not_allowed() -> Response {
     error_response_with(
         StatusCode::METHOD_NOT_ALLOWED,
         &Status::unimplemented("Method Not Allowed"),
+        None,
     )
 }
 

@@ -42,6 +42,7 @@ pub fn router(grpc: GrpcRouter, descriptor_set: &[u8]) -> anyhow::Result<axum::R
     let openapi = Bytes::from(serde_json::to_vec(&openapi::document(&table))?);
     tracing::debug!(routes = table.routes().len(), "HTTP/JSON routes");
     let gateway = Gateway {
+        pool,
         table: Arc::new(table),
         grpc: grpc.clone(),
         openapi,
@@ -72,6 +73,8 @@ fn is_grpc_web(headers: &HeaderMap) -> bool {
 
 #[derive(Clone)]
 struct Gateway {
+    /// For error details (`Any`) whose types our protos define.
+    pool: DescriptorPool,
     table: Arc<RouteTable>,
     grpc: GrpcRouter,
     openapi: Bytes,
@@ -126,7 +129,7 @@ impl Gateway {
         .await
         {
             Ok((metadata, message)) => success(route, metadata, &message),
-            Err(status) => errors::error_response(&status),
+            Err(status) => errors::service_error_response(&status, &self.pool),
         }
     }
 }

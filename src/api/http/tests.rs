@@ -304,8 +304,11 @@ fn echo_server() -> axum::Router {
                             .get(key)
                             .map(|v| v.to_str().unwrap().to_owned())
                     };
-                    let mut reply = DynamicMessage::new(book);
                     let id = request.get_ref().get_field_by_name("book_id").unwrap();
+                    if id.as_str() == Some("missing") {
+                        return Err(missing_book_status(&book));
+                    }
+                    let mut reply = DynamicMessage::new(book);
                     reply.set_field_by_name("book_id", id.into_owned());
                     if let Some(title) = text("authorization") {
                         reply.set_field_by_name("title", prost_reflect::Value::String(title));
@@ -408,4 +411,65 @@ async fn json_calls_go_through_the_grpc_router_and_its_layers() {
         call(&router, "DELETE", "/v1/books/b1", &[("authorization", "x")]).await;
     assert_eq!(status, 501, "{body}");
     assert_eq!(body["code"], 12);
+}
+
+/// NotFound with two details: a Book (a type our descriptors know) and an unknown type.
+fn missing_book_status(book: &prost_reflect::MessageDescriptor) -> tonic::Status {
+    use prost::Message;
+    let mut detail = DynamicMessage::new(book.clone());
+    detail.set_field_by_name("book_id", prost_reflect::Value::String("missing".into()));
+    let any = |type_url: &str, value: Vec<u8>| prost_types::Any {
+        type_url: type_url.into(),
+        value,
+    };
+    // google.rpc.Status: code 1, message 2, details 3.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+        #[prost(message, repeated, tag = "3")]
+        details: Vec<prost_types::Any>,
+    }
+    let details = RpcStatus {
+        code: 5,
+        message: "no such book".into(),
+        details: vec![
+            any(
+                "type.googleapis.com/transcode.test.v1.Book",
+                detail.encode_to_vec(),
+            ),
+            any("type.googleapis.com/other.Unknown", vec![1, 2, 3]),
+        ],
+    };
+    tonic::Status::with_details(
+        tonic::Code::NotFound,
+        "no such book",
+        details.encode_to_vec().into(),
+    )
+}
+
+#[tokio::test]
+async fn error_details_are_written_as_any() {
+    let router = echo_server();
+    let (status, _, body) = call(
+        &router,
+        "GET",
+        "/v1/books/missing",
+        &[("authorization", "x")],
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({
+            "code": 5,
+            "message": "no such book",
+            "details": [
+                {"@type": "type.googleapis.com/transcode.test.v1.Book", "bookId": "missing"},
+                {"@type": "type.googleapis.com/other.Unknown", "value": "AQID"},
+            ]
+        })
+    );
 }
