@@ -101,8 +101,12 @@ pub async fn call(
 ) -> Result<(MetadataMap, DynamicMessage), Status> {
     let path = PathAndQuery::try_from(grpc_path)
         .map_err(|error| Status::internal(format!("invalid gRPC path {grpc_path}: {error}")))?;
+    // The response was already produced within the server's own limits; the client's default
+    // 4 MiB decoding limit would only make large pages fail over JSON and not over gRPC.
     let mut grpc =
-        tonic::client::Grpc::with_origin(router, http::Uri::from_static("http://in-process"));
+        tonic::client::Grpc::with_origin(router, http::Uri::from_static("http://in-process"))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
     grpc.ready()
         .await
         .map_err(|error| Status::unavailable(format!("service not ready: {error}")))?;
