@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
 use super::routes::{BodyRule, Route, RouteTable};
@@ -79,8 +79,17 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
             "required": true,
             "schema": schemas.field(leaf),
         });
-        if let Some(pattern) = route.template.variable_pattern(&binding.variable) {
-            parameter["description"] = json!(format!("Matches the path segments `{pattern}`."));
+        let pattern = route
+            .template
+            .variable_pattern(&binding.variable)
+            .map(|pattern| format!("Matches the path segments `{pattern}`."));
+        let description = [field_comment(leaf), pattern]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        if !description.is_empty() {
+            parameter["description"] = json!(description);
         }
         parameters.push(parameter);
     }
@@ -124,6 +133,9 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     });
     if !parameters.is_empty() {
         operation["parameters"] = Value::Array(parameters);
+    }
+    if let Some(text) = comment(&route.rpc.parent_file(), route.rpc.path()) {
+        operation["description"] = json!(text);
     }
     let body_schema = match &route.body {
         BodyRule::None => None,
@@ -196,6 +208,9 @@ fn query_parameters(
                         parameter["style"] = json!("form");
                         parameter["explode"] = json!(true);
                     }
+                    if let Some(text) = field_comment(&field) {
+                        parameter["description"] = json!(text);
+                    }
                     out.push(parameter);
                 }
             }
@@ -267,6 +282,23 @@ fn well_known(message: &MessageDescriptor) -> Option<Value> {
         }
         _ => return None,
     })
+}
+
+/// The doc comment of the element at `path` in `file` (protox keeps source info).
+fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let location = info.location.iter().find(|l| l.path == path)?;
+    let text = location
+        .leading_comments
+        .as_deref()
+        .or(location.trailing_comments.as_deref())?;
+    let text = text.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn field_comment(field: &FieldDescriptor) -> Option<String> {
+    comment(&field.parent_file(), field.path())
 }
 
 fn reference(name: &str) -> Value {
@@ -347,7 +379,15 @@ impl Schemas {
                 let mut properties = Map::new();
                 let mut oneofs = Vec::new();
                 for field in message.fields() {
-                    properties.insert(field.json_name().to_owned(), self.field(&field));
+                    let mut schema = self.field(&field);
+                    if let Some(text) = field_comment(&field) {
+                        // A description beside `$ref` would be ignored in OpenAPI 3.0.
+                        if schema.get("$ref").is_some() {
+                            schema = json!({"allOf": [schema]});
+                        }
+                        schema["description"] = json!(text);
+                    }
+                    properties.insert(field.json_name().to_owned(), schema);
                 }
                 for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
                     let names: Vec<_> = oneof.fields().map(|f| f.json_name().to_owned()).collect();
@@ -358,8 +398,14 @@ impl Schemas {
                     "properties": properties,
                     "additionalProperties": false,
                 });
-                if !oneofs.is_empty() {
-                    schema["description"] = json!(format!("Set {}.", oneofs.join("; ")));
+                let oneofs = (!oneofs.is_empty()).then(|| format!("Set {}.", oneofs.join("; ")));
+                let description = [comment(&message.parent_file(), message.path()), oneofs]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                if !description.is_empty() {
+                    schema["description"] = json!(description);
                 }
                 self.done.insert(message.full_name().to_owned(), schema);
             } else if let Some(enumeration) = self.pending_enums.pop() {
