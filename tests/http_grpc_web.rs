@@ -85,12 +85,20 @@ fn unframe(mut body: &[u8]) -> (Option<Vec<u8>>, String) {
 }
 
 async fn grpc_web_call(app: &TestApp, id: &str) -> (u16, Option<pb::GetUserResponse>, String) {
+    grpc_web_call_to(app, "GetUser", id).await
+}
+
+async fn grpc_web_call_to(
+    app: &TestApp,
+    method: &str,
+    id: &str,
+) -> (u16, Option<pb::GetUserResponse>, String) {
     let request = pb::GetUserRequest {
         user_id: id.to_owned(),
     };
     let response = reqwest::Client::new()
         .post(format!(
-            "http://{}/userdir.user.v1.UserService/GetUser",
+            "http://{}/userdir.user.v1.UserService/{method}",
             app.address
         ))
         .header("content-type", "application/grpc-web+proto")
@@ -137,4 +145,10 @@ async fn grpc_web_unary_call_works(app: TestApp) {
     assert_eq!(status, 200);
     assert!(message.is_none());
     assert!(trailers.contains("grpc-status:5"), "{trailers}");
+
+    // An unregistered method is Unimplemented in gRPC-Web form too.
+    let (status, message, trailers) = grpc_web_call_to(&app, "NoSuchMethod", &user_id(1)).await;
+    assert_eq!(status, 200);
+    assert!(message.is_none());
+    assert!(trailers.contains("grpc-status:12"), "{trailers}");
 }

@@ -595,13 +595,4 @@ mod tests {
             assert!(error.contains(expected), "{query}: {error}");
         }
     }
-
-    #[test]
-    fn repeated_query_keys_fill_repeated_fields() {
-        // ListUsersRequest has no repeated scalar; OrQuery-free shapes are exercised through
-        // the repeated message field, which must refuse plain text with the key named.
-        let r = custom("/v1/users", None);
-        let error = bind_path(&r, "/v1/users", Some("queries=a&queries=b"), "").unwrap_err();
-        assert!(error.contains("queries"), "{error}");
-    }
 }
