@@ -81,7 +81,8 @@ impl Application {
 }
 
 /// The gRPC services: the directory, health and reflection (v1 and v1alpha, so that old and
-/// new grpcurl both work without proto files).
+/// new grpcurl both work without proto files); on the same port, gRPC-Web, the HTTP/JSON routes
+/// and /openapi.json (see `api::http`).
 async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<axum::Router> {
     let limits = settings.limits;
     let webauthn = Arc::new(crate::command::webauthn::relying_party(
@@ -117,7 +118,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .set_serving::<RoleServiceServer<Roles>>()
         .await;
 
-    Ok(tonic::service::Routes::new(users)
+    let grpc = tonic::service::Routes::new(users)
         .add_service(organizations)
         .add_service(schemas)
         .add_service(roles)
@@ -125,5 +126,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare()
-        .into_axum_router())
+        .into_axum_router();
+    // Layers (auth, limits) go on `grpc` here: JSON and gRPC-Web calls are dispatched through it.
+    crate::api::http::router(grpc, proto::DESCRIPTOR_SET)
 }

@@ -1,4 +1,5 @@
-//! The edges: gRPC services (and, later, the HTTP routes) that turn requests into domain
-//! values and domain results into responses.
+//! The edges: gRPC services that turn requests into domain values and domain results into
+//! responses, and the HTTP/JSON transcoder in front of them.
 
 pub mod grpc;
+pub mod http;

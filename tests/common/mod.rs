@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod fixtures;
+pub mod http;
 pub mod queries;
 
 use std::future::Future;

@@ -1,0 +1,196 @@
+//! HTTP/JSON in grpc-gateway style, the OpenAPI document and gRPC-Web, on the gRPC port.
+//!
+//! Routes come from the `google.api.http` rules in the descriptor set, not from per-RPC code.
+//! A JSON request is bound to a `DynamicMessage`, sent through the gRPC router in process (so
+//! its layers apply) and the response is written as canonical proto3 JSON.
+
+pub mod bind;
+pub mod dispatch;
+pub mod errors;
+pub mod openapi;
+pub mod routes;
+pub mod template;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, SerializeOptions};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+use tower::ServiceExt;
+
+use dispatch::GrpcRouter;
+use routes::{Lookup, Route, RouteTable};
+
+/// Larger bodies are refused before parsing; gRPC's default message limit is the same.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+const OPENAPI_PATH: &str = "/openapi.json";
+
+/// The one-port router: `grpc` (the gRPC services, with their layers) answers
+/// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else goes
+/// to the JSON routes. JSON calls are dispatched to `grpc` itself.
+pub fn router(grpc: GrpcRouter, descriptor_set: &[u8]) -> anyhow::Result<axum::Router> {
+    let pool = DescriptorPool::decode(descriptor_set)?;
+    let table = RouteTable::from_pool(&pool)?;
+    let openapi = Bytes::from(serde_json::to_vec(&openapi::document(&table))?);
+    tracing::debug!(routes = table.routes().len(), "HTTP/JSON routes");
+    let gateway = Gateway {
+        pool,
+        table: Arc::new(table),
+        grpc: grpc.clone(),
+        openapi,
+    };
+    let grpc_and_json = grpc.fallback(move |request: Request| {
+        let gateway = gateway.clone();
+        async move { gateway.handle(request).await }
+    });
+    // tonic-web refuses HTTP/1.1 requests that are not gRPC-Web, so only those go through it.
+    let grpc_web = grpc_and_json.clone().layer(tonic_web::GrpcWebLayer::new());
+    let by_content_type = tower::service_fn(move |request: Request| {
+        let target = if is_grpc_web(request.headers()) {
+            grpc_web.clone()
+        } else {
+            grpc_and_json.clone()
+        };
+        target.oneshot(request)
+    });
+    Ok(axum::Router::new().fallback_service(by_content_type))
+}
+
+fn is_grpc_web(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc-web"))
+}
+
+#[derive(Clone)]
+struct Gateway {
+    /// For error details (`Any`) whose types our protos define.
+    pool: DescriptorPool,
+    table: Arc<RouteTable>,
+    grpc: GrpcRouter,
+    openapi: Bytes,
+}
+
+impl Gateway {
+    async fn handle(&self, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        // A gRPC call that no service registered must fail as gRPC, never as JSON (a streaming
+        // client would otherwise wait forever).
+        if is_grpc(&parts.headers) {
+            return Status::unimplemented(format!("unknown method {}", parts.uri.path()))
+                .into_http::<Body>();
+        }
+        if parts.uri.path() == OPENAPI_PATH {
+            return if parts.method == Method::GET || parts.method == Method::HEAD {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    self.openapi.clone(),
+                )
+                    .into_response()
+            } else {
+                errors::method_not_allowed()
+            };
+        }
+        let (route, path) = match self.table.lookup(&parts.method, parts.uri.path()) {
+            Lookup::Found(route, path) => (route, path),
+            Lookup::BadPath(why) => return errors::error_response(&Status::invalid_argument(why)),
+            Lookup::MethodNotAllowed => return errors::method_not_allowed(),
+            Lookup::NotFound => return errors::not_found(),
+        };
+        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(body) => body,
+            Err(_) => {
+                return errors::error_response(&Status::invalid_argument(format!(
+                    "the request body is unreadable or larger than {MAX_BODY_BYTES} bytes"
+                )));
+            }
+        };
+        let message = match bind::bind(route, path, parts.uri.query(), &body) {
+            Ok(message) => message,
+            Err(error) => return errors::error_response(&Status::invalid_argument(error.0)),
+        };
+        let metadata = dispatch::forwarded_metadata(&parts.headers);
+        match dispatch::call(
+            self.grpc.clone(),
+            &route.grpc_path,
+            route.output(),
+            metadata,
+            message,
+        )
+        .await
+        {
+            Ok((metadata, message)) => success(route, metadata, &message),
+            Err(status) => errors::service_error_response(&status, &self.pool),
+        }
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// 200 with the response (or its `response_body` field) as canonical JSON; the response's
+/// header metadata is passed on as `grpc-metadata-<key>` headers, as grpc-gateway does.
+fn success(route: &Route, metadata: MetadataMap, message: &DynamicMessage) -> Response {
+    let body = match response_json(route, message) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, method = route.rpc.full_name(), "serializing a response");
+            return errors::error_response(&Status::internal("could not serialize the response"));
+        }
+    };
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    for (name, value) in metadata.into_headers().iter() {
+        let name = name.as_str();
+        if name.starts_with("grpc-") || name == "content-type" || name == "date" {
+            continue;
+        }
+        if let Ok(name) = HeaderName::from_bytes(format!("grpc-metadata-{name}").as_bytes()) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+/// The JSON bytes of the response, written straight from the message so that fields keep their
+/// proto order (as grpc-gateway writes them).
+fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
+    let options = SerializeOptions::new();
+    let Some(field) = &route.response_body else {
+        let mut out = Vec::new();
+        message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)?;
+        return Ok(out);
+    };
+    let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
+    let value = match whole.get(field.json_name()) {
+        Some(value) => value.clone(),
+        // The field has its default value, which the canonical mapping omits: write the default.
+        None if field.is_list() => serde_json::json!([]),
+        None if field.is_map() || matches!(field.kind(), Kind::Message(_)) => serde_json::json!({}),
+        None => {
+            let all = message.serialize_with_options(
+                serde_json::value::Serializer,
+                &SerializeOptions::new().skip_default_fields(false),
+            )?;
+            all.get(field.json_name()).cloned().unwrap_or_default()
+        }
+    };
+    serde_json::to_vec(&value)
+}

@@ -1,0 +1,427 @@
+//! The OpenAPI 3.0.3 document of the JSON routes, generated at startup from the same route table
+//! (and so the same descriptors and `google.api.http` rules) that the transcoder serves. Schemas
+//! use the canonical proto3-JSON names and types: lowerCamel names, 64-bit integers as strings,
+//! enums by name, Timestamp as a date-time string, Struct as an object.
+
+use std::collections::{BTreeMap, HashSet};
+
+use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value, json};
+
+use super::routes::{BodyRule, Route, RouteTable};
+
+/// The component name of the error body.
+const ERROR_SCHEMA: &str = "google.rpc.Status";
+/// How deep query parameters descend into nested messages.
+const MAX_QUERY_DEPTH: usize = 5;
+
+pub fn document(table: &RouteTable) -> Value {
+    let mut schemas = Schemas::default();
+    let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for route in table.routes() {
+        let method = route.http_method.as_str().to_ascii_lowercase();
+        // OpenAPI has no room for custom verbs; such routes are served but not documented.
+        if !["get", "put", "post", "delete", "patch", "head", "options"].contains(&method.as_str())
+        {
+            continue;
+        }
+        let item = paths.entry(route.template.openapi_path()).or_default();
+        if item.contains_key(&method) {
+            tracing::warn!(
+                path = route.template.source,
+                "two routes share an OpenAPI path and method; documenting the first"
+            );
+            continue;
+        }
+        item.insert(method, operation(route, &mut schemas));
+    }
+    let mut components = schemas.done();
+    components.insert(ERROR_SCHEMA.to_owned(), error_schema());
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "userdir",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "HTTP/JSON transcoding of the userdir gRPC API (proto3 JSON mapping). \
+                Unknown fields and query parameters are refused with 400.",
+        },
+        "paths": paths,
+        "components": { "schemas": components },
+    })
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "The error body: the gRPC status code, its message and details.",
+        "properties": {
+            "code": { "type": "integer", "format": "int32" },
+            "message": { "type": "string" },
+            "details": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": { "@type": { "type": "string" } },
+                    "additionalProperties": true,
+                },
+            },
+        },
+    })
+}
+
+fn operation(route: &Route, schemas: &mut Schemas) -> Value {
+    let mut parameters = Vec::new();
+    for binding in &route.path_bindings {
+        let leaf = binding.fields.last().expect("never empty");
+        let mut parameter = json!({
+            "name": binding.variable.name(),
+            "in": "path",
+            "required": true,
+            "schema": schemas.field(leaf),
+        });
+        let pattern = route
+            .template
+            .variable_pattern(&binding.variable)
+            .map(|pattern| format!("Matches the path segments `{pattern}`."));
+        let description = [field_comment(leaf), pattern]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("\n\n");
+        if !description.is_empty() {
+            parameter["description"] = json!(description);
+        }
+        parameters.push(parameter);
+    }
+    let excluded: Option<&FieldDescriptor> = match &route.body {
+        BodyRule::Whole => None,
+        BodyRule::Field(field) => Some(field),
+        BodyRule::None => None,
+    };
+    if !matches!(route.body, BodyRule::Whole) {
+        let bound: Vec<Vec<FieldDescriptor>> = route
+            .path_bindings
+            .iter()
+            .map(|b| b.fields.clone())
+            .collect();
+        let mut stack = vec![route.input().full_name().to_owned()];
+        query_parameters(
+            &route.input(),
+            &mut Vec::new(),
+            &bound,
+            excluded,
+            &mut stack,
+            schemas,
+            &mut parameters,
+        );
+    }
+
+    let mut operation = json!({
+        "operationId": route.operation_id,
+        "tags": [route.rpc.parent_service().name()],
+        "summary": format!("{} ({})", route.rpc.name(), route.rpc.full_name()),
+        "responses": {
+            "200": {
+                "description": "A successful response.",
+                "content": { "application/json": { "schema": response_schema(route, schemas) } },
+            },
+            "default": {
+                "description": "An error: the HTTP status follows grpc-gateway's table for the gRPC code.",
+                "content": { "application/json": { "schema": reference(ERROR_SCHEMA) } },
+            },
+        },
+    });
+    if !parameters.is_empty() {
+        operation["parameters"] = Value::Array(parameters);
+    }
+    if let Some(text) = comment(&route.rpc.parent_file(), route.rpc.path()) {
+        operation["description"] = json!(text);
+    }
+    let body_schema = match &route.body {
+        BodyRule::None => None,
+        BodyRule::Whole => Some(schemas.message(&route.input())),
+        BodyRule::Field(field) => Some(schemas.field(field)),
+    };
+    if let Some(schema) = body_schema {
+        operation["requestBody"] = json!({
+            "required": true,
+            "content": { "application/json": { "schema": schema } },
+        });
+    }
+    operation
+}
+
+fn response_schema(route: &Route, schemas: &mut Schemas) -> Value {
+    match &route.response_body {
+        Some(field) => schemas.field(field),
+        None => schemas.message(&route.output()),
+    }
+}
+
+/// Every field reachable by a query parameter: scalars, enums, repeated scalars and the
+/// well-known types with a string form, through singular messages, skipping what path and body
+/// bind.
+fn query_parameters(
+    message: &MessageDescriptor,
+    prefix: &mut Vec<FieldDescriptor>,
+    bound: &[Vec<FieldDescriptor>],
+    excluded: Option<&FieldDescriptor>,
+    stack: &mut Vec<String>,
+    schemas: &mut Schemas,
+    out: &mut Vec<Value>,
+) {
+    for field in message.fields() {
+        if prefix.is_empty() && excluded == Some(&field) {
+            continue;
+        }
+        prefix.push(field.clone());
+        let is_bound = bound.iter().any(|b| {
+            let n = b.len().min(prefix.len());
+            b[..n] == prefix[..n]
+        });
+        if !is_bound && !field.is_map() {
+            match field.kind() {
+                Kind::Message(inner) if well_known(&inner).is_none() => {
+                    if !field.is_list()
+                        && prefix.len() < MAX_QUERY_DEPTH
+                        && !stack.contains(&inner.full_name().to_owned())
+                    {
+                        stack.push(inner.full_name().to_owned());
+                        query_parameters(&inner, prefix, bound, excluded, stack, schemas, out);
+                        stack.pop();
+                    }
+                }
+                Kind::Message(inner) if field.is_list() || !has_string_form(inner.full_name()) => {}
+                _ => {
+                    let name = prefix
+                        .iter()
+                        .map(|f| f.json_name())
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    let mut parameter = json!({
+                        "name": name,
+                        "in": "query",
+                        "required": false,
+                        "schema": schemas.field(&field),
+                    });
+                    if field.is_list() {
+                        parameter["style"] = json!("form");
+                        parameter["explode"] = json!(true);
+                    }
+                    if let Some(text) = field_comment(&field) {
+                        parameter["description"] = json!(text);
+                    }
+                    out.push(parameter);
+                }
+            }
+        }
+        prefix.pop();
+    }
+}
+
+/// Well-known types whose JSON form is a string or scalar, so a query parameter can carry them.
+fn has_string_form(full_name: &str) -> bool {
+    matches!(
+        full_name,
+        "google.protobuf.Timestamp"
+            | "google.protobuf.Duration"
+            | "google.protobuf.FieldMask"
+            | "google.protobuf.DoubleValue"
+            | "google.protobuf.FloatValue"
+            | "google.protobuf.Int64Value"
+            | "google.protobuf.UInt64Value"
+            | "google.protobuf.Int32Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.BoolValue"
+            | "google.protobuf.StringValue"
+            | "google.protobuf.BytesValue"
+    )
+}
+
+/// The inline schema of a well-known type with a special JSON form.
+fn well_known(message: &MessageDescriptor) -> Option<Value> {
+    Some(match message.full_name() {
+        "google.protobuf.Timestamp" => json!({"type": "string", "format": "date-time"}),
+        "google.protobuf.Duration" => {
+            json!({"type": "string", "description": "Seconds with an `s` suffix, e.g. `1.5s`."})
+        }
+        "google.protobuf.FieldMask" => {
+            json!({"type": "string", "description": "Comma-separated lowerCamel field paths."})
+        }
+        "google.protobuf.Struct" => json!({"type": "object", "additionalProperties": true}),
+        "google.protobuf.Value" => json!({"description": "Any JSON value."}),
+        "google.protobuf.ListValue" => json!({"type": "array", "items": {}}),
+        "google.protobuf.Empty" => json!({"type": "object"}),
+        "google.protobuf.Any" => json!({
+            "type": "object",
+            "properties": {"@type": {"type": "string"}},
+            "additionalProperties": true,
+        }),
+        "google.protobuf.DoubleValue" => {
+            json!({"type": "number", "format": "double", "nullable": true})
+        }
+        "google.protobuf.FloatValue" => {
+            json!({"type": "number", "format": "float", "nullable": true})
+        }
+        "google.protobuf.Int64Value" => {
+            json!({"type": "string", "format": "int64", "nullable": true})
+        }
+        "google.protobuf.UInt64Value" => {
+            json!({"type": "string", "format": "uint64", "nullable": true})
+        }
+        "google.protobuf.Int32Value" => {
+            json!({"type": "integer", "format": "int32", "nullable": true})
+        }
+        "google.protobuf.UInt32Value" => {
+            json!({"type": "integer", "format": "int64", "minimum": 0, "nullable": true})
+        }
+        "google.protobuf.BoolValue" => json!({"type": "boolean", "nullable": true}),
+        "google.protobuf.StringValue" => json!({"type": "string", "nullable": true}),
+        "google.protobuf.BytesValue" => {
+            json!({"type": "string", "format": "byte", "nullable": true})
+        }
+        _ => return None,
+    })
+}
+
+/// The doc comment of the element at `path` in `file` (protox keeps source info).
+fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
+    let info = file.file_descriptor_proto().source_code_info.as_ref()?;
+    let location = info.location.iter().find(|l| l.path == path)?;
+    let text = location
+        .leading_comments
+        .as_deref()
+        .or(location.trailing_comments.as_deref())?;
+    let text = text.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn field_comment(field: &FieldDescriptor) -> Option<String> {
+    comment(&field.parent_file(), field.path())
+}
+
+fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// Component schemas, added as they are referenced.
+#[derive(Default)]
+struct Schemas {
+    done: BTreeMap<String, Value>,
+    seen: HashSet<String>,
+    pending_messages: Vec<MessageDescriptor>,
+    pending_enums: Vec<EnumDescriptor>,
+}
+
+impl Schemas {
+    fn message(&mut self, message: &MessageDescriptor) -> Value {
+        if let Some(schema) = well_known(message) {
+            return schema;
+        }
+        if self.seen.insert(message.full_name().to_owned()) {
+            self.pending_messages.push(message.clone());
+        }
+        reference(message.full_name())
+    }
+
+    fn enumeration(&mut self, enumeration: &EnumDescriptor) -> Value {
+        if enumeration.full_name() == "google.protobuf.NullValue" {
+            return json!({"type": "string", "enum": ["NULL_VALUE"], "nullable": true});
+        }
+        if self.seen.insert(enumeration.full_name().to_owned()) {
+            self.pending_enums.push(enumeration.clone());
+        }
+        reference(enumeration.full_name())
+    }
+
+    fn field(&mut self, field: &FieldDescriptor) -> Value {
+        if field.is_map()
+            && let Kind::Message(entry) = field.kind()
+        {
+            let value = entry.map_entry_value_field();
+            return json!({"type": "object", "additionalProperties": self.kind(&value.kind())});
+        }
+        let item = self.kind(&field.kind());
+        if field.is_list() {
+            json!({"type": "array", "items": item})
+        } else {
+            item
+        }
+    }
+
+    fn kind(&mut self, kind: &Kind) -> Value {
+        match kind {
+            Kind::Double => json!({"type": "number", "format": "double"}),
+            Kind::Float => json!({"type": "number", "format": "float"}),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+                json!({"type": "integer", "format": "int32"})
+            }
+            Kind::Uint32 | Kind::Fixed32 => {
+                json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX})
+            }
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
+                json!({"type": "string", "format": "int64"})
+            }
+            Kind::Uint64 | Kind::Fixed64 => json!({"type": "string", "format": "uint64"}),
+            Kind::Bool => json!({"type": "boolean"}),
+            Kind::String => json!({"type": "string"}),
+            Kind::Bytes => json!({"type": "string", "format": "byte"}),
+            Kind::Enum(enumeration) => self.enumeration(enumeration),
+            Kind::Message(message) => self.message(message),
+        }
+    }
+
+    /// Builds every pending schema (which may reference more) and returns them all.
+    fn done(mut self) -> Map<String, Value> {
+        loop {
+            if let Some(message) = self.pending_messages.pop() {
+                let mut properties = Map::new();
+                let mut oneofs = Vec::new();
+                for field in message.fields() {
+                    let mut schema = self.field(&field);
+                    if let Some(text) = field_comment(&field) {
+                        // A description beside `$ref` would be ignored in OpenAPI 3.0.
+                        if schema.get("$ref").is_some() {
+                            schema = json!({"allOf": [schema]});
+                        }
+                        schema["description"] = json!(text);
+                    }
+                    properties.insert(field.json_name().to_owned(), schema);
+                }
+                for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
+                    let names: Vec<_> = oneof.fields().map(|f| f.json_name().to_owned()).collect();
+                    oneofs.push(format!("at most one of {}", names.join(", ")));
+                }
+                let mut schema = json!({
+                    "type": "object",
+                    "properties": properties,
+                    "additionalProperties": false,
+                });
+                let oneofs = (!oneofs.is_empty()).then(|| format!("Set {}.", oneofs.join("; ")));
+                let description = [comment(&message.parent_file(), message.path()), oneofs]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                if !description.is_empty() {
+                    schema["description"] = json!(description);
+                }
+                self.done.insert(message.full_name().to_owned(), schema);
+            } else if let Some(enumeration) = self.pending_enums.pop() {
+                let names: Vec<_> = enumeration.values().map(|v| v.name().to_owned()).collect();
+                self.done.insert(
+                    enumeration.full_name().to_owned(),
+                    json!({
+                        "type": "string",
+                        "enum": names,
+                        "description": "By name; the number is accepted in requests too.",
+                    }),
+                );
+            } else {
+                break;
+            }
+        }
+        self.done.into_iter().collect()
+    }
+}
