@@ -91,7 +91,9 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     let users = UserServiceServer::new(UserDirectory::new(db.clone(), limits, webauthn));
     let organizations = OrganizationServiceServer::new(Organizations::new(db.clone(), limits));
     let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits));
-    let roles = RoleServiceServer::new(Roles::new(db, limits));
+    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits));
+    // The Logto and GreenLake REST dialects (HTTP/1.1 and h2c on the same port).
+    let rest = crate::api::rest::routes(db, limits);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -125,5 +127,6 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare()
-        .into_axum_router())
+        .into_axum_router()
+        .merge(rest))
 }

@@ -2,3 +2,4 @@
 //! values and domain results into responses.
 
 pub mod grpc;
+pub mod rest;

@@ -2,10 +2,12 @@
 //! as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL NULL), so
 //! NOT is the true complement of its inner query.
 
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, NullOrdering, Order, Query as Sql};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
+};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
-use super::{Filter, Query, SortField, TextMatch, TextOp};
+use super::{CompareOp, Comparison, Filter, Query, SortField, TextMatch, TextOp};
 use crate::domain::fold_case;
 use crate::store::entities::{role_assignment, user, username};
 
@@ -119,6 +121,30 @@ fn filter_expr(filter: &Filter) -> Expr {
                     .to_owned(),
             )
         }
+        Filter::CreatedAt(comparison) => compare(C::CreatedAt, false, comparison),
+        Filter::ChangedAt(comparison) => compare(C::ChangedAt, false, comparison),
+        Filter::LastLogin(comparison) => compare(C::LastLogin, true, comparison),
+        // Bound values, like everything else: `? = ?` with 1 and 0.
+        Filter::Nothing => Expr::val(1).eq(0),
+    }
+}
+
+/// A timestamp column (integer microseconds) compared with a bound value; a NULL never
+/// matches, so the leaf stays two-valued.
+fn compare(column: user::Column, nullable: bool, comparison: &Comparison) -> Expr {
+    let col = Expr::col((user::Entity, column));
+    let value = comparison.value.micros();
+    let test = match comparison.op {
+        CompareOp::Eq => col.clone().eq(value),
+        CompareOp::Ne => col.clone().ne(value),
+        CompareOp::Gt => col.clone().gt(value),
+        CompareOp::Ge => col.clone().gte(value),
+        CompareOp::Lt => col.clone().lt(value),
+    };
+    if nullable {
+        col.is_not_null().and(test)
+    } else {
+        test
     }
 }
 
@@ -164,6 +190,11 @@ fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
     };
     let comparison = match text.op {
         TextOp::Equals => target.eq(value),
+        // The caller's pattern, wildcards live; the escape character is explicit because
+        // SQLite has no default one.
+        TextOp::Like => target.like(LikeExpr::new(value).escape(LIKE_ESCAPE)),
+        // `regexp(pattern, value)`: sqlx's function on SQLite, migration 3's on PostgreSQL.
+        TextOp::Regex => Func::cust("regexp").arg(value).arg(target).into(),
         op => target.like(LikeExpr::new(like_pattern(op, &value)).escape(LIKE_ESCAPE)),
     };
     if column.nullable {
@@ -184,7 +215,7 @@ fn like_pattern(op: TextOp, value: &str) -> String {
         escaped.push(c);
     }
     match op {
-        TextOp::Equals => escaped,
+        TextOp::Equals | TextOp::Like | TextOp::Regex => escaped,
         TextOp::StartsWith => format!("{escaped}%"),
         TextOp::EndsWith => format!("%{escaped}"),
         TextOp::Contains => format!("%{escaped}%"),
