@@ -20,6 +20,7 @@ backend_tests!(
     general_search_and_joint_combine_like_grpc_or_and_and,
     role_users_are_the_role_filter_and_the_search,
     get_user_maps_the_user_and_404s_unknown_ids,
+    name_is_derived_from_the_data_on_create_and_patch,
 );
 
 /// Twelve users, newest last: varied emails (case), phones, usernames and states.
@@ -408,9 +409,9 @@ async fn general_search_and_joint_combine_like_grpc_or_and_and(app: TestApp) {
             "Input is invalid. Search joint mode `xor` is not valid, expect one of or, and."
         )
     );
-    let (_, _, message) = error(&app, "/api/users?search.name=a").await;
+    let (_, _, message) = error(&app, "/api/users?search.nickname=a").await;
     assert!(
-        message.contains("Search field `name` is not valid"),
+        message.contains("Search field `nickname` is not valid"),
         "{message}"
     );
 }
@@ -550,4 +551,63 @@ async fn get_user_maps_the_user_and_404s_unknown_ids(app: TestApp) {
             "{missing}"
         );
     }
+}
+
+/// Users created over gRPC: `name` is the data's given name; it follows PatchUser.
+async fn name_is_derived_from_the_data_on_create_and_patch(app: TestApp) {
+    let org = common::api::organization(&app, "Acme").await;
+    let schema = common::api::person_schema(&app, "person").await;
+    let mut ids = Vec::new();
+    for name in ["Zoë", "zoe", "Ann", "ZOLTAN"] {
+        let mut request = common::api::new_user(&org, &schema, name);
+        request.usernames[0].username = format!("u-{}", ids.len());
+        ids.push(common::api::create_user(&app, request).await);
+    }
+    // Expected: every ListUsers user whose data's given name passes `keep`, newest first.
+    let expected = |keep: fn(&str) -> bool| {
+        let app = &app;
+        async move {
+            app.users
+                .clone()
+                .list_users(q::request(vec![], 0, 100, false, FieldName::CreationDate))
+                .await
+                .unwrap()
+                .into_inner()
+                .result
+                .into_iter()
+                .filter(|u| {
+                    let data = common::api::json_of(u.data.as_ref().unwrap());
+                    keep(data["givenName"].as_str().unwrap())
+                })
+                .map(|u| u.user_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        logto(&app, "search.name=ZO%25").await,
+        expected(|n| n.to_lowercase().starts_with("zo")).await
+    );
+    assert_eq!(
+        logto(&app, "search.name=zo%C3%AB&mode=exact&isCaseSensitive=true").await,
+        expected(|n| n == "zoë").await
+    );
+    assert_eq!(
+        logto(&app, "search=%5Ez.%7B2%7D%24&mode=posix").await,
+        expected(|n| n.chars().count() == 3 && n.to_lowercase().starts_with('z')).await
+    );
+    app.users
+        .clone()
+        .patch_user(pb::PatchUserRequest {
+            user_id: ids[2].clone(),
+            data: Some(common::api::object(serde_json::json!({"givenName": "Zed"}))),
+            ..Default::default()
+        })
+        .await
+        .expect("PatchUser");
+    assert_eq!(
+        logto(&app, "search.name=z%25").await,
+        expected(|n| n.to_lowercase().starts_with('z')).await
+    );
+    let (_, _, zed) = get(&app, &format!("/api/users/{}", ids[2])).await;
+    assert_eq!(zed["name"], "Zed");
 }

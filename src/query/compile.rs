@@ -97,6 +97,7 @@ fn filter_expr(filter: &Filter) -> Expr {
         Filter::OrganizationId(text) => text_expr(TextColumn::id(C::OrganizationId), text),
         Filter::Email(text) => text_expr(TextColumn::users(C::Email, C::EmailLower, true), text),
         Filter::Phone(text) => text_expr(TextColumn::users(C::Phone, C::PhoneLower, true), text),
+        Filter::Name(text) => text_expr(TextColumn::users(C::Name, C::NameLower, true), text),
         Filter::SchemaType(text) => text_expr(
             TextColumn::users(C::SchemaType, C::SchemaTypeLower, false),
             text,

@@ -30,6 +30,9 @@ pub enum Filter {
     },
     Email(TextMatch),
     Phone(TextMatch),
+    /// The name the user goes by (`domain::display_name` of its data); users without one
+    /// match no text.
+    Name(TextMatch),
     State(UserState),
     /// Exact schema id.
     SchemaId(String),

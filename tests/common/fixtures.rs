@@ -79,6 +79,9 @@ impl NewUser {
                 phone: None,
                 phone_lower: None,
                 phone_verified: false,
+                // Derived from the data by the import.
+                name: None,
+                name_lower: None,
                 last_login: None,
                 created_at: created,
                 changed_at: created,

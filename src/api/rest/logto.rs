@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{Rest, encode_pairs, plausible_id, query_pairs};
-use crate::domain::{User, UserState};
+use crate::domain::{User, UserState, display_name};
 use crate::query::dialect::logto::{self as dialect, Page};
 use crate::query::{Filter, Query, SortField, UserSearch};
 use crate::store::reads::{directory, users};
@@ -255,13 +255,7 @@ pub fn user_json(user: &User, include_sso_identities: bool) -> Value {
     {
         profile.insert("address".into(), address.clone());
     }
-    let name = string("name").or_else(|| {
-        let parts: Vec<String> = ["givenName", "familyName"]
-            .into_iter()
-            .filter_map(string)
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
-    });
+    let name = display_name(&user.data);
     let identities: Map<String, Value> = user
         .authenticators
         .identity_providers

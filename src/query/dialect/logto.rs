@@ -14,7 +14,7 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 pub const MAX_VALUE_CHARS: usize = 200;
 
 /// Searchable fields, by their snake-cased names (as Logto names them in errors).
-pub const FIELDS: [&str; 4] = ["id", "primary_email", "primary_phone", "username"];
+pub const FIELDS: [&str; 5] = ["id", "primary_email", "primary_phone", "username", "name"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -245,6 +245,7 @@ fn filter(field: &str, text: TextMatch) -> Filter {
         "id" => Filter::UserId(text),
         "primary_email" => Filter::Email(text),
         "primary_phone" => Filter::Phone(text),
+        "name" => Filter::Name(text),
         _ => Filter::Username {
             text,
             organization_specific: None,
@@ -495,7 +496,7 @@ mod tests {
         assert_eq!(
             input_error(&[("search.foo", "a")]),
             "Search field `foo` is not valid, expect one of id, primary_email, primary_phone, \
-             username."
+             username, name."
         );
         assert_eq!(
             input_error(&[("search.id", "a\0")]),
@@ -515,7 +516,7 @@ mod tests {
     #[test]
     fn too_many_values_are_refused() {
         let mut query = vec![("mode", "exact")];
-        query.extend(std::iter::repeat_n(("search", "x"), 26));
+        query.extend(std::iter::repeat_n(("search", "x"), 21));
         assert!(input_error(&query).contains("at most 100"));
     }
 
