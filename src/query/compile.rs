@@ -292,6 +292,56 @@ mod tests {
     }
 
     #[test]
+    fn like_patterns_keep_their_wildcards_and_regexes_call_regexp() {
+        let like = Query::Filter(Filter::Name(TextMatch::new(TextOp::Like, true, "A%_\\%")));
+        let text = sql(&like, DbBackend::Sqlite);
+        assert!(
+            text.contains(r#""users"."name_lower" LIKE 'a%_\%' ESCAPE '\'"#),
+            "{text}"
+        );
+        let regex = Query::Not(Box::new(Query::Filter(Filter::Email(TextMatch::new(
+            TextOp::Regex,
+            false,
+            "(?s)^a",
+        )))));
+        let text = sql(&regex, DbBackend::Postgres);
+        assert!(
+            text.contains(
+                r#"NOT ("users"."email" IS NOT NULL AND regexp('(?s)^a', "users"."email"))"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn timestamp_comparisons_are_two_valued_and_nothing_is_false() {
+        use crate::domain::Timestamp;
+        use crate::query::{CompareOp, Comparison};
+        let at = |op| Comparison {
+            op,
+            value: Timestamp::from_micros(42),
+        };
+        let query = Query::Or(vec![
+            Query::Filter(Filter::CreatedAt(at(CompareOp::Ge))),
+            Query::Not(Box::new(Query::Filter(Filter::LastLogin(at(
+                CompareOp::Ne,
+            ))))),
+            Query::Filter(Filter::ChangedAt(at(CompareOp::Lt))),
+            Query::Filter(Filter::Nothing),
+        ]);
+        let text = sql(&query, DbBackend::Sqlite);
+        assert!(text.contains(r#""users"."created_at" >= 42"#), "{text}");
+        assert!(
+            text.contains(
+                r#"NOT ("users"."last_login" IS NOT NULL AND "users"."last_login" <> 42)"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#""users"."changed_at" < 42"#), "{text}");
+        assert!(text.contains("1 = 0"), "{text}");
+    }
+
+    #[test]
     fn every_order_ends_with_the_id_and_puts_missing_values_last() {
         let sql = sql(
             &Query::Filter(Filter::SchemaId("s".into())),

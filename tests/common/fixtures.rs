@@ -238,6 +238,12 @@ impl NewUser {
         self
     }
 
+    /// Replaces the data (`{"n": n}` by default).
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.0.user.data = data;
+        self
+    }
+
     pub fn last_login(mut self, micros: i64) -> Self {
         self.0.user.last_login = Some(micros);
         self
