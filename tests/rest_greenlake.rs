@@ -354,6 +354,14 @@ async fn malformed_filters_are_400_with_position_and_token(app: TestApp) {
     );
     let (status, body) = get(&app, &[("filter", "id eq 'a\0b'")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Not UTF-8.
+    let response = reqwest::get(format!(
+        "http://{}/identity/v1/users?filter=id%20eq%20%27%FF%27",
+        app.address
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
 async fn limit_and_offset_page_by_items(app: TestApp) {

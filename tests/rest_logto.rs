@@ -21,6 +21,8 @@ backend_tests!(
     role_users_are_the_role_filter_and_the_search,
     get_user_maps_the_user_and_404s_unknown_ids,
     name_is_derived_from_the_data_on_create_and_patch,
+    regexes_mean_what_rust_regex_means_on_both_backends,
+    page_size_follows_a_lower_server_maximum,
 );
 
 /// Twelve users, newest last: varied emails (case), phones, usernames and states.
@@ -610,4 +612,94 @@ async fn name_is_derived_from_the_data_on_create_and_patch(app: TestApp) {
     );
     let (_, _, zed) = get(&app, &format!("/api/users/{}", ids[2])).await;
     assert_eq!(zed["name"], "Zed");
+}
+
+/// Both backends agree with Rust's `regex` crate on the accepted subset, line breaks and
+/// non-ASCII case folding included.
+async fn regexes_mean_what_rust_regex_means_on_both_backends(app: TestApp) {
+    let org = common::api::organization(&app, "Acme").await;
+    let schema = common::api::person_schema(&app, "person").await;
+    let names = [
+        "a\nb",
+        "Ab",
+        "x.y",
+        "xzy",
+        "[br]",
+        "ümlaut",
+        "ÜMLAUT",
+        "tab\there",
+        "ΣΑΣ",
+        "b",
+    ];
+    let mut users = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let mut request = common::api::new_user(&org, &schema, name);
+        request.usernames[0].username = format!("u-{i}");
+        users.push((common::api::create_user(&app, request).await, *name));
+    }
+    users.reverse(); // newest first, as Logto lists
+    let patterns = [
+        "a.b",
+        "^b",
+        "b$",
+        "x\\.y",
+        "^.{2}$",
+        "[a-c]b",
+        "ü",
+        "^[^a]",
+        "(a|x)+z?y",
+        "t.*e",
+        "^σ",
+        "Σ$",
+        "[\\[]b",
+        "a|^$",
+        "^(ab|b)$",
+        "m{1,3}l.?u*t?",
+    ];
+    for pattern in patterns {
+        for case_sensitive in [false, true] {
+            let (subject, rule): (fn(&str) -> String, String) = if case_sensitive {
+                (|s| s.to_owned(), format!("(?s){pattern}"))
+            } else {
+                (
+                    |s| s.to_lowercase(),
+                    format!("(?s){}", pattern.to_lowercase()),
+                )
+            };
+            let regex = regex::Regex::new(&rule).unwrap();
+            let expected: Vec<String> = users
+                .iter()
+                .filter(|(_, name)| regex.is_match(&subject(name)))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let encoded: String = pattern.bytes().map(|b| format!("%{b:02X}")).collect();
+            let found = logto(
+                &app,
+                &format!("search.name={encoded}&mode=posix&isCaseSensitive={case_sensitive}"),
+            )
+            .await;
+            assert_eq!(
+                found, expected,
+                "{pattern:?} case-sensitive: {case_sensitive}"
+            );
+        }
+    }
+}
+
+async fn page_size_follows_a_lower_server_maximum(app: TestApp) {
+    population(&app).await;
+    let small = app
+        .with_limits(userdir::query::PageLimits {
+            default: 5,
+            max: 10,
+        })
+        .await;
+    let (_, headers, body) = get(&small, "/api/users").await;
+    assert_eq!(ids(&body), grpc_page(&app, vec![], 0, 10).await);
+    assert_eq!(headers["Total-Number"], "12");
+    let (status, code, _) = error(&small, "/api/users?page_size=11").await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "guard.invalid_pagination")
+    );
 }
