@@ -334,6 +334,7 @@ async fn regex_modes_match_and_bad_patterns_are_400(app: TestApp) {
         "a%7B999%7D",
         "(%3F%3Da)",
         "%5B%5B%3Aalpha%3A%5D%5D",
+        "(a%7B255%7D)%7B255%7D",
         "*",
     ] {
         let (status, code, message) = error(

@@ -17,7 +17,9 @@
 //!   inside a bracket expression (so no `[:alpha:]` classes, no `[.x.]` / `[=x=]`), no `&&`,
 //!   `--` or `~~` inside brackets (Rust's class set operations);
 //! - no quantifier after another quantifier (except the one lazy `?`), nor at the start of
-//!   the pattern, a group or a branch, nor after `^` or `$`.
+//!   the pattern, a group or a branch, nor after `^` or `$`;
+//! - a size estimate (counted repetitions multiplied out) of at most [`MAX_PATTERN_SIZE`], so
+//!   that PostgreSQL never finds a pattern too complex.
 //!
 //! `.` matches every character, line breaks included, on both backends: the stored pattern
 //! starts with `(?s)`, which is "dot matches newline" for Rust and "non-newline-sensitive
@@ -26,6 +28,10 @@
 
 /// Longest accepted pattern, in characters.
 pub const MAX_PATTERN_CHARS: usize = 256;
+/// Largest accepted size estimate: roughly the automaton states the pattern expands to, with
+/// counted repetitions multiplied out (`(a{100}){100}` is 10,000). PostgreSQL refuses patterns
+/// somewhere above 25,000 ("regular expression is too complex"); this stays well below.
+pub const MAX_PATTERN_SIZE: u64 = 10_000;
 
 /// Checks `pattern` against the common subset and returns the form to store in a
 /// [`crate::query::TextMatch`] of op `Regex`. The error says what is wrong, for a 400.
@@ -64,17 +70,57 @@ enum Prev {
     Lazy,
 }
 
+/// Size estimate of one group (or the whole pattern) being scanned.
+#[derive(Default)]
+struct Size {
+    /// Finished alternatives.
+    alternatives: u64,
+    /// The current alternative.
+    current: u64,
+    /// The last atom, which a quantifier repeats.
+    last: u64,
+}
+
+impl Size {
+    fn atom(&mut self, cost: u64) {
+        self.current = self.current.saturating_add(cost);
+        self.last = cost;
+    }
+
+    /// The last atom repeated up to `times` times.
+    fn repeat(&mut self, times: u64) {
+        let extra = self.last.saturating_mul(times.saturating_sub(1));
+        self.current = self.current.saturating_add(extra);
+        self.last = self.last.saturating_mul(times);
+    }
+
+    fn total(&self) -> u64 {
+        self.alternatives
+            .saturating_add(self.current)
+            .saturating_add(1)
+    }
+}
+
 fn check_subset(pattern: &str) -> Result<(), String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut prev = Prev::Nothing;
+    let mut sizes = vec![Size::default()];
     let mut i = 0;
     while i < chars.len() {
+        if sizes.iter().any(|s| s.total() > MAX_PATTERN_SIZE) {
+            return Err(format!(
+                "the regular expression is too complex (its repetitions expand to more than \
+                 {MAX_PATTERN_SIZE} states)"
+            ));
+        }
+        let size = sizes.last_mut().expect("the pattern's own size");
         let c = chars[i];
         let at = i + 1;
         match c {
             '\0' => return Err("the regular expression may not contain NUL".into()),
             '\\' => {
                 escape(&chars, i)?;
+                size.atom(1);
                 i += 2;
                 prev = Prev::Atom;
                 continue;
@@ -86,12 +132,27 @@ fn check_subset(pattern: &str) -> Result<(), String> {
                          special groups)"
                     ));
                 }
+                sizes.push(Size::default());
                 prev = Prev::Nothing;
             }
-            '|' | '^' | '$' => prev = Prev::Nothing,
-            ')' => prev = Prev::Atom,
+            '|' => {
+                size.alternatives = size.alternatives.saturating_add(size.current);
+                size.current = 0;
+                size.last = 0;
+                prev = Prev::Nothing;
+            }
+            '^' | '$' => prev = Prev::Nothing,
+            ')' => {
+                // An unbalanced `)` is left to the regex parser below.
+                if sizes.len() > 1 {
+                    let group = sizes.pop().expect("a group").total();
+                    sizes.last_mut().expect("the pattern").atom(group);
+                }
+                prev = Prev::Atom;
+            }
             '[' => {
                 i = bracket(&chars, i)?;
+                size.atom(1);
                 prev = Prev::Atom;
                 continue;
             }
@@ -115,15 +176,26 @@ fn check_subset(pattern: &str) -> Result<(), String> {
                     Prev::Atom => {}
                 }
                 if c == '{' {
-                    i = bounds(&chars, i)?;
+                    let (next, times) = bounds(&chars, i)?;
+                    size.repeat(times);
+                    i = next;
                     prev = Prev::Quantifier;
                     continue;
                 }
                 prev = Prev::Quantifier;
             }
-            _ => prev = Prev::Atom,
+            _ => {
+                size.atom(1);
+                prev = Prev::Atom;
+            }
         }
         i += 1;
+    }
+    if sizes.iter().any(|s| s.total() > MAX_PATTERN_SIZE) {
+        return Err(format!(
+            "the regular expression is too complex (its repetitions expand to more than \
+             {MAX_PATTERN_SIZE} states)"
+        ));
     }
     Ok(())
 }
@@ -182,8 +254,9 @@ fn bracket(chars: &[char], start: usize) -> Result<usize, String> {
     ))
 }
 
-/// `{m}`, `{m,}` or `{m,n}` at `start`, numbers at most 255; returns the index after `}`.
-fn bounds(chars: &[char], start: usize) -> Result<usize, String> {
+/// `{m}`, `{m,}` or `{m,n}` at `start`, numbers at most 255; returns the index after `}` and
+/// how many copies of its atom the repetition costs (n, or m + 1 for `{m,}`).
+fn bounds(chars: &[char], start: usize) -> Result<(usize, u64), String> {
     let bad = || {
         format!(
             "the repetition at character {} must be {{m}}, {{m,}} or {{m,n}} with m <= n <= 255",
@@ -211,10 +284,10 @@ fn bounds(chars: &[char], start: usize) -> Result<usize, String> {
             return Err(bad());
         }
     }
-    let parse = |s: &String| s.parse::<u32>().ok().filter(|n| *n <= 255);
-    match numbers.as_slice() {
+    let parse = |s: &String| s.parse::<u64>().ok().filter(|n| *n <= 255);
+    let times = match numbers.as_slice() {
         [m] => parse(m).ok_or_else(bad)?,
-        [m, n] if n.is_empty() => parse(m).ok_or_else(bad)?,
+        [m, n] if n.is_empty() => parse(m).ok_or_else(bad)? + 1,
         [m, n] => {
             let (m, n) = (parse(m).ok_or_else(bad)?, parse(n).ok_or_else(bad)?);
             if m > n {
@@ -224,7 +297,7 @@ fn bounds(chars: &[char], start: usize) -> Result<usize, String> {
         }
         _ => return Err(bad()),
     };
-    Ok(i + 1)
+    Ok((i + 1, times.max(1)))
 }
 
 /// Translates an SQL `SIMILAR TO` pattern (escape character `\`) into the subset: the match is
@@ -348,6 +421,19 @@ mod tests {
         refused("[z-a]", "invalid");
         refused("ab\\", "lone");
         refused("a\0b", "NUL");
+        for too_complex in [
+            "(a{255}){255}",
+            "((a|b){1,255}){1,255}",
+            "(((a{1,200}){1,200}){1,200})",
+            "(a{100}){101}",
+            "x(a|b{255}){50}",
+        ] {
+            refused(too_complex, "too complex");
+        }
+        // What PostgreSQL still accepts easily.
+        for fine in ["(a{50}){100}", "a{255}b{255}c{255}", "((a|b){1,255}){1,10}"] {
+            ok(fine);
+        }
     }
 
     #[test]

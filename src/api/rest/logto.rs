@@ -152,7 +152,17 @@ async fn page(
     };
     let found = users::list_users(&rest.db, &search)
         .await
-        .map_err(LogtoError::internal)?;
+        .map_err(|error| {
+            if regex_refused(&error) {
+                // A backstop: validation should have refused the pattern already.
+                tracing::warn!(error = %error, "the database refused a validated regex");
+                LogtoError::invalid_input(
+                    "Search value is invalid: the database refused the regular expression.",
+                )
+            } else {
+                LogtoError::internal(error)
+            }
+        })?;
     let mut headers = HeaderMap::new();
     headers.insert("Total-Number", HeaderValue::from(found.total));
     if let Ok(link) = HeaderValue::from_str(&links(path, params, page, found.total)) {
@@ -160,6 +170,20 @@ async fn page(
     }
     let body: Vec<Value> = found.users.iter().map(|u| user_json(u, false)).collect();
     Ok((headers, Json(body)).into_response())
+}
+
+/// PostgreSQL's `invalid_regular_expression` (SQLSTATE 2201B), e.g. "too complex".
+fn regex_refused(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error)) => {
+            matches!(
+                error.as_ref(),
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("2201B")
+            )
+        }
+        _ => false,
+    }
 }
 
 /// RFC 8288 links: first (always), prev (page > 1), next and last (page < last), where

@@ -152,8 +152,12 @@ pub fn search(params: &[(String, String)]) -> Result<Option<Query>, Error> {
                 Some((_, raw)) => {
                     let field = snake_case(raw);
                     let mode = Mode::parse(value, Some(&field))?;
-                    field_modes.retain(|(f, _)| *f != field);
-                    field_modes.push((field, mode));
+                    // A mode for a field that is never searched is ignored (as in Logto);
+                    // keeping only known fields also bounds this list.
+                    if FIELDS.contains(&field.as_str()) {
+                        field_modes.retain(|(f, _)| *f != field);
+                        field_modes.push((field, mode));
+                    }
                 }
             }
         } else if key.starts_with("search") {
@@ -518,6 +522,26 @@ mod tests {
         let mut query = vec![("mode", "exact")];
         query.extend(std::iter::repeat_n(("search", "x"), 21));
         assert!(input_error(&query).contains("at most 100"));
+    }
+
+    #[test]
+    fn modes_of_unsearched_or_unknown_fields_are_ignored() {
+        assert_eq!(
+            parse(&[("mode.foo", "exact"), ("mode.id", "posix")]),
+            Ok(None)
+        );
+        assert_eq!(
+            parse(&[
+                ("mode.id", "posix"),
+                ("mode.id", "exact"),
+                ("search.id", "a")
+            ]),
+            Ok(Some(leaf(Filter::UserId(TextMatch::new(
+                TextOp::Equals,
+                true,
+                "a"
+            )))))
+        );
     }
 
     #[test]
