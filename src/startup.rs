@@ -92,7 +92,9 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     let users = UserServiceServer::new(UserDirectory::new(db.clone(), limits, webauthn));
     let organizations = OrganizationServiceServer::new(Organizations::new(db.clone(), limits));
     let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits));
-    let roles = RoleServiceServer::new(Roles::new(db, limits));
+    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits));
+    // The Logto and GreenLake REST dialects (HTTP/1.1 and h2c on the same port).
+    let rest = crate::api::rest::routes(db, limits);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -128,5 +130,6 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .prepare()
         .into_axum_router();
     // Layers (auth, limits) go on `grpc` here: JSON and gRPC-Web calls are dispatched through it.
-    crate::api::http::router(grpc, proto::DESCRIPTOR_SET)
+    // The REST dialects call the store directly, so such layers must cover them as well.
+    Ok(crate::api::http::router(grpc, proto::DESCRIPTOR_SET)?.merge(rest))
 }

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod columns;
 mod m20261123_000001_directory;
 mod m20261123_000002_writes;
+mod m20261123_000003_rest_dialects;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_directory::Migration),
             Box::new(m20261123_000002_writes::Migration),
+            Box::new(m20261123_000003_rest_dialects::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::authenticators::{NewUsername, insert_password, insert_username};
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_not_found};
-use crate::domain::{StateChange, UserState, schema};
+use crate::domain::{StateChange, UserState, display_name, fold_case, schema};
 use crate::error::{Error, Result};
 use crate::store::entities::{organization, user, user_schema};
 use crate::store::writes::unit::{UnitOfWork, Written};
@@ -84,6 +84,7 @@ pub async fn create(db: &DatabaseConnection, new: NewUser) -> Result<Created> {
         }),
     );
     let now = written.at.micros();
+    let name = display_name(&new.data);
     let row = user::Model {
         id: id.clone(),
         organization_id: new.organization_id.clone(),
@@ -99,6 +100,8 @@ pub async fn create(db: &DatabaseConnection, new: NewUser) -> Result<Created> {
         phone: None,
         phone_lower: None,
         phone_verified: false,
+        name_lower: name.as_deref().map(fold_case),
+        name,
         last_login: None,
         created_at: now,
         changed_at: now,
@@ -153,6 +156,8 @@ pub async fn patch(db: &DatabaseConnection, user_id: &str, patch: UserPatch) -> 
         user::Entity::update(user::ActiveModel {
             id: Set(user.id.clone()),
             data: Set(data.clone()),
+            name: Set(display_name(data)),
+            name_lower: Set(display_name(data).as_deref().map(fold_case)),
             schema_revision: Set(schema.revision),
             schema_type: Set(schema.r#type.clone()),
             schema_type_lower: Set(schema.type_lower.clone()),

@@ -1,5 +1,26 @@
 use super::Timestamp;
 
+/// The name a user goes by, derived from its data: `name` when it is a non-blank string, else
+/// the non-blank strings `givenName` and `familyName` joined by a space, else none. Stored (with
+/// its case folding) in the `users.name` column on every write of the data, so that searches
+/// by name are indexed and fold the same on both backends. Migration 3 holds a copy of this
+/// rule for existing rows.
+pub fn display_name(data: &serde_json::Value) -> Option<String> {
+    let string = |key: &str| {
+        data.get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+    };
+    if let Some(name) = string("name") {
+        return Some(name.to_owned());
+    }
+    let parts: Vec<&str> = ["givenName", "familyName"]
+        .into_iter()
+        .filter_map(string)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
 /// Lifecycle state of a user. The numbers are the proto enum's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UserState {
@@ -169,6 +190,25 @@ pub struct IdentityProviderLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_prefer_name_then_given_and_family() {
+        use serde_json::json;
+        assert_eq!(
+            display_name(&json!({"name": "Zoë", "givenName": "x"})),
+            Some("Zoë".into())
+        );
+        assert_eq!(
+            display_name(&json!({"name": " ", "givenName": "Ann", "familyName": "Lee"})),
+            Some("Ann Lee".into())
+        );
+        assert_eq!(
+            display_name(&json!({"familyName": "Lee"})),
+            Some("Lee".into())
+        );
+        assert_eq!(display_name(&json!({"givenName": 3})), None);
+        assert_eq!(display_name(&json!([1])), None);
+    }
 
     #[test]
     fn state_changes_follow_the_lifecycle() {

@@ -2,10 +2,12 @@
 //! as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL NULL), so
 //! NOT is the true complement of its inner query.
 
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, NullOrdering, Order, Query as Sql};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
+};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
-use super::{Filter, Query, SortField, TextMatch, TextOp};
+use super::{CompareOp, Comparison, Filter, Query, SortField, TextMatch, TextOp};
 use crate::domain::fold_case;
 use crate::store::entities::{role_assignment, user, username};
 
@@ -101,6 +103,7 @@ fn filter_expr(filter: &Filter) -> Expr {
         Filter::OrganizationId(text) => text_expr(TextColumn::id(C::OrganizationId), text),
         Filter::Email(text) => text_expr(TextColumn::users(C::Email, C::EmailLower, true), text),
         Filter::Phone(text) => text_expr(TextColumn::users(C::Phone, C::PhoneLower, true), text),
+        Filter::Name(text) => text_expr(TextColumn::users(C::Name, C::NameLower, true), text),
         Filter::SchemaType(text) => text_expr(
             TextColumn::users(C::SchemaType, C::SchemaTypeLower, false),
             text,
@@ -121,6 +124,30 @@ fn filter_expr(filter: &Filter) -> Expr {
                     .to_owned(),
             )
         }
+        Filter::CreatedAt(comparison) => compare(C::CreatedAt, false, comparison),
+        Filter::ChangedAt(comparison) => compare(C::ChangedAt, false, comparison),
+        Filter::LastLogin(comparison) => compare(C::LastLogin, true, comparison),
+        // Bound values, like everything else: `? = ?` with 1 and 0.
+        Filter::Nothing => Expr::val(1).eq(0),
+    }
+}
+
+/// A timestamp column (integer microseconds) compared with a bound value; a NULL never
+/// matches, so the leaf stays two-valued.
+fn compare(column: user::Column, nullable: bool, comparison: &Comparison) -> Expr {
+    let col = Expr::col((user::Entity, column));
+    let value = comparison.value.micros();
+    let test = match comparison.op {
+        CompareOp::Eq => col.clone().eq(value),
+        CompareOp::Ne => col.clone().ne(value),
+        CompareOp::Gt => col.clone().gt(value),
+        CompareOp::Ge => col.clone().gte(value),
+        CompareOp::Lt => col.clone().lt(value),
+    };
+    if nullable {
+        col.is_not_null().and(test)
+    } else {
+        test
     }
 }
 
@@ -165,6 +192,11 @@ fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
     };
     let comparison = match text.op {
         TextOp::Equals => target.eq(value),
+        // The caller's pattern, wildcards live; the escape character is explicit because
+        // SQLite has no default one.
+        TextOp::Like => target.like(LikeExpr::new(value).escape(LIKE_ESCAPE)),
+        // `regexp(pattern, value)`: sqlx's function on SQLite, migration 3's on PostgreSQL.
+        TextOp::Regex => Func::cust("regexp").arg(value).arg(target).into(),
         op => target.like(LikeExpr::new(like_pattern(op, &value)).escape(LIKE_ESCAPE)),
     };
     if column.nullable {
@@ -185,7 +217,7 @@ fn like_pattern(op: TextOp, value: &str) -> String {
         escaped.push(c);
     }
     match op {
-        TextOp::Equals => escaped,
+        TextOp::Equals | TextOp::Like | TextOp::Regex => escaped,
         TextOp::StartsWith => format!("{escaped}%"),
         TextOp::EndsWith => format!("%{escaped}"),
         TextOp::Contains => format!("%{escaped}%"),
@@ -272,6 +304,56 @@ mod tests {
             sql.ends_with(r#"ORDER BY "users"."created_at" DESC, "users"."id" DESC"#),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn like_patterns_keep_their_wildcards_and_regexes_call_regexp() {
+        let like = Query::Filter(Filter::Name(TextMatch::new(TextOp::Like, true, "A%_\\%")));
+        let text = sql(&like, DbBackend::Sqlite);
+        assert!(
+            text.contains(r#""users"."name_lower" LIKE 'a%_\%' ESCAPE '\'"#),
+            "{text}"
+        );
+        let regex = Query::Not(Box::new(Query::Filter(Filter::Email(TextMatch::new(
+            TextOp::Regex,
+            false,
+            "(?s)^a",
+        )))));
+        let text = sql(&regex, DbBackend::Postgres);
+        assert!(
+            text.contains(
+                r#"NOT ("users"."email" IS NOT NULL AND regexp('(?s)^a', "users"."email"))"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn timestamp_comparisons_are_two_valued_and_nothing_is_false() {
+        use crate::domain::Timestamp;
+        use crate::query::{CompareOp, Comparison};
+        let at = |op| Comparison {
+            op,
+            value: Timestamp::from_micros(42),
+        };
+        let query = Query::Or(vec![
+            Query::Filter(Filter::CreatedAt(at(CompareOp::Ge))),
+            Query::Not(Box::new(Query::Filter(Filter::LastLogin(at(
+                CompareOp::Ne,
+            ))))),
+            Query::Filter(Filter::ChangedAt(at(CompareOp::Lt))),
+            Query::Filter(Filter::Nothing),
+        ]);
+        let text = sql(&query, DbBackend::Sqlite);
+        assert!(text.contains(r#""users"."created_at" >= 42"#), "{text}");
+        assert!(
+            text.contains(
+                r#"NOT ("users"."last_login" IS NOT NULL AND "users"."last_login" <> 42)"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#""users"."changed_at" < 42"#), "{text}");
+        assert!(text.contains("1 = 0"), "{text}");
     }
 
     #[test]

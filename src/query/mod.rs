@@ -4,8 +4,9 @@
 
 pub mod compile;
 pub mod dialect;
+pub mod regex;
 mod search;
 mod tree;
 
 pub use search::{PageLimits, SortField, UserSearch};
-pub use tree::{Filter, MAX_DEPTH, MAX_LEAVES, Query, TextMatch, TextOp};
+pub use tree::{CompareOp, Comparison, Filter, MAX_DEPTH, MAX_LEAVES, Query, TextMatch, TextOp};

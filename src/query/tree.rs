@@ -1,4 +1,4 @@
-use crate::domain::UserState;
+use crate::domain::{Timestamp, UserState};
 
 /// Deepest allowed nesting: a top-level query is at depth 1, each or/and/not adds one.
 pub const MAX_DEPTH: usize = 10;
@@ -30,12 +30,40 @@ pub enum Filter {
     },
     Email(TextMatch),
     Phone(TextMatch),
+    /// The name the user goes by (`domain::display_name` of its data); users without one
+    /// match no text.
+    Name(TextMatch),
     State(UserState),
     /// Exact schema id.
     SchemaId(String),
     SchemaType(TextMatch),
     /// The user has the role with this id.
     Role(String),
+    /// When the user was created.
+    CreatedAt(Comparison),
+    /// When the user last changed.
+    ChangedAt(Comparison),
+    /// When the user last logged in; users who never did match no comparison.
+    LastLogin(Comparison),
+    /// Matches no user: a dialect's value that no user can have (e.g. a GreenLake status
+    /// without a userdir state).
+    Nothing,
+}
+
+/// A timestamp compared with a fixed point in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Comparison {
+    pub op: CompareOp,
+    pub value: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
 }
 
 /// How a text property is compared with a value.
@@ -43,7 +71,9 @@ pub enum Filter {
 pub struct TextMatch {
     pub op: TextOp,
     pub ignore_case: bool,
-    /// Matched literally: `%`, `_` and `\` carry no pattern meaning.
+    /// For `Equals`, `StartsWith`, `Contains` and `EndsWith` matched literally: `%`, `_` and `\`
+    /// carry no pattern meaning. For `Like` a LIKE pattern, for `Regex` a validated regular
+    /// expression (see [`crate::query::regex`]).
     pub value: String,
 }
 
@@ -53,6 +83,12 @@ pub enum TextOp {
     StartsWith,
     Contains,
     EndsWith,
+    /// A LIKE pattern: `%` and `_` are wildcards, `\\` escapes the next character. Parsers
+    /// must reject a pattern ending in a lone `\\`.
+    Like,
+    /// A regular expression in the common subset of [`crate::query::regex`], already
+    /// validated (and, for ignore-case, already folded).
+    Regex,
 }
 
 impl TextMatch {

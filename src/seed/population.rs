@@ -341,6 +341,9 @@ impl Population {
                 schema_revision: schema.revision,
                 schema_type: schema.r#type.clone(),
                 schema_type_lower: schema.type_lower.clone(),
+                // Derived from the data by the import.
+                name: None,
+                name_lower: None,
                 data,
                 state: state.number(),
                 email_lower: email.as_deref().map(fold_case),

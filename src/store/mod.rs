@@ -24,6 +24,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
+            // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
+            .with_regexp()
     });
     Database::connect(options).await
 }

@@ -79,6 +79,9 @@ impl NewUser {
                 phone: None,
                 phone_lower: None,
                 phone_verified: false,
+                // Derived from the data by the import.
+                name: None,
+                name_lower: None,
                 last_login: None,
                 created_at: created,
                 changed_at: created,
@@ -232,6 +235,12 @@ impl NewUser {
             external_username: "octocat".into(),
             created_at: at,
         });
+        self
+    }
+
+    /// Replaces the data (`{"n": n}` by default).
+    pub fn data(mut self, data: serde_json::Value) -> Self {
+        self.0.user.data = data;
         self
     }
 

@@ -1,3 +1,5 @@
-//! One parser per request dialect, each producing a [`crate::query::UserSearch`].
+//! One parser per request dialect, each producing the one query tree.
 
+pub mod logto;
+pub mod odata;
 pub mod zitadel;

@@ -21,6 +21,9 @@ pub struct Model {
     pub phone: Option<String>,
     pub phone_lower: Option<String>,
     pub phone_verified: bool,
+    /// `domain::display_name` of `data`, kept in step with it by every write.
+    pub name: Option<String>,
+    pub name_lower: Option<String>,
     pub last_login: Option<i64>,
     pub created_at: i64,
     pub changed_at: i64,

@@ -8,7 +8,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::events::{self, NewEvent};
-use crate::domain::Timestamp;
+use crate::domain::{Timestamp, display_name, fold_case};
 use crate::store::begin_write;
 use crate::store::entities::{
     authentication_key, idp_link, organization, otp_email, otp_sms, password, totp, user,
@@ -98,6 +98,8 @@ pub async fn import_users(db: &DatabaseConnection, batch: Vec<UserImport>) -> Re
     let mut tables = Tables::default();
     for (sequence, mut import) in (first..).zip(batch) {
         import.user.sequence = sequence;
+        import.user.name = display_name(&import.user.data);
+        import.user.name_lower = import.user.name.as_deref().map(fold_case);
         log.push(NewEvent {
             created_at: Timestamp::from_micros(import.user.created_at),
             aggregate_type: "user",

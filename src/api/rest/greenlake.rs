@@ -1,0 +1,166 @@
+//! HPE GreenLake's `GET /identity/v1/users?filter=&limit=&offset=`: an OData-subset filter,
+//! an item offset, and `{offset, count, total, items}`.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Rest, query_pairs};
+use crate::domain::{Timestamp, User};
+use crate::query::dialect::odata;
+use crate::query::{SortField, UserSearch};
+use crate::store::reads::users;
+
+/// Default `limit`.
+pub const DEFAULT_LIMIT: u64 = 300;
+/// Largest `limit`.
+pub const MAX_LIMIT: u64 = 600;
+
+/// A GreenLake-style error body.
+struct GreenLakeError {
+    status: StatusCode,
+    message: String,
+    /// The parameter at fault and, for a filter, where.
+    issue: Option<Value>,
+}
+
+impl GreenLakeError {
+    fn bad_request(source: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            issue: Some(json!({"source": source, "description": message})),
+            message,
+        }
+    }
+
+    fn filter(error: odata::Error) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: error.to_string(),
+            issue: Some(json!({
+                "source": "filter",
+                "position": error.position,
+                "token": error.token,
+                "description": error.message,
+            })),
+        }
+    }
+
+    fn internal(error: sea_orm::DbErr) -> Self {
+        tracing::error!(error = %error, "database error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "internal error".into(),
+            issue: None,
+        }
+    }
+}
+
+impl IntoResponse for GreenLakeError {
+    fn into_response(self) -> Response {
+        let code = if self.status == StatusCode::BAD_REQUEST {
+            "HPE_GL_ERROR_BAD_REQUEST"
+        } else {
+            "HPE_GL_ERROR_INTERNAL_SERVER_ERROR"
+        };
+        let mut body = json!({
+            "httpStatusCode": self.status.as_u16(),
+            "errorCode": code,
+            "message": self.message,
+        });
+        if let Some(issue) = self.issue {
+            body["errorDetails"] =
+                json!([{"type": "hpe.greenlake.bad_request", "issues": [issue]}]);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn integer(
+    params: &[(String, String)],
+    key: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, GreenLakeError> {
+    match params.iter().find(|(k, _)| k == key) {
+        None => Ok(default),
+        Some((_, value)) => match value.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(GreenLakeError::bad_request(
+                key,
+                format!(
+                    "{key} must be an integer from {min} to {max}, got '{}'",
+                    value.chars().take(40).collect::<String>()
+                ),
+            )),
+        },
+    }
+}
+
+/// Users oldest first (ties by id), so that an item offset stays put as users are added.
+pub async fn list_users(State(rest): State<Rest>, RawQuery(raw): RawQuery) -> Response {
+    match list(&rest, raw.as_deref()).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn list(rest: &Rest, raw: Option<&str>) -> Result<Response, GreenLakeError> {
+    let params = query_pairs(raw).ok_or_else(|| {
+        GreenLakeError::bad_request("query", "the query string is not valid UTF-8")
+    })?;
+    let max = MAX_LIMIT.min(rest.limits.max.into()).max(1);
+    let limit = integer(&params, "limit", DEFAULT_LIMIT.min(max), 1, max)?;
+    let offset = integer(&params, "offset", 0, 0, i64::MAX as u64)?;
+    let filter = params
+        .iter()
+        .find(|(k, _)| k == "filter")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let query = odata::parse(filter).map_err(GreenLakeError::filter)?;
+    let search = UserSearch {
+        query,
+        sort: SortField::CreationDate,
+        ascending: true,
+        offset,
+        limit,
+    };
+    let page = users::list_users(&rest.db, &search)
+        .await
+        .map_err(GreenLakeError::internal)?;
+    let items: Vec<Value> = page.users.iter().map(user_json).collect();
+    Ok(Json(json!({
+        "offset": offset,
+        "count": items.len(),
+        "total": page.total,
+        "items": items,
+    }))
+    .into_response())
+}
+
+fn time(t: Timestamp) -> String {
+    t.to_string()
+}
+
+/// A user in GreenLake's item shape (see the README's mapping table).
+pub fn user_json(user: &User) -> Value {
+    let data = user.data.as_object();
+    let string = |key: &str| data.and_then(|d| d.get(key)).and_then(Value::as_str);
+    json!({
+        "id": user.id,
+        "type": "user",
+        "generation": user.sequence,
+        "resourceUri": format!("/identity/v1/users/{}", user.id),
+        "createdAt": time(user.created_at),
+        "updatedAt": time(user.changed_at),
+        "username": user.authenticators.usernames.first().map(|u| u.username.clone()),
+        "userStatus": odata::status(user.state),
+        "lastLogin": user.last_login.map(time),
+        "firstName": string("givenName"),
+        "lastName": string("familyName"),
+    })
+}

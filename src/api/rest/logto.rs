@@ -1,0 +1,358 @@
+//! Logto's Management API: `GET /api/users`, `GET /api/users/{userId}` and
+//! `GET /api/roles/{id}/users`, with Logto's paging headers, error codes and user JSON.
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::{Rest, encode_pairs, plausible_id, query_pairs};
+use crate::domain::{User, UserState, display_name};
+use crate::query::dialect::logto::{self as dialect, Page};
+use crate::query::{Filter, Query, SortField, UserSearch};
+use crate::store::reads::{directory, users};
+
+/// A Logto error: `{code, message[, details]}` with its HTTP status.
+pub struct LogtoError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Option<String>,
+}
+
+impl LogtoError {
+    fn invalid_input(details: impl Into<String>) -> Self {
+        let details = details.into();
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "request.invalid_input",
+            message: format!("Input is invalid. {details}"),
+            details: Some(details),
+        }
+    }
+
+    fn pagination() -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "guard.invalid_pagination",
+            message: "The request pagination value is invalid.".into(),
+            details: None,
+        }
+    }
+
+    fn not_found() -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "entity.not_found",
+            message: "The resource does not exist.".into(),
+            details: None,
+        }
+    }
+
+    fn role_not_found(id: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "entity.not_exists_with_id",
+            message: format!("The roles with ID `{id}` does not exist."),
+            details: None,
+        }
+    }
+
+    fn internal(error: sea_orm::DbErr) -> Self {
+        tracing::error!(error = %error, "database error");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "unknown",
+            message: "Unknown error occurred.".into(),
+            details: None,
+        }
+    }
+}
+
+impl From<dialect::Error> for LogtoError {
+    fn from(error: dialect::Error) -> Self {
+        match error {
+            dialect::Error::Pagination => Self::pagination(),
+            dialect::Error::Input(details) => Self::invalid_input(details),
+        }
+    }
+}
+
+impl IntoResponse for LogtoError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(details) = self.details {
+            body["details"] = json!(details);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type Answer = Result<Response, LogtoError>;
+
+fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, LogtoError> {
+    query_pairs(raw)
+        .ok_or_else(|| LogtoError::invalid_input("The query string is not valid UTF-8."))
+}
+
+pub async fn list_users(
+    State(rest): State<Rest>,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let params = pairs(raw.as_deref())?;
+    page(&rest, uri.path(), &params, None).await
+}
+
+pub async fn role_users(
+    State(rest): State<Rest>,
+    OriginalUri(uri): OriginalUri,
+    role_id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let Path(role_id) =
+        role_id.map_err(|_| LogtoError::invalid_input("The role id is invalid."))?;
+    let params = pairs(raw.as_deref())?;
+    if !plausible_id(&role_id) {
+        return Err(LogtoError::role_not_found(&role_id));
+    }
+    page(&rest, uri.path(), &params, Some(role_id)).await
+}
+
+/// One page of users, newest first (ties by id), with `Total-Number` and `Link` headers.
+async fn page(
+    rest: &Rest,
+    path: &str,
+    params: &[(String, String)],
+    role: Option<String>,
+) -> Answer {
+    let page = dialect::paging(params, rest.limits.max.into())?;
+    let mut query = dialect::search(params)?;
+    if let Some(role_id) = role {
+        if !directory::role_exists(&rest.db, &role_id)
+            .await
+            .map_err(LogtoError::internal)?
+        {
+            return Err(LogtoError::role_not_found(&role_id));
+        }
+        let role = Query::Filter(Filter::Role(role_id));
+        query = Some(match query {
+            Some(query) => Query::And(vec![role, query]),
+            None => role,
+        });
+    }
+    let search = UserSearch {
+        query,
+        sort: SortField::CreationDate,
+        ascending: false,
+        offset: page.offset(),
+        limit: page.page_size,
+    };
+    let found = users::list_users(&rest.db, &search)
+        .await
+        .map_err(|error| {
+            if regex_refused(&error) {
+                // A backstop: validation should have refused the pattern already.
+                tracing::warn!(error = %error, "the database refused a validated regex");
+                LogtoError::invalid_input(
+                    "Search value is invalid: the database refused the regular expression.",
+                )
+            } else {
+                LogtoError::internal(error)
+            }
+        })?;
+    let mut headers = HeaderMap::new();
+    headers.insert("Total-Number", HeaderValue::from(found.total));
+    if let Ok(link) = HeaderValue::from_str(&links(path, params, page, found.total)) {
+        headers.insert("Link", link);
+    }
+    let body: Vec<Value> = found.users.iter().map(|u| user_json(u, false)).collect();
+    Ok((headers, Json(body)).into_response())
+}
+
+/// PostgreSQL's `invalid_regular_expression` (SQLSTATE 2201B), e.g. "too complex".
+fn regex_refused(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error)) => {
+            matches!(
+                error.as_ref(),
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("2201B")
+            )
+        }
+        _ => false,
+    }
+}
+
+/// RFC 8288 links: first (always), prev (page > 1), next and last (page < last), where
+/// last = max(1, ceil(total / page_size)). Other query keys are kept; `page` is rewritten.
+fn links(path: &str, params: &[(String, String)], page: Page, total: u64) -> String {
+    let last = total.div_ceil(page.page_size).max(1);
+    let url = |number: u64| {
+        let mut rewritten: Vec<(String, String)> = Vec::with_capacity(params.len() + 1);
+        let mut placed = false;
+        for (key, value) in params {
+            if key == "page" {
+                if !placed {
+                    rewritten.push((key.clone(), number.to_string()));
+                    placed = true;
+                }
+            } else {
+                rewritten.push((key.clone(), value.clone()));
+            }
+        }
+        if !placed {
+            rewritten.push(("page".into(), number.to_string()));
+        }
+        format!("<{path}?{}>", encode_pairs(&rewritten))
+    };
+    let mut links = vec![format!("{}; rel=\"first\"", url(1))];
+    if page.page > 1 {
+        links.push(format!("{}; rel=\"prev\"", url(page.page - 1)));
+    }
+    if page.page < last {
+        links.push(format!("{}; rel=\"next\"", url(page.page + 1)));
+        links.push(format!("{}; rel=\"last\"", url(last)));
+    }
+    links.join(", ")
+}
+
+pub async fn get_user(
+    State(rest): State<Rest>,
+    user_id: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> Answer {
+    let Path(user_id) = user_id.map_err(|_| LogtoError::not_found())?;
+    let params = pairs(raw.as_deref())?;
+    let include_sso = params
+        .iter()
+        .find(|(key, _)| key == "includeSsoIdentities")
+        .is_some_and(|(_, value)| dialect::truthy(value));
+    if !plausible_id(&user_id) {
+        return Err(LogtoError::not_found());
+    }
+    let user = users::get_user(&rest.db, &user_id)
+        .await
+        .map_err(LogtoError::internal)?
+        .ok_or_else(LogtoError::not_found)?;
+    Ok(Json(user_json(&user, include_sso)).into_response())
+}
+
+/// Keys of a user's `data` copied into Logto's `profile` when they hold a string.
+const PROFILE_STRINGS: [&str; 11] = [
+    "familyName",
+    "givenName",
+    "middleName",
+    "nickname",
+    "preferredUsername",
+    "profile",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+];
+
+fn millis(micros: i64) -> i64 {
+    micros.div_euclid(1000)
+}
+
+/// A user in Logto's shape (see the README's mapping table).
+pub fn user_json(user: &User, include_sso_identities: bool) -> Value {
+    let data = user.data.as_object();
+    let string = |key: &str| {
+        data.and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut profile = Map::new();
+    for key in PROFILE_STRINGS {
+        if let Some(value) = string(key) {
+            profile.insert(key.into(), json!(value));
+        }
+    }
+    if let Some(address) = data
+        .and_then(|d| d.get("address"))
+        .filter(|a| a.is_object())
+    {
+        profile.insert("address".into(), address.clone());
+    }
+    let name = display_name(&user.data);
+    let identities: Map<String, Value> = user
+        .authenticators
+        .identity_providers
+        .iter()
+        .map(|link| {
+            (
+                link.idp_id.clone(),
+                json!({
+                    "userId": link.external_user_id,
+                    "details": {
+                        "idpName": link.idp_name,
+                        "username": link.external_username,
+                    },
+                }),
+            )
+        })
+        .collect();
+    let mut json = json!({
+        "id": user.id,
+        "username": user.authenticators.usernames.first().map(|u| u.username.clone()),
+        "primaryEmail": user.contact.email.as_ref().map(|e| e.value.clone()),
+        "primaryPhone": user.contact.phone.as_ref().map(|p| p.value.clone()),
+        "name": name,
+        "avatar": string("avatar"),
+        "customData": user.data,
+        "identities": identities,
+        "lastSignInAt": user.last_login.map(|t| millis(t.micros())),
+        "createdAt": millis(user.created_at.micros()),
+        "updatedAt": millis(user.changed_at.micros()),
+        "profile": profile,
+        "applicationId": Value::Null,
+        "isSuspended": user.state != UserState::Active,
+        "hasPassword": user.authenticators.password.is_some(),
+    });
+    if include_sso_identities {
+        // userdir has no enterprise SSO connectors: IdP links are `identities`.
+        json["ssoIdentities"] = json!([]);
+    }
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn links_follow_logto() {
+        let p = params(&[("search", "%a%"), ("page", "2"), ("page_size", "10")]);
+        let page = Page {
+            page: 2,
+            page_size: 10,
+        };
+        assert_eq!(
+            links("/api/users", &p, page, 35),
+            "</api/users?search=%25a%25&page=1&page_size=10>; rel=\"first\", \
+             </api/users?search=%25a%25&page=1&page_size=10>; rel=\"prev\", \
+             </api/users?search=%25a%25&page=3&page_size=10>; rel=\"next\", \
+             </api/users?search=%25a%25&page=4&page_size=10>; rel=\"last\""
+        );
+        let first = Page {
+            page: 1,
+            page_size: 20,
+        };
+        assert_eq!(
+            links("/api/users", &[], first, 0),
+            "</api/users?page=1>; rel=\"first\""
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! The seeds' REST dialects over the same directory and the same query engine as gRPC
+//! ListUsers: Logto's Management API user search ([`logto`]) and HPE GreenLake's
+//! OData-filtered user list ([`greenlake`]). Handlers only parse (into the one query tree),
+//! call `store::reads::users` and map the domain `User` to each dialect's JSON.
+
+mod greenlake;
+mod logto;
+
+use axum::Router;
+use axum::routing::get;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
+use sea_orm::DatabaseConnection;
+
+use crate::query::PageLimits;
+
+#[derive(Clone)]
+struct Rest {
+    db: DatabaseConnection,
+    limits: PageLimits,
+}
+
+/// `GET /api/users`, `GET /api/users/{userId}`, `GET /api/roles/{id}/users` (Logto) and
+/// `GET /identity/v1/users` (GreenLake). `limits.max` lowers each dialect's own page maximum
+/// when it is smaller.
+pub fn routes(db: DatabaseConnection, limits: PageLimits) -> Router {
+    Router::new()
+        .route("/api/users", get(logto::list_users))
+        .route("/api/users/{user_id}", get(logto::get_user))
+        .route("/api/roles/{role_id}/users", get(logto::role_users))
+        .route("/identity/v1/users", get(greenlake::list_users))
+        .with_state(Rest { db, limits })
+}
+
+/// Decodes a raw query string into its pairs, in order (`+` is a space). None when a decoded
+/// key or value is not UTF-8.
+fn query_pairs(raw: Option<&str>) -> Option<Vec<(String, String)>> {
+    let Some(raw) = raw else {
+        return Some(Vec::new());
+    };
+    let decode = |part: &str| -> Option<String> {
+        let bytes: Vec<u8> = part
+            .bytes()
+            .map(|b| if b == b'+' { b' ' } else { b })
+            .collect();
+        String::from_utf8(percent_decode(&bytes).collect()).ok()
+    };
+    raw.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((decode(key)?, decode(value)?))
+        })
+        .collect()
+}
+
+/// Characters kept as they are when a query string is written back.
+const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            format!(
+                "{}={}",
+                percent_encoding::utf8_percent_encode(key, QUERY_COMPONENT),
+                percent_encoding::utf8_percent_encode(value, QUERY_COMPONENT)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// An id named in a path that cannot exist (too long, NUL) is simply not found; it never
+/// reaches the database.
+fn plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= 200 && !id.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode_in_order_and_refuse_non_utf8() {
+        assert_eq!(
+            query_pairs(Some("search=%25a%2Bb%25&mode=like&x&search.id=a+b")),
+            Some(vec![
+                ("search".into(), "%a+b%".into()),
+                ("mode".into(), "like".into()),
+                ("x".into(), String::new()),
+                ("search.id".into(), "a b".into()),
+            ])
+        );
+        assert_eq!(query_pairs(Some("search=%FF")), None);
+        assert_eq!(query_pairs(None), Some(vec![]));
+        assert_eq!(
+            encode_pairs(&[("search.id".into(), "%a b/é".into())]),
+            "search.id=%25a%20b%2F%C3%A9"
+        );
+    }
+}
