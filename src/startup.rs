@@ -131,5 +131,6 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .into_axum_router();
     // Layers (auth, limits) go on `grpc` here: JSON and gRPC-Web calls are dispatched through it.
     // The REST dialects call the store directly, so such layers must cover them as well.
-    Ok(crate::api::http::router(grpc, proto::DESCRIPTOR_SET)?.merge(rest))
+    let documented = crate::api::rest::openapi::fragment();
+    Ok(crate::api::http::router(grpc, proto::DESCRIPTOR_SET, documented)?.merge(rest))
 }

@@ -17,6 +17,15 @@ async fn openapi_document_covers_every_route_and_validates(app: TestApp) {
     assert_eq!(doc["openapi"], "3.0.3");
 
     let operation = |path: &str, method: &str| doc["paths"][path][method].clone();
+    // The REST dialects are documented beside the transcoded routes.
+    for (path, id) in [
+        ("/api/users", "Logto_ListUsers"),
+        ("/api/users/{userId}", "Logto_GetUser"),
+        ("/api/roles/{id}/users", "Logto_ListRoleUsers"),
+        ("/identity/v1/users", "GreenLake_ListUsers"),
+    ] {
+        assert_eq!(operation(path, "get")["operationId"], id, "{path}");
+    }
     let search = operation("/v1/users/_search", "post");
     assert_eq!(search["operationId"], "UserService_ListUsers");
     assert_eq!(

@@ -36,10 +36,21 @@ const OPENAPI_PATH: &str = "/openapi.json";
 /// The one-port router: `grpc` (the gRPC services, with their layers) answers
 /// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else goes
 /// to the JSON routes. JSON calls are dispatched to `grpc` itself.
-pub fn router(grpc: GrpcRouter, descriptor_set: &[u8]) -> anyhow::Result<axum::Router> {
+/// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
+pub fn router(
+    grpc: GrpcRouter,
+    descriptor_set: &[u8],
+    extra_openapi: (
+        serde_json::Map<String, serde_json::Value>,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+) -> anyhow::Result<axum::Router> {
     let pool = DescriptorPool::decode(descriptor_set)?;
     let table = RouteTable::from_pool(&pool)?;
-    let openapi = Bytes::from(serde_json::to_vec(&openapi::document(&table))?);
+    let openapi = Bytes::from(serde_json::to_vec(&openapi::document(
+        &table,
+        extra_openapi,
+    ))?);
     tracing::debug!(routes = table.routes().len(), "HTTP/JSON routes");
     let gateway = Gateway {
         pool,

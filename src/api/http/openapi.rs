@@ -15,9 +15,17 @@ const ERROR_SCHEMA: &str = "google.rpc.Status";
 /// How deep query parameters descend into nested messages.
 const MAX_QUERY_DEPTH: usize = 5;
 
-pub fn document(table: &RouteTable) -> Value {
+/// The document for the transcoded routes plus `extra` (paths, component schemas) describing
+/// routes served beside them, such as the REST dialects.
+pub fn document(table: &RouteTable, extra: (Map<String, Value>, Map<String, Value>)) -> Value {
     let mut schemas = Schemas::default();
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let (extra_paths, extra_schemas) = extra;
+    for (path, item) in extra_paths {
+        if let Value::Object(item) = item {
+            paths.insert(path, item);
+        }
+    }
     for route in table.routes() {
         let method = route.http_method.as_str().to_ascii_lowercase();
         // OpenAPI has no room for custom verbs; such routes are served but not documented.
@@ -37,6 +45,7 @@ pub fn document(table: &RouteTable) -> Value {
     }
     let mut components = schemas.done();
     components.insert(ERROR_SCHEMA.to_owned(), error_schema());
+    components.extend(extra_schemas);
     json!({
         "openapi": "3.0.3",
         "info": {

@@ -212,7 +212,7 @@ fn response_body_selects_a_field_and_writes_its_default() {
 
 #[test]
 fn openapi_documents_every_shape() {
-    let doc = super::openapi::document(&table());
+    let doc = super::openapi::document(&table(), Default::default());
     let paths = doc["paths"].as_object().unwrap();
     let mut keys: Vec<&str> = paths.keys().map(String::as_str).collect();
     keys.sort();
@@ -345,7 +345,12 @@ fn echo_server() -> axum::Router {
     let mut compiler = protox::Compiler::new([root, protos]).unwrap();
     compiler.include_imports(true);
     compiler.open_file("transcode.proto").unwrap();
-    super::router(grpc, &compiler.encode_file_descriptor_set()).unwrap()
+    super::router(
+        grpc,
+        &compiler.encode_file_descriptor_set(),
+        Default::default(),
+    )
+    .unwrap()
 }
 
 async fn call(

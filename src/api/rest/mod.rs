@@ -5,6 +5,7 @@
 
 mod greenlake;
 mod logto;
+pub mod openapi;
 
 use axum::Router;
 use axum::routing::get;
