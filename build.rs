@@ -8,6 +8,7 @@ const PROTO_ROOT: &str = "proto";
 const ENTRY_POINTS: &[&str] = &[
     "userdir/user/v1/user_service.proto",
     "userdir/user/v1/directory_service.proto",
+    "userdir/user/v1/token_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

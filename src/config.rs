@@ -1,9 +1,16 @@
 //! Configuration, from command-line flags or their environment variables.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::auth::Grant;
+use crate::auth::oidc::{JwksSource, OidcSettings};
+use crate::auth::rate_limit::{Rate, RateLimitSettings};
+use crate::command::tokens::NewToken;
+use crate::domain::Timestamp;
 use crate::query::PageLimits;
 use crate::startup::Settings;
 
@@ -49,6 +56,93 @@ pub struct ServeArgs {
         default_value = "http://localhost:8080"
     )]
     pub webauthn_origin: String,
+
+    /// Requests per second each credential may make (bursts up to twice that); 0: unlimited.
+    #[arg(long, env = "USERDIR_RATE_LIMIT_PER_TOKEN", default_value_t = 100)]
+    pub rate_limit_per_token: u32,
+
+    /// Requests per second each client IP address may make, failed ones included (bursts up to
+    /// twice that); 0: unlimited. Behind a proxy or sidecar all clients share its address.
+    #[arg(long, env = "USERDIR_RATE_LIMIT_PER_PEER", default_value_t = 200)]
+    pub rate_limit_per_peer: u32,
+
+    /// Let the bootstrap admin token skip the rate limits (for a first bulk import).
+    #[arg(long, env = "USERDIR_RATE_LIMIT_EXEMPT_BOOTSTRAP")]
+    pub rate_limit_exempt_bootstrap: bool,
+
+    /// On the first start of an empty directory, write the bootstrap admin token to this file
+    /// (created with mode 0600) instead of printing it on stdout.
+    #[arg(long, env = "USERDIR_BOOTSTRAP_TOKEN_FILE")]
+    pub bootstrap_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub request: crate::limits::LimitArgs,
+
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// Accepting JWTs of an external OIDC issuer (all of issuer, audience and one JWKS source, or
+/// none of them).
+#[derive(Args, Clone, Debug, Default)]
+pub struct OidcArgs {
+    /// The issuer: tokens' `iss` must equal it exactly.
+    #[arg(long, env = "USERDIR_OIDC_ISSUER", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience: tokens' `aud` must contain it.
+    #[arg(long, env = "USERDIR_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+
+    /// Where the issuer publishes its signing keys (JWKS), fetched and cached.
+    #[arg(long, env = "USERDIR_OIDC_JWKS_URL", conflicts_with = "oidc_jwks_file")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// The issuer's signing keys (JWKS) from a file, re-read when stale.
+    #[arg(long, env = "USERDIR_OIDC_JWKS_FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+
+    /// The claim holding permissions: an array, or a string separated by spaces or commas
+    /// (`scope` works). `admin` grants every permission.
+    #[arg(
+        long,
+        env = "USERDIR_OIDC_PERMISSIONS_CLAIM",
+        default_value = "permissions"
+    )]
+    pub oidc_permissions_claim: String,
+
+    /// The claim naming the organization a token is limited to; absent: instance-wide.
+    #[arg(
+        long,
+        env = "USERDIR_OIDC_ORGANIZATION_CLAIM",
+        default_value = "organization_id"
+    )]
+    pub oidc_organization_claim: String,
+
+    /// Seconds after which cached keys are fetched again.
+    #[arg(long, env = "USERDIR_OIDC_JWKS_REFRESH_SECONDS", default_value_t = 300)]
+    pub oidc_jwks_refresh_seconds: u64,
+}
+
+impl OidcArgs {
+    pub fn settings(&self) -> anyhow::Result<Option<OidcSettings>> {
+        let (Some(issuer), Some(audience)) = (&self.oidc_issuer, &self.oidc_audience) else {
+            anyhow::ensure!(
+                self.oidc_jwks_url.is_none() && self.oidc_jwks_file.is_none(),
+                "--oidc-jwks-url/--oidc-jwks-file need --oidc-issuer and --oidc-audience"
+            );
+            return Ok(None);
+        };
+        let jwks = match (&self.oidc_jwks_url, &self.oidc_jwks_file) {
+            (Some(url), None) => JwksSource::Url(url.clone()),
+            (None, Some(file)) => JwksSource::File(file.clone()),
+            _ => anyhow::bail!("--oidc-issuer needs one of --oidc-jwks-url or --oidc-jwks-file"),
+        };
+        let mut settings = OidcSettings::new(issuer.clone(), audience.clone(), jwks);
+        settings.permissions_claim = self.oidc_permissions_claim.clone();
+        settings.organization_claim = self.oidc_organization_claim.clone();
+        settings.refresh_interval = std::time::Duration::from_secs(self.oidc_jwks_refresh_seconds);
+        Ok(Some(settings))
+    }
 }
 
 impl ServeArgs {
@@ -57,6 +151,13 @@ impl ServeArgs {
             limits: self.page_limits()?,
             webauthn_rp_id: self.webauthn_rp_id.clone(),
             webauthn_origin: self.webauthn_origin.clone(),
+            rate_limits: RateLimitSettings {
+                per_token: rate(self.rate_limit_per_token),
+                per_peer: rate(self.rate_limit_per_peer),
+                exempt_bootstrap: self.rate_limit_exempt_bootstrap,
+            },
+            request: self.request.limits()?,
+            oidc: self.oidc.settings()?,
         })
     }
 
@@ -71,5 +172,118 @@ impl ServeArgs {
             default: self.default_limit,
             max: self.max_limit,
         })
+    }
+}
+
+/// `per_second` sustained with bursts of twice that; None (unlimited) for 0.
+fn rate(per_second: u32) -> Option<Rate> {
+    let per_second = NonZeroU32::new(per_second)?;
+    Some(Rate {
+        per_second,
+        burst: per_second.saturating_mul(NonZeroU32::new(2).expect("2 is not 0")),
+    })
+}
+
+/// `userdir token create`.
+#[derive(Args, Clone, Debug)]
+#[command(group(clap::ArgGroup::new("grant").required(true).args(["admin", "permissions"])))]
+pub struct TokenCreateArgs {
+    /// Every permission (instance-wide unless --organization).
+    #[arg(long)]
+    pub admin: bool,
+
+    /// Comma-separated: user.read, user.write, user.delete, role.read, role.write, org.read,
+    /// org.write, schema.read, schema.write, token.write.
+    #[arg(long, value_delimiter = ',')]
+    pub permissions: Vec<String>,
+
+    /// Limit the token to this organization's users.
+    #[arg(long)]
+    pub organization: Option<String>,
+
+    /// When the token stops working: a duration from now (`90d`, `12h`, `30m`) or an RFC 3339
+    /// time. Default: never.
+    #[arg(long)]
+    pub expires: Option<String>,
+
+    /// What the token is for (shown by `token list`).
+    #[arg(long, default_value = "created with userdir token create")]
+    pub description: String,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+impl TokenCreateArgs {
+    pub fn new_token(&self) -> anyhow::Result<NewToken> {
+        let grant = if self.admin {
+            Grant::Admin
+        } else {
+            Grant::from_names(&self.permissions.join(","))?
+        };
+        let expires_at = self
+            .expires
+            .as_deref()
+            .map(|text| expiry(text, Timestamp::now()))
+            .transpose()?;
+        Ok(NewToken {
+            description: self.description.clone(),
+            grant,
+            organization_id: self.organization.clone(),
+            expires_at,
+        })
+    }
+}
+
+/// `90d`, `12h`, `30m`, `45s`, `2w` from `now`, or an RFC 3339 time.
+pub fn expiry(text: &str, now: Timestamp) -> anyhow::Result<Timestamp> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(Timestamp::from_micros(time.timestamp_micros()));
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| anyhow::anyhow!("--expires {text:?}: give a unit, e.g. 90d"))?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--expires {text:?}: expected a number before the unit"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => anyhow::bail!("--expires {text:?}: the unit must be s, m, h, d or w"),
+    };
+    let micros = number
+        .checked_mul(seconds * 1_000_000)
+        .and_then(|delta| now.micros().checked_add(delta))
+        .ok_or_else(|| anyhow::anyhow!("--expires {text:?}: too far in the future"))?;
+    Ok(Timestamp::from_micros(micros))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_takes_durations_and_times() {
+        let now = Timestamp::from_micros(1_000_000_000_000);
+        assert_eq!(
+            expiry("90d", now).unwrap().micros(),
+            now.micros() + 90 * 86_400 * 1_000_000
+        );
+        assert_eq!(
+            expiry("30m", now).unwrap().micros(),
+            now.micros() + 1_800_000_000
+        );
+        assert_eq!(
+            expiry("2030-01-01T00:00:00Z", now).unwrap().micros(),
+            1_893_456_000_000_000
+        );
+        assert!(expiry("90", now).is_err());
+        assert!(expiry("d", now).is_err());
+        assert!(expiry("3y", now).is_err());
+        assert!(expiry("99999999999999w", now).is_err());
     }
 }

@@ -13,6 +13,8 @@ pub enum Error {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Details stay in the server log; the client learns only that it was not its fault.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -44,6 +46,7 @@ impl From<Error> for Status {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Database(source) => {
                 tracing::error!(error = %source, "database error");
                 return Status::internal("internal error");

@@ -1,10 +1,14 @@
 //! userdir: a user directory in the style of ZITADEL's user API.
 
 pub mod api;
+pub mod auth;
 pub mod command;
 pub mod config;
 pub mod domain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod limits;
 pub mod query;
 pub mod seed;
 pub mod startup;

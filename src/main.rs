@@ -1,9 +1,16 @@
 //! The `userdir` command.
 
 use clap::{Parser, Subcommand};
-use userdir::config::{DatabaseArgs, ServeArgs};
+use std::path::Path;
+
+use anyhow::Context;
+use userdir::command::{self, tokens::Minter};
+use userdir::config::{DatabaseArgs, ServeArgs, TokenCreateArgs};
+use userdir::domain::Timestamp;
 use userdir::seed::{self, SeedOptions};
 use userdir::startup::Application;
+use userdir::store::ScopedDb;
+use userdir::store::reads::directory::Paging;
 use userdir::{store, telemetry};
 
 #[derive(Parser)]
@@ -20,9 +27,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Migrate the database and serve gRPC on one port.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Bring the database schema up to date, then exit.
     Migrate(DatabaseArgs),
+    /// Mint, list and revoke personal access tokens (needs only database access).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Fill the directory with a realistic, deterministic population.
     Seed {
         /// How many users to add.
@@ -39,17 +49,38 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token and print it, alone, on stdout (it is shown only this once).
+    Create(TokenCreateArgs),
+    /// List tokens (never their secrets), newest first.
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a token by id; it fails from its next call on.
+    Revoke {
+        token_id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match Cli::parse().command {
         Command::Serve(args) => {
             let settings = args.settings()?;
-            let app =
+            let mut app =
                 Application::build(&args.database.database_url, args.listen, settings).await?;
+            if let Some(token) = app.take_bootstrap_token() {
+                hand_over_bootstrap_token(&token, args.bootstrap_token_file.as_deref())?;
+            }
             tracing::info!(address = %app.local_addr()?, "serving gRPC");
             app.run_until(shutdown_signal()).await?;
         }
+        Command::Token(command) => token_command(command).await?,
         Command::Migrate(args) => {
             let db = store::connect(&args.database_url).await?;
             store::migrate(&db).await?;
@@ -82,6 +113,126 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Shows the bootstrap token once: written to `file` (mode 0600), or printed alone on stdout.
+/// Logs say where it went, never what it is.
+fn hand_over_bootstrap_token(token: &str, file: Option<&Path>) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            write_private(path, &format!("{token}\n"))?;
+            tracing::warn!(
+                file = %path.display(),
+                "first start (no access token yet): minted the bootstrap admin token into this file"
+            );
+        }
+        None => {
+            tracing::warn!(
+                "first start (no access token yet): minted the bootstrap admin token, printed once on stdout; \
+                 store it now, it is never shown again"
+            );
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+/// Creates or replaces `path` readable by its owner only, before any secret is written to it.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        // An existing file keeps its old mode through open(); narrow it first.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(contents.as_bytes())?;
+        return Ok(());
+    }
+    #[allow(unreachable_code)]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(contents.as_bytes())?;
+        Ok(())
+    }
+}
+
+async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create(args) => {
+            let db = store::connect(&args.database.database_url).await?;
+            store::migrate(&db).await?;
+            let new = args.new_token()?;
+            let minted =
+                command::tokens::create(&ScopedDb::instance(db), Minter::Operator, new).await?;
+            tracing::info!(token_id = %minted.id, "minted an access token");
+            println!("{}", minted.secret);
+        }
+        TokenCommand::List { database } => {
+            let db = store::connect(&database.database_url).await?;
+            store::migrate(&db).await?;
+            print!("{}", token_table(&ScopedDb::instance(db)).await?);
+        }
+        TokenCommand::Revoke { token_id, database } => {
+            let db = store::connect(&database.database_url).await?;
+            store::migrate(&db).await?;
+            command::tokens::revoke(&ScopedDb::instance(db), &token_id).await?;
+            tracing::info!(%token_id, "revoked");
+        }
+    }
+    Ok(())
+}
+
+/// `userdir token list`: one line per token, newest first, never a secret.
+async fn token_table(db: &ScopedDb) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{:<36}  {:<8}  {:<36}  {:<27}  {:<27}  PERMISSIONS  DESCRIPTION",
+        "ID", "STATE", "ORGANIZATION", "CREATED", "EXPIRES"
+    )?;
+    let mut offset = 0;
+    loop {
+        let page = userdir::store::reads::tokens::list(
+            db,
+            Paging {
+                offset,
+                limit: 1000,
+                ascending: false,
+            },
+        )
+        .await?;
+        let now = Timestamp::now().micros();
+        for token in &page.items {
+            let state = match (token.revoked_at, token.expires_at) {
+                (Some(_), _) => "revoked",
+                (None, Some(expires)) if expires <= now => "expired",
+                _ => "active",
+            };
+            let time = |micros: i64| Timestamp::from_micros(micros).to_string();
+            writeln!(
+                out,
+                "{:<36}  {:<8}  {:<36}  {:<27}  {:<27}  {}  {}",
+                token.id,
+                state,
+                token.organization_id.as_deref().unwrap_or("(instance)"),
+                time(token.created_at),
+                token.expires_at.map(time).unwrap_or_else(|| "never".into()),
+                token.permissions,
+                token.description,
+            )?;
+        }
+        offset += page.items.len() as u64;
+        if page.items.is_empty() || offset >= page.total {
+            return Ok(out);
+        }
+    }
 }
 
 async fn shutdown_signal() {

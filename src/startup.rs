@@ -8,14 +8,19 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
-use crate::api::grpc::{Organizations, Roles, UserDirectory, UserSchemas};
+use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSchemas};
+use crate::auth::layer::{Gate, enforce};
+use crate::auth::oidc::{OidcSettings, OidcVerifier};
+use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
+use crate::limits::RequestLimits;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
 use crate::proto::user::v1::role_service_server::RoleServiceServer;
+use crate::proto::user::v1::token_service_server::TokenServiceServer;
 use crate::proto::user::v1::user_schema_service_server::UserSchemaServiceServer;
 use crate::proto::user::v1::user_service_server::UserServiceServer;
 use crate::query::PageLimits;
-use crate::store;
+use crate::store::{self, ScopedDb};
 
 /// What the services need besides the database.
 #[derive(Clone, Debug)]
@@ -25,6 +30,11 @@ pub struct Settings {
     pub webauthn_rp_id: String,
     /// The origin browsers register credentials from.
     pub webauthn_origin: String,
+    pub rate_limits: RateLimitSettings,
+    /// Accept JWTs of this OIDC issuer besides access tokens.
+    pub oidc: Option<OidcSettings>,
+    /// Sizes, depths and deadlines of requests.
+    pub request: RequestLimits,
 }
 
 impl Default for Settings {
@@ -33,6 +43,9 @@ impl Default for Settings {
             limits: PageLimits::default(),
             webauthn_rp_id: "localhost".into(),
             webauthn_origin: "http://localhost:8080".into(),
+            rate_limits: RateLimitSettings::default(),
+            oidc: None,
+            request: RequestLimits::default(),
         }
     }
 }
@@ -41,6 +54,8 @@ impl Default for Settings {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    bootstrap_token: Option<String>,
+    request: RequestLimits,
 }
 
 impl Application {
@@ -60,23 +75,37 @@ impl Application {
         listen: SocketAddr,
         settings: Settings,
     ) -> anyhow::Result<Self> {
+        settings.request.validate()?;
+        let bootstrap_token = crate::command::tokens::bootstrap(&ScopedDb::instance(db.clone()))
+            .await?
+            .map(|minted| minted.secret);
         let router = router(db, &settings).await?;
         let listener = TcpListener::bind(listen).await?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            bootstrap_token,
+            request: settings.request,
+        })
+    }
+
+    /// The admin token minted because the directory had never had one: shown to the operator
+    /// once, then forgotten (only its hash is stored).
+    pub fn take_bootstrap_token(&mut self) -> Option<String> {
+        self.bootstrap_token.take()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves HTTP/2 (gRPC, h2c) and HTTP/1.1 until `shutdown` completes.
+    /// Serves HTTP/2 (gRPC, h2c) and HTTP/1.1 until `shutdown` completes. Requests carry
+    /// `ConnectInfo<SocketAddr>`.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        crate::limits::serve::serve(self.listener, self.router, self.request, shutdown).await
     }
 }
 
@@ -85,30 +114,42 @@ impl Application {
 /// and /openapi.json (see `api::http`).
 async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<axum::Router> {
     let limits = settings.limits;
+    let request = settings.request;
     let webauthn = Arc::new(crate::command::webauthn::relying_party(
         &settings.webauthn_rp_id,
         &settings.webauthn_origin,
     )?);
-    let users = UserServiceServer::new(UserDirectory::new(db.clone(), limits, webauthn));
-    let organizations = OrganizationServiceServer::new(Organizations::new(db.clone(), limits));
-    let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits));
-    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits));
+    let max_message = request.max_message_bytes;
+    let users = UserServiceServer::new(UserDirectory::new(db.clone(), limits, request, webauthn))
+        .max_decoding_message_size(max_message);
+    let organizations =
+        OrganizationServiceServer::new(Organizations::new(db.clone(), limits, request))
+            .max_decoding_message_size(max_message);
+    let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits, request))
+        .max_decoding_message_size(max_message);
+    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits, request))
+        .max_decoding_message_size(max_message);
+    let tokens = TokenServiceServer::new(AccessTokens::new(db.clone(), limits))
+        .max_decoding_message_size(max_message);
     // The Logto and GreenLake REST dialects (HTTP/1.1 and h2c on the same port).
-    let rest = crate::api::rest::routes(db, limits);
+    let rest = crate::api::rest::routes(db.clone(), limits, request.query());
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<UserServiceServer<UserDirectory>>()
         .await;
 
+    let health = health.max_decoding_message_size(max_message);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+        .build_v1()?
+        .max_decoding_message_size(max_message);
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+        .build_v1alpha()?
+        .max_decoding_message_size(max_message);
 
     health_reporter
         .set_serving::<OrganizationServiceServer<Organizations>>()
@@ -119,18 +160,43 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     health_reporter
         .set_serving::<RoleServiceServer<Roles>>()
         .await;
+    health_reporter
+        .set_serving::<TokenServiceServer<AccessTokens>>()
+        .await;
 
     let grpc = tonic::service::Routes::new(users)
         .add_service(organizations)
         .add_service(schemas)
         .add_service(roles)
+        .add_service(tokens)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare()
-        .into_axum_router();
-    // Layers (auth, limits) go on `grpc` here: JSON and gRPC-Web calls are dispatched through it.
-    // The REST dialects call the store directly, so such layers must cover them as well.
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(
+            crate::limits::grpc_status::client_errors,
+        ));
     let documented = crate::api::rest::openapi::fragment();
-    Ok(crate::api::http::router(grpc, proto::DESCRIPTOR_SET, documented)?.merge(rest))
+    let router =
+        crate::api::http::router(grpc, proto::DESCRIPTOR_SET, documented, max_message)?.merge(rest);
+    // One gate in front of everything on the port: gRPC, gRPC-Web, HTTP/JSON (judged by the
+    // gRPC method each route calls) and the REST dialects.
+    let oidc = match &settings.oidc {
+        Some(oidc) => Some(OidcVerifier::new(oidc.clone()).await?),
+        None => None,
+    };
+    let gate = Gate::new(
+        db,
+        oidc,
+        RateLimits::new(settings.rate_limits),
+        crate::api::http::route_resolver(proto::DESCRIPTOR_SET)?,
+    );
+    // The deadline is outermost, so that it covers every protocol, the gate included.
+    Ok(router
+        .layer(axum::middleware::from_fn_with_state(gate, enforce))
+        .layer(axum::middleware::from_fn_with_state(
+            request.request_timeout,
+            crate::limits::deadline::enforce,
+        )))
 }

@@ -1,6 +1,8 @@
 //! Logging: human-readable lines on stderr (stdout stays free for command output), filtered by
 //! `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -10,5 +12,7 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for people; log files and collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -15,7 +15,7 @@ use userdir::store;
 const USERS: u64 = 400;
 
 struct Seeded {
-    client: UserServiceClient<Channel>,
+    client: UserServiceClient<common::Authed>,
     database: FreshDatabase,
 }
 
@@ -23,6 +23,13 @@ async fn seeded(backend: Backend, batch_size: usize) -> Option<Seeded> {
     let database = FreshDatabase::create(backend).await?;
     let db = store::connect(&database.url).await.unwrap();
     store::migrate(&db).await.unwrap();
+    // The bootstrap token's event carries the wall-clock time; minting it before seeding keeps
+    // the seeded events the newest, so `details` can agree between the backends.
+    let token = userdir::command::tokens::bootstrap(&store::ScopedDb::instance(db.clone()))
+        .await
+        .unwrap()
+        .expect("a fresh directory")
+        .secret;
     seed::run(
         &db,
         SeedOptions {
@@ -39,9 +46,12 @@ async fn seeded(backend: Backend, batch_size: usize) -> Option<Seeded> {
         .unwrap();
     let address = app.local_addr().unwrap();
     tokio::spawn(app.run_until(std::future::pending()));
-    let client = UserServiceClient::connect(format!("http://{address}"))
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let client = common::Clients::new(channel, Some(&token)).users;
     Some(Seeded { client, database })
 }
 

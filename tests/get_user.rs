@@ -53,7 +53,8 @@ async fn get_user_returns_every_part_of_the_user(app: TestApp) {
     let expected = pb::User {
         user_id: id.clone(),
         details: Some(pb::Details {
-            sequence: 5,
+            // The bootstrap token's event is the first (1); the fixtures write 2 to 6.
+            sequence: 6,
             change_date: time(created),
             resource_owner: ORG_B.into(),
         }),
@@ -97,7 +98,7 @@ async fn get_user_returns_every_part_of_the_user(app: TestApp) {
             authentication_keys: vec![pb::AuthenticationKey {
                 authentication_key_id: format!("{id}-k"),
                 details: Some(pb::Details {
-                    sequence: 5,
+                    sequence: 6,
                     change_date: time(created + 20),
                     resource_owner: ORG_B.into(),
                 }),
@@ -273,6 +274,7 @@ async fn health_and_reflection_are_served(app: TestApp) {
             "grpc.reflection.v1.ServerReflection",
             "userdir.user.v1.OrganizationService",
             "userdir.user.v1.RoleService",
+            "userdir.user.v1.TokenService",
             "userdir.user.v1.UserSchemaService",
             "userdir.user.v1.UserService",
         ]

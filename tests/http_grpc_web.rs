@@ -14,8 +14,12 @@ backend_tests!(
     grpc_web_unary_call_works,
 );
 
-/// Calls `path` as gRPC with an empty GetUserRequest and returns the status code.
+/// Calls `path` as gRPC with an empty GetUserRequest and the admin token; returns the code.
 async fn call_raw(app: &TestApp, path: &'static str) -> Code {
+    call_raw_as(app, Some(&app.token), path).await
+}
+
+async fn call_raw_as(app: &TestApp, token: Option<&str>, path: &'static str) -> Code {
     let channel = Channel::from_shared(format!("http://{}", app.address))
         .unwrap()
         .connect()
@@ -27,7 +31,14 @@ async fn call_raw(app: &TestApp, path: &'static str) -> Code {
     let result = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         grpc.unary(
-            tonic::Request::new(pb::GetUserRequest::default()),
+            {
+                let mut request = tonic::Request::new(pb::GetUserRequest::default());
+                if let Some(token) = token {
+                    let value = format!("Bearer {token}").parse().unwrap();
+                    request.metadata_mut().insert("authorization", value);
+                }
+                request
+            },
             http::uri::PathAndQuery::from_static(path),
             codec,
         ),
@@ -55,6 +66,13 @@ async fn unregistered_grpc_methods_are_unimplemented(app: TestApp) {
         Code::Unimplemented
     );
     assert_eq!(call_raw(&app, "/openapi.json").await, Code::Unimplemented);
+    // Without a credential nobody learns which methods exist.
+    for path in [
+        "/userdir.user.v1.UserService/NoSuchMethod",
+        "/no.such.Service/Method",
+    ] {
+        assert_eq!(call_raw_as(&app, None, path).await, Code::Unauthenticated);
+    }
 }
 
 /// One gRPC-Web frame: flag byte, big-endian length, payload.
@@ -93,16 +111,29 @@ async fn grpc_web_call_to(
     method: &str,
     id: &str,
 ) -> (u16, Option<pb::GetUserResponse>, String) {
+    grpc_web_call_as(app, Some(&app.token), method, id).await
+}
+
+async fn grpc_web_call_as(
+    app: &TestApp,
+    token: Option<&str>,
+    method: &str,
+    id: &str,
+) -> (u16, Option<pb::GetUserResponse>, String) {
     let request = pb::GetUserRequest {
         user_id: id.to_owned(),
     };
-    let response = reqwest::Client::new()
+    let mut builder = reqwest::Client::new()
         .post(format!(
             "http://{}/userdir.user.v1.UserService/{method}",
             app.address
         ))
         .header("content-type", "application/grpc-web+proto")
-        .header("x-grpc-web", "1")
+        .header("x-grpc-web", "1");
+    if let Some(token) = token {
+        builder = builder.bearer_auth(token);
+    }
+    let response = builder
         .body(frame(0, &request.encode_to_vec()))
         .send()
         .await
@@ -151,4 +182,10 @@ async fn grpc_web_unary_call_works(app: TestApp) {
     assert_eq!(status, 200);
     assert!(message.is_none());
     assert!(trailers.contains("grpc-status:12"), "{trailers}");
+
+    // Without a credential: Unauthenticated, in gRPC-Web form, and no data.
+    let (status, message, trailers) = grpc_web_call_as(&app, None, "GetUser", &user_id(1)).await;
+    assert_eq!(status, 200);
+    assert!(message.is_none());
+    assert!(trailers.contains("grpc-status:16"), "{trailers}");
 }

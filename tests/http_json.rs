@@ -322,6 +322,29 @@ async fn hostile_input_gets_a_clear_4xx(app: TestApp) {
     )
     .await;
     assert_error(&reply, 400, 3, "invalid JSON body");
+    // Within serde_json's nesting limit but deeper than protobuf decodes (found by fuzzing):
+    // a 400 naming the field, not a 500 from the service's decoder.
+    for (name, needle) in [
+        ("deep-not-query", "queries[0].notQuery.query"),
+        ("deep-struct-data", "data.fields"),
+    ] {
+        let saved = std::fs::read(format!(
+            "{}/fuzz/regressions/transcoder_bind/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let text = String::from_utf8(saved).unwrap();
+        let (line, body) = text.split_once('\n').unwrap();
+        let (method, path) = line.split_once(' ').unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let reply = h::send(&app, method, path, Some(body.as_bytes())).await;
+        assert_error(&reply, 400, 3, needle);
+        assert!(
+            reply.text.contains("at most 100 levels deep"),
+            "{}",
+            reply.text
+        );
+    }
 
     // Sent raw: HTTP clients normalise dot segments away.
     for path in [

@@ -87,6 +87,7 @@ async fn get(app: &TestApp, query: &[(&str, &str)]) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .get(format!("http://{}/identity/v1/users", app.address))
         .query(query)
+        .bearer_auth(&app.token)
         .send()
         .await
         .expect("HTTP request");
@@ -355,12 +356,15 @@ async fn malformed_filters_are_400_with_position_and_token(app: TestApp) {
     let (status, body) = get(&app, &[("filter", "id eq 'a\0b'")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // Not UTF-8.
-    let response = reqwest::get(format!(
-        "http://{}/identity/v1/users?filter=id%20eq%20%27%FF%27",
-        app.address
-    ))
-    .await
-    .unwrap();
+    let response = reqwest::Client::new()
+        .get(format!(
+            "http://{}/identity/v1/users?filter=id%20eq%20%27%FF%27",
+            app.address
+        ))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 

@@ -51,7 +51,10 @@ async fn population(app: &TestApp) {
 }
 
 async fn get(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    let response = reqwest::get(format!("http://{}{path}", app.address))
+    let response = reqwest::Client::new()
+        .get(format!("http://{}{path}", app.address))
+        .bearer_auth(&app.token)
+        .send()
         .await
         .expect("HTTP request");
     let status = response.status();

@@ -250,8 +250,8 @@ async fn bad_data_and_missing_references_are_refused_by_field(app: TestApp) {
     }
     assert_eq!(
         api::processed_sequence(&app).await,
-        2,
-        "only the organization and the schema were written"
+        3,
+        "only the bootstrap token, the organization and the schema were written"
     );
 }
 

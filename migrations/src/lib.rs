@@ -6,6 +6,7 @@ mod columns;
 mod m20261123_000001_directory;
 mod m20261123_000002_writes;
 mod m20261123_000003_rest_dialects;
+mod m20261123_000004_access_tokens;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_directory::Migration),
             Box::new(m20261123_000002_writes::Migration),
             Box::new(m20261123_000003_rest_dialects::Migration),
+            Box::new(m20261123_000004_access_tokens::Migration),
         ]
     }
 }

@@ -25,6 +25,9 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// A bearer token with `user.read` (serve the benchmark with rate limits off or raised).
+    #[arg(long, env = "USERDIR_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 fn query(query: Q) -> pb::SearchQuery {
@@ -145,7 +148,16 @@ async fn main() -> anyhow::Result<()> {
     let channel = Channel::from_shared(format!("http://{}", args.target))?
         .connect()
         .await?;
-    let client = UserServiceClient::new(channel);
+    let authorization: tonic::metadata::MetadataValue<_> = format!("Bearer {}", args.token)
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--token is not a valid header value"))?;
+    let client =
+        UserServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.clone());
+            Ok(request)
+        });
 
     println!(
         "{:<40} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",

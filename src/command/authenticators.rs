@@ -2,7 +2,7 @@
 //! and identity-provider links.
 
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use super::users::NewPassword;
@@ -12,6 +12,7 @@ use super::{
 use crate::domain::codes::CodeKind;
 use crate::domain::{Timestamp, fold_case, keys, password, totp};
 use crate::error::{Error, Result, unique};
+use crate::store::ScopedDb;
 use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password as password_row, totp as totp_row,
     user, username,
@@ -74,7 +75,7 @@ pub(crate) async fn insert_username(
 }
 
 pub async fn add_username(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     name: NewUsername,
 ) -> Result<(String, Written)> {
@@ -86,11 +87,7 @@ pub async fn add_username(
     Ok((id, written))
 }
 
-pub async fn remove_username(
-    db: &DatabaseConnection,
-    user_id: &str,
-    username_id: &str,
-) -> Result<Written> {
+pub async fn remove_username(db: &ScopedDb, user_id: &str, username_id: &str) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let removed = username::Entity::delete_many()
@@ -133,11 +130,7 @@ pub(crate) async fn insert_password(
     Ok(())
 }
 
-pub async fn set_password(
-    db: &DatabaseConnection,
-    user_id: &str,
-    password: NewPassword,
-) -> Result<Written> {
+pub async fn set_password(db: &ScopedDb, user_id: &str, password: NewPassword) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     insert_password(&uow, &user.id, &password).await?;
@@ -152,7 +145,7 @@ pub async fn set_password(
     Ok(written)
 }
 
-pub async fn remove_password(db: &DatabaseConnection, user_id: &str) -> Result<Written> {
+pub async fn remove_password(db: &ScopedDb, user_id: &str) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let removed = password_row::Entity::delete_by_id(user.id.as_str())
@@ -175,18 +168,21 @@ pub struct PasswordCheck {
 /// Checks a password. The hash is compared outside any transaction (it is slow); a match is
 /// then recorded as the user's last sign-in. Only active users may sign in.
 pub async fn verify_password(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     candidate: &str,
 ) -> Result<PasswordCheck> {
-    let stored = password_row::Entity::find_by_id(user_id).one(db).await?;
     let state = user::Entity::find_by_id(user_id)
-        .one(db)
+        .one(db.connection())
         .await?
+        .filter(|u| db.scope().admits(&u.organization_id))
         .map(|u| u.state);
     let Some(state) = state else {
         return Err(super::user_not_found(user_id));
     };
+    let stored = password_row::Entity::find_by_id(user_id)
+        .one(db.connection())
+        .await?;
     let Some(stored) = stored else {
         return Err(Error::FailedPrecondition(
             "userId: the user has no password".into(),
@@ -228,11 +224,7 @@ pub struct TotpStarted {
     pub written: Written,
 }
 
-pub async fn start_totp(
-    db: &DatabaseConnection,
-    user_id: &str,
-    name: String,
-) -> Result<TotpStarted> {
+pub async fn start_totp(db: &ScopedDb, user_id: &str, name: String) -> Result<TotpStarted> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let account = user.email.clone().unwrap_or_else(|| user.id.clone());
@@ -266,7 +258,7 @@ pub async fn start_totp(
 }
 
 pub async fn verify_totp(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     totp_id: &str,
     code: &str,
@@ -334,7 +326,7 @@ impl OtpChannel {
 }
 
 pub async fn add_otp(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     channel: OtpChannel,
     target: String,
@@ -385,7 +377,7 @@ pub async fn add_otp(
 }
 
 pub async fn verify_otp(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     channel: OtpChannel,
     otp_id: &str,
@@ -459,12 +451,7 @@ pub enum Removable {
     WebAuthN,
 }
 
-pub async fn remove(
-    db: &DatabaseConnection,
-    user_id: &str,
-    kind: Removable,
-    id: &str,
-) -> Result<Written> {
+pub async fn remove(db: &ScopedDb, user_id: &str, kind: Removable, id: &str) -> Result<Written> {
     use crate::store::entities::webauthn_credential;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
@@ -533,7 +520,7 @@ pub struct KeyAdded {
 }
 
 pub async fn add_key(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     expiration: Option<Timestamp>,
 ) -> Result<KeyAdded> {
@@ -581,11 +568,7 @@ pub struct NewIdpLink {
     pub linked_username: String,
 }
 
-pub async fn add_idp_link(
-    db: &DatabaseConnection,
-    user_id: &str,
-    link: NewIdpLink,
-) -> Result<Written> {
+pub async fn add_idp_link(db: &ScopedDb, user_id: &str, link: NewIdpLink) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let taken = || {
@@ -618,7 +601,7 @@ pub async fn add_idp_link(
 }
 
 pub async fn remove_idp_link(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     idp_id: &str,
     linked_user_id: &str,

@@ -1,7 +1,7 @@
 //! Contact email and phone: set (with a verification code unless marked verified) and verify.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use super::{
@@ -10,6 +10,7 @@ use super::{
 use crate::domain::codes::CodeKind;
 use crate::domain::fold_case;
 use crate::error::{Error, Result};
+use crate::store::ScopedDb;
 use crate::store::entities::user;
 use crate::store::writes::unit::{UnitOfWork, Written};
 
@@ -103,7 +104,7 @@ pub(crate) fn event_payload(kind: ContactKind, contact: &ContactValue) -> serde_
 }
 
 pub async fn set(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     kind: ContactKind,
     contact: ContactValue,
@@ -121,7 +122,7 @@ pub async fn set(
 }
 
 pub async fn verify(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     user_id: &str,
     kind: ContactKind,
     code: &str,

@@ -1,21 +1,19 @@
 //! Organizations, user schemas, roles and role assignments.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::{new_id, user_not_found};
 use crate::domain::{fold_case, schema};
 use crate::error::{Error, Result, unique};
+use crate::store::ScopedDb;
 use crate::store::entities::{
     organization, role, role_assignment, user, user_schema, user_schema_revision,
 };
 use crate::store::writes::unit::{UnitOfWork, Written};
 
-pub async fn create_organization(
-    db: &DatabaseConnection,
-    name: String,
-) -> Result<(String, Written)> {
+pub async fn create_organization(db: &ScopedDb, name: String) -> Result<(String, Written)> {
     let mut uow = UnitOfWork::begin(db).await?;
     let id = new_id();
     let written = uow.record(
@@ -40,7 +38,7 @@ pub async fn create_organization(
 }
 
 pub async fn create_schema(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     schema_type: String,
     json_schema: Value,
 ) -> Result<(String, Written)> {
@@ -101,7 +99,7 @@ async fn insert_revision(
 /// A new revision. A new type is copied to the schema's users in the same transaction (they
 /// carry it for sorting and search).
 pub async fn update_schema(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     id: &str,
     new_type: Option<String>,
     new_schema: Option<Value>,
@@ -160,7 +158,7 @@ pub async fn update_schema(
 }
 
 pub async fn create_role(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     name: String,
     description: String,
 ) -> Result<(String, Written)> {
@@ -193,18 +191,16 @@ async fn role_for_write(uow: &UnitOfWork, role_id: &str) -> Result<role::Model> 
 
 /// Assigns a role to users; users who have it already are left as they are. Every user must
 /// exist, or nothing is assigned.
-pub async fn assign_role(
-    db: &DatabaseConnection,
-    role_id: &str,
-    user_ids: Vec<String>,
-) -> Result<Written> {
+pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let role = role_for_write(&uow, role_id).await?;
+    // Users outside the caller's scope count as missing.
     let existing: Vec<String> = user::Entity::find()
         .filter(user::Column::Id.is_in(user_ids.iter().map(String::as_str)))
         .all(uow.txn())
         .await?
         .into_iter()
+        .filter(|u| uow.scope().admits(&u.organization_id))
         .map(|u| u.id)
         .collect();
     if let Some(missing) = user_ids.iter().find(|id| !existing.contains(id)) {
@@ -245,20 +241,25 @@ pub async fn assign_role(
     Ok(written)
 }
 
-pub async fn unassign_role(
-    db: &DatabaseConnection,
-    role_id: &str,
-    user_id: &str,
-) -> Result<Written> {
+pub async fn unassign_role(db: &ScopedDb, role_id: &str, user_id: &str) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let role = role_for_write(&uow, role_id).await?;
+    let not_assigned = || {
+        Error::NotFound(format!(
+            "userId: the role is not assigned to user {user_id:?}"
+        ))
+    };
+    // A user of another organization reads exactly like one without the role.
+    if let Some(user) = user::Entity::find_by_id(user_id).one(uow.txn()).await?
+        && !uow.scope().admits(&user.organization_id)
+    {
+        return Err(not_assigned());
+    }
     let removed = role_assignment::Entity::delete_by_id((role.id.clone(), user_id.to_owned()))
         .exec(uow.txn())
         .await?;
     if removed.rows_affected == 0 {
-        return Err(Error::NotFound(format!(
-            "userId: the role is not assigned to user {user_id:?}"
-        )));
+        return Err(not_assigned());
     }
     let written = uow.record(
         "role",

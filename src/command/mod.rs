@@ -6,6 +6,7 @@
 pub mod authenticators;
 pub mod contact;
 pub mod directory;
+pub mod tokens;
 pub mod users;
 pub mod webauthn;
 
@@ -29,12 +30,20 @@ pub(crate) fn user_not_found(user_id: &str) -> Error {
     Error::NotFound(format!("userId: no user with id {user_id:?}"))
 }
 
-/// The user a write applies to: NotFound when absent, FailedPrecondition when deleted.
-pub(crate) async fn user_for_write(uow: &UnitOfWork, user_id: &str) -> Result<user::Model> {
-    let user = user::Entity::find_by_id(user_id)
+/// The user a write applies to, if the caller's scope admits it: a user of another
+/// organization is NotFound, exactly like a missing one, so ids cannot be probed.
+pub(crate) async fn user_in_scope(uow: &UnitOfWork, user_id: &str) -> Result<user::Model> {
+    user::Entity::find_by_id(user_id)
         .one(uow.txn())
         .await?
-        .ok_or_else(|| user_not_found(user_id))?;
+        .filter(|user| uow.scope().admits(&user.organization_id))
+        .ok_or_else(|| user_not_found(user_id))
+}
+
+/// The user a write applies to: NotFound when absent or out of scope, FailedPrecondition when
+/// deleted.
+pub(crate) async fn user_for_write(uow: &UnitOfWork, user_id: &str) -> Result<user::Model> {
+    let user = user_in_scope(uow, user_id).await?;
     if user.state == UserState::Deleted.number() {
         return Err(Error::FailedPrecondition(format!(
             "userId: the user {user_id:?} is deleted"

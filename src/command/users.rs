@@ -1,14 +1,15 @@
 //! Users: create, patch, delete, and lifecycle state changes.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::authenticators::{NewUsername, insert_password, insert_username};
 use super::contact::{self, ContactKind, ContactValue};
-use super::{new_id, touch, user_for_write, user_not_found};
+use super::{new_id, touch, user_for_write, user_in_scope};
 use crate::domain::{StateChange, UserState, display_name, fold_case, schema};
 use crate::error::{Error, Result};
+use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
 use crate::store::writes::unit::{UnitOfWork, Written};
 
@@ -56,11 +57,13 @@ async fn schema_of(uow: &UnitOfWork, schema_id: &str) -> Result<user_schema::Mod
         .ok_or_else(|| Error::NotFound(format!("schemaId: no user schema with id {schema_id:?}")))
 }
 
-pub async fn create(db: &DatabaseConnection, new: NewUser) -> Result<Created> {
+pub async fn create(db: &ScopedDb, new: NewUser) -> Result<Created> {
     let mut uow = UnitOfWork::begin(db).await?;
+    // Out of scope reads as absent, like a user of another organization.
     organization::Entity::find_by_id(new.organization_id.as_str())
         .one(uow.txn())
         .await?
+        .filter(|org| uow.scope().admits(&org.id))
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "organizationId: no organization with id {:?}",
@@ -146,7 +149,7 @@ pub struct Patched {
     pub phone_code: Option<String>,
 }
 
-pub async fn patch(db: &DatabaseConnection, user_id: &str, patch: UserPatch) -> Result<Patched> {
+pub async fn patch(db: &ScopedDb, user_id: &str, patch: UserPatch) -> Result<Patched> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     if let Some(data) = &patch.data {
@@ -190,12 +193,9 @@ pub async fn patch(db: &DatabaseConnection, user_id: &str, patch: UserPatch) -> 
 
 /// Removes the user with every authenticator, code and role assignment (as ZITADEL removes a
 /// user from its projections). The event log keeps the history; usernames are free again.
-pub async fn delete(db: &DatabaseConnection, user_id: &str) -> Result<Written> {
+pub async fn delete(db: &ScopedDb, user_id: &str) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
-    let user = user::Entity::find_by_id(user_id)
-        .one(uow.txn())
-        .await?
-        .ok_or_else(|| user_not_found(user_id))?;
+    let user = user_in_scope(&uow, user_id).await?;
     let written = uow.record(
         "user",
         &user.id,
@@ -210,16 +210,9 @@ pub async fn delete(db: &DatabaseConnection, user_id: &str) -> Result<Written> {
     Ok(written)
 }
 
-pub async fn change_state(
-    db: &DatabaseConnection,
-    user_id: &str,
-    change: StateChange,
-) -> Result<Written> {
+pub async fn change_state(db: &ScopedDb, user_id: &str, change: StateChange) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
-    let user = user::Entity::find_by_id(user_id)
-        .one(uow.txn())
-        .await?
-        .ok_or_else(|| user_not_found(user_id))?;
+    let user = user_in_scope(&uow, user_id).await?;
     let current = UserState::from_number(user.state.into()).ok_or_else(|| {
         Error::FailedPrecondition(format!("userId: the user has unknown state {}", user.state))
     })?;

@@ -1,7 +1,7 @@
 //! WebAuthN registration with webauthn-rs: the server issues creation options and keeps the
 //! registration state in the (unverified) credential row until the attestation arrives.
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{
@@ -10,6 +10,7 @@ use webauthn_rs::prelude::{
 
 use super::{new_id, touch, user_for_write};
 use crate::error::{Error, Result};
+use crate::store::ScopedDb;
 use crate::store::entities::{username, webauthn_credential};
 use crate::store::writes::unit::{UnitOfWork, Written};
 
@@ -26,7 +27,7 @@ fn internal(error: impl std::fmt::Display) -> Error {
 }
 
 pub async fn start(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     webauthn: &Webauthn,
     user_id: &str,
     name: String,
@@ -108,7 +109,7 @@ async fn own_credential(
 }
 
 pub async fn verify(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     webauthn: &Webauthn,
     user_id: &str,
     id: &str,
@@ -170,12 +171,7 @@ pub async fn verify(
     Ok(written)
 }
 
-pub async fn rename(
-    db: &DatabaseConnection,
-    user_id: &str,
-    id: &str,
-    name: String,
-) -> Result<Written> {
+pub async fn rename(db: &ScopedDb, user_id: &str, id: &str, name: String) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let row = own_credential(&uow, &user.id, id).await?;

@@ -4,11 +4,13 @@ pub mod codes;
 pub mod keys;
 pub mod password;
 pub mod schema;
+mod scope;
 mod text;
 mod time;
 pub mod totp;
 mod user;
 
+pub use scope::Scope;
 pub use text::fold_case;
 pub use time::Timestamp;
 pub use user::*;

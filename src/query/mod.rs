@@ -9,4 +9,7 @@ mod search;
 mod tree;
 
 pub use search::{PageLimits, SortField, UserSearch};
-pub use tree::{CompareOp, Comparison, Filter, MAX_DEPTH, MAX_LEAVES, Query, TextMatch, TextOp};
+pub use tree::{
+    CompareOp, Comparison, Filter, MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, Query, QueryLimits,
+    TextMatch, TextOp,
+};

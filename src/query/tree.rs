@@ -1,9 +1,34 @@
 use crate::domain::{Timestamp, UserState};
 
-/// Deepest allowed nesting: a top-level query is at depth 1, each or/and/not adds one.
+/// Deepest allowed nesting by default: a top-level query is at depth 1, each or/and/not adds
+/// one.
 pub const MAX_DEPTH: usize = 10;
-/// Most leaf filters one search may hold.
+/// Most leaf filters one search may hold by default.
 pub const MAX_LEAVES: usize = 100;
+/// Longest text value of a leaf by default, in characters (ids: 200, phone numbers: 20,
+/// regular expressions: 256, whatever this says).
+pub const MAX_TEXT_CHARS: usize = 200;
+
+/// What one search may hold, in every dialect (configured by `crate::limits::RequestLimits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Deepest nesting; a top-level query is at depth 1, each or/and/not adds one.
+    pub max_depth: usize,
+    /// Most leaf filters (comparisons).
+    pub max_leaves: usize,
+    /// Longest text value of a name, username, email address or schema type, in characters.
+    pub max_text_chars: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: MAX_DEPTH,
+            max_leaves: MAX_LEAVES,
+            max_text_chars: MAX_TEXT_CHARS,
+        }
+    }
+}
 
 /// A boolean combination of filters over users. Combinators are never empty: parsers reject
 /// empty or/and lists, so the tree always means something.

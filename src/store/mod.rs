@@ -7,6 +7,8 @@ pub mod writes;
 use std::time::Duration;
 
 use migration::MigratorTrait;
+
+use crate::domain::Scope;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
     AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -63,5 +65,41 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
             .await
         }
         _ => db.begin().await,
+    }
+}
+
+/// The database as one caller may use it: every read narrows to `scope` and every write checks
+/// it (see `reads::users` and `command::user_for_write`). Services get one per request from the
+/// caller's principal, so a handler cannot reach the directory without a scope.
+#[derive(Clone, Debug)]
+pub struct ScopedDb {
+    db: DatabaseConnection,
+    scope: Scope,
+}
+
+impl ScopedDb {
+    pub fn new(db: DatabaseConnection, scope: Scope) -> Self {
+        Self { db, scope }
+    }
+
+    /// Instance-wide: for the operator's own tools (CLI, seeding, benchmarks).
+    pub fn instance(db: DatabaseConnection) -> Self {
+        Self::new(db, Scope::Instance)
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+impl std::ops::Deref for ScopedDb {
+    type Target = DatabaseConnection;
+
+    fn deref(&self) -> &DatabaseConnection {
+        &self.db
     }
 }

@@ -25,7 +25,22 @@ pub async fn send_with(
     path: &str,
     body: Option<&[u8]>,
 ) -> Reply {
+    send_as(client, app, Some(&app.token), method, path, body).await
+}
+
+/// Sends with `token` as the bearer credential (None: anonymous).
+pub async fn send_as(
+    client: &reqwest::Client,
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Reply {
     let mut request = client.request(method, format!("http://{}{path}", app.address));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
     if let Some(body) = body {
         request = request
             .header("content-type", "application/json")
@@ -89,7 +104,10 @@ pub fn assert_error(reply: &Reply, status: u16, code: i32, needle: &str) {
 pub async fn raw_get(app: &TestApp, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        app.token
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod fixtures;
+pub mod hostile;
 pub mod http;
 pub mod queries;
 
@@ -18,9 +19,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use userdir::proto::user::v1::organization_service_client::OrganizationServiceClient;
 use userdir::proto::user::v1::role_service_client::RoleServiceClient;
+use userdir::proto::user::v1::token_service_client::TokenServiceClient;
 use userdir::proto::user::v1::user_schema_service_client::UserSchemaServiceClient;
 use userdir::proto::user::v1::user_service_client::UserServiceClient;
 use userdir::query::PageLimits;
@@ -33,29 +39,95 @@ pub enum Backend {
     Postgres,
 }
 
-/// A running server over a fresh database.
+/// Puts `authorization: Bearer <token>` on every call (nothing when the token is None).
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    pub fn new(token: Option<&str>) -> Self {
+        Self(token.map(|t| format!("Bearer {t}").parse().expect("an ASCII token")))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry a bearer token.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// One client per service, all with the same credential.
+#[derive(Clone)]
+pub struct Clients {
+    pub users: UserServiceClient<Authed>,
+    pub organizations: OrganizationServiceClient<Authed>,
+    pub schemas: UserSchemaServiceClient<Authed>,
+    pub roles: RoleServiceClient<Authed>,
+    pub tokens: TokenServiceClient<Authed>,
+}
+
+impl Clients {
+    pub fn new(channel: Channel, token: Option<&str>) -> Self {
+        let bearer = Bearer::new(token);
+        Self {
+            users: UserServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            organizations: OrganizationServiceClient::with_interceptor(
+                channel.clone(),
+                bearer.clone(),
+            ),
+            schemas: UserSchemaServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            roles: RoleServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            tokens: TokenServiceClient::with_interceptor(channel, bearer),
+        }
+    }
+}
+
+/// A running server over a fresh database. The clients carry the bootstrap admin token.
 pub struct TestApp {
     pub backend: Backend,
     pub address: SocketAddr,
     pub db: DatabaseConnection,
-    pub users: UserServiceClient<Channel>,
-    pub organizations: OrganizationServiceClient<Channel>,
-    pub schemas: UserSchemaServiceClient<Channel>,
-    pub roles: RoleServiceClient<Channel>,
+    /// The bootstrap admin token of the directory.
+    pub token: String,
+    pub channel: Channel,
+    pub users: UserServiceClient<Authed>,
+    pub organizations: OrganizationServiceClient<Authed>,
+    pub schemas: UserSchemaServiceClient<Authed>,
+    pub roles: RoleServiceClient<Authed>,
+    pub tokens: TokenServiceClient<Authed>,
 }
 
 impl TestApp {
     /// Another server over the same database, with other page limits.
     pub async fn with_limits(&self, limits: PageLimits) -> TestApp {
+        self.with_settings(Settings {
+            limits,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Another server over the same database, with other settings.
+    pub async fn with_settings(&self, settings: Settings) -> TestApp {
         serve(
             self.backend,
             self.db.clone(),
-            Settings {
-                limits,
-                ..Settings::default()
-            },
+            settings,
+            Some(self.token.clone()),
         )
         .await
+    }
+
+    /// Clients that send `token` (None: no credential at all).
+    pub fn clients(&self, token: Option<&str>) -> Clients {
+        Clients::new(self.channel.clone(), token)
     }
 }
 
@@ -93,7 +165,7 @@ where
     store::migrate(&db)
         .await
         .expect("migrate the test database");
-    let app = serve(backend, db.clone(), Settings::default()).await;
+    let app = serve(backend, db.clone(), Settings::default(), None).await;
     let outcome = tokio::spawn(test(app)).await;
     db.close().await.ok();
     database.drop().await;
@@ -102,10 +174,20 @@ where
     }
 }
 
-async fn serve(backend: Backend, db: DatabaseConnection, settings: Settings) -> TestApp {
-    let app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), settings)
+/// Serves `db`; `token` is the directory's admin token when it was bootstrapped before.
+async fn serve(
+    backend: Backend,
+    db: DatabaseConnection,
+    settings: Settings,
+    token: Option<String>,
+) -> TestApp {
+    let mut app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), settings)
         .await
         .expect("bind the test server");
+    let token = app
+        .take_bootstrap_token()
+        .or(token)
+        .expect("a fresh directory mints a bootstrap token");
     let address = app.local_addr().unwrap();
     tokio::spawn(app.run_until(std::future::pending()));
     let channel = Channel::from_shared(format!("http://{address}"))
@@ -113,14 +195,18 @@ async fn serve(backend: Backend, db: DatabaseConnection, settings: Settings) -> 
         .connect()
         .await
         .expect("connect to the test server");
+    let clients = Clients::new(channel.clone(), Some(&token));
     TestApp {
         backend,
         address,
         db,
-        users: UserServiceClient::new(channel.clone()),
-        organizations: OrganizationServiceClient::new(channel.clone()),
-        schemas: UserSchemaServiceClient::new(channel.clone()),
-        roles: RoleServiceClient::new(channel),
+        token,
+        channel,
+        users: clients.users,
+        organizations: clients.organizations,
+        schemas: clients.schemas,
+        roles: clients.roles,
+        tokens: clients.tokens,
     }
 }
 

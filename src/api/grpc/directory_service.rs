@@ -4,9 +4,10 @@ use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Expr;
 use tonic::{Request, Response, Status};
 
-use super::{convert, parse};
+use super::{convert, parse, scoped};
 use crate::command::directory as commands;
 use crate::error::Error;
+use crate::limits::RequestLimits;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::organization_service_server::OrganizationService;
 use crate::proto::user::v1::role_service_server::RoleService;
@@ -19,7 +20,7 @@ use crate::store::reads::users;
 
 type Answer<T> = Result<Response<T>, Status>;
 
-fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Error> {
+pub(super) fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Error> {
     let (offset, limit, ascending) = zitadel::paging(query, limits)?;
     Ok(Paging {
         offset,
@@ -28,7 +29,7 @@ fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Er
     })
 }
 
-fn list_details<T>(page: &reads::Page<T>) -> Option<pb::ListDetails> {
+pub(super) fn list_details<T>(page: &reads::Page<T>) -> Option<pb::ListDetails> {
     Some(convert::list_details(page.total, page.processed))
 }
 
@@ -36,11 +37,16 @@ fn list_details<T>(page: &reads::Page<T>) -> Option<pb::ListDetails> {
 pub struct Organizations {
     db: DatabaseConnection,
     limits: PageLimits,
+    request: RequestLimits,
 }
 
 impl Organizations {
-    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
-        Self { db, limits }
+    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
+        Self {
+            db,
+            limits,
+            request,
+        }
     }
 }
 
@@ -65,8 +71,9 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Answer<pb::CreateOrganizationResponse> {
-        let name = parse::name(&request.get_ref().name, "name")?;
-        let (organization_id, written) = commands::create_organization(&self.db, name).await?;
+        let db = scoped(&self.db, &request)?;
+        let name = parse::name(&request.get_ref().name, "name", self.request.max_text_chars)?;
+        let (organization_id, written) = commands::create_organization(&db, name).await?;
         Ok(Response::new(pb::CreateOrganizationResponse {
             organization_id,
             details: Some(convert::written(&written)),
@@ -77,8 +84,9 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Answer<pb::GetOrganizationResponse> {
+        let db = scoped(&self.db, &request)?;
         let id = parse::id(&request.get_ref().organization_id, "organizationId")?;
-        let row = reads::organization(&self.db, id)
+        let row = reads::organization(&db, id)
             .await
             .map_err(Error::from)?
             .ok_or_else(|| {
@@ -93,11 +101,18 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Answer<pb::ListOrganizationsResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let paging = paging(r.query, self.limits)?;
         let name = match &r.name_query {
             Some(q) => {
-                let text = zitadel::text(&q.name, q.method, "nameQuery", "name", zitadel::ID)?;
+                let text = zitadel::text(
+                    &q.name,
+                    q.method,
+                    "nameQuery",
+                    "name",
+                    zitadel::Length::text(self.request.max_text_chars),
+                )?;
                 Some(compile::text_condition(
                     Expr::col((organization::Entity, organization::Column::Name)),
                     Expr::col((organization::Entity, organization::Column::NameLower)),
@@ -106,7 +121,7 @@ impl OrganizationService for Organizations {
             }
             None => None,
         };
-        let page = reads::organizations(&self.db, name, paging)
+        let page = reads::organizations(&db, name, paging)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::ListOrganizationsResponse {
@@ -120,11 +135,16 @@ impl OrganizationService for Organizations {
 pub struct UserSchemas {
     db: DatabaseConnection,
     limits: PageLimits,
+    request: RequestLimits,
 }
 
 impl UserSchemas {
-    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
-        Self { db, limits }
+    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
+        Self {
+            db,
+            limits,
+            request,
+        }
     }
 }
 
@@ -151,14 +171,15 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::CreateUserSchemaRequest>,
     ) -> Answer<pb::CreateUserSchemaResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
-        let schema_type = parse::name(&r.r#type, "type")?;
+        let schema_type = parse::name(&r.r#type, "type", self.request.max_text_chars)?;
         let schema = r
             .schema
             .as_ref()
-            .map(parse::json_object)
-            .ok_or_else(|| Error::invalid("schema", "is required"))?;
-        let (schema_id, written) = commands::create_schema(&self.db, schema_type, schema).await?;
+            .map(|schema| parse::json(schema, "schema"))
+            .ok_or_else(|| Error::invalid("schema", "is required"))??;
+        let (schema_id, written) = commands::create_schema(&db, schema_type, schema).await?;
         Ok(Response::new(pb::CreateUserSchemaResponse {
             schema_id,
             details: Some(convert::written(&written)),
@@ -170,16 +191,20 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::UpdateUserSchemaRequest>,
     ) -> Answer<pb::UpdateUserSchemaResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = parse::id(&r.schema_id, "schemaId")?;
         let schema_type = r
             .r#type
             .as_deref()
-            .map(|t| parse::name(t, "type"))
+            .map(|t| parse::name(t, "type", self.request.max_text_chars))
             .transpose()?;
-        let schema = r.schema.as_ref().map(parse::json_object);
-        let (revision, written) =
-            commands::update_schema(&self.db, id, schema_type, schema).await?;
+        let schema = r
+            .schema
+            .as_ref()
+            .map(|schema| parse::json(schema, "schema"))
+            .transpose()?;
+        let (revision, written) = commands::update_schema(&db, id, schema_type, schema).await?;
         Ok(Response::new(pb::UpdateUserSchemaResponse {
             details: Some(convert::written(&written)),
             revision: u32::try_from(revision).unwrap_or_default(),
@@ -190,8 +215,9 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::GetUserSchemaRequest>,
     ) -> Answer<pb::GetUserSchemaResponse> {
+        let db = scoped(&self.db, &request)?;
         let id = parse::id(&request.get_ref().schema_id, "schemaId")?;
-        let row = reads::schema(&self.db, id)
+        let row = reads::schema(&db, id)
             .await
             .map_err(Error::from)?
             .ok_or_else(|| Error::NotFound(format!("schemaId: no user schema with id {id:?}")))?;
@@ -204,10 +230,9 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::ListUserSchemasRequest>,
     ) -> Answer<pb::ListUserSchemasResponse> {
+        let db = scoped(&self.db, &request)?;
         let paging = paging(request.into_inner().query, self.limits)?;
-        let page = reads::schemas(&self.db, paging)
-            .await
-            .map_err(Error::from)?;
+        let page = reads::schemas(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListUserSchemasResponse {
             details: list_details(&page),
             result: page.items.into_iter().map(user_schema).collect(),
@@ -219,11 +244,16 @@ impl UserSchemaService for UserSchemas {
 pub struct Roles {
     db: DatabaseConnection,
     limits: PageLimits,
+    request: RequestLimits,
 }
 
 impl Roles {
-    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
-        Self { db, limits }
+    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
+        Self {
+            db,
+            limits,
+            request,
+        }
     }
 }
 
@@ -253,10 +283,11 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Answer<pb::CreateRoleResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
-        let name = parse::name(&r.name, "name")?;
+        let name = parse::name(&r.name, "name", self.request.max_text_chars)?;
         let description = parse::text(&r.description, "description", 0, 1000)?;
-        let (role_id, written) = commands::create_role(&self.db, name, description).await?;
+        let (role_id, written) = commands::create_role(&db, name, description).await?;
         Ok(Response::new(pb::CreateRoleResponse {
             role_id,
             details: Some(convert::written(&written)),
@@ -264,8 +295,9 @@ impl RoleService for Roles {
     }
 
     async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Answer<pb::GetRoleResponse> {
+        let db = scoped(&self.db, &request)?;
         let id = parse::id(&request.get_ref().role_id, "roleId")?;
-        let row = reads::role(&self.db, id)
+        let row = reads::role(&db, id)
             .await
             .map_err(Error::from)?
             .ok_or_else(|| role_not_found(id))?;
@@ -278,8 +310,9 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Answer<pb::ListRolesResponse> {
+        let db = scoped(&self.db, &request)?;
         let paging = paging(request.into_inner().query, self.limits)?;
-        let page = reads::roles(&self.db, paging).await.map_err(Error::from)?;
+        let page = reads::roles(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListRolesResponse {
             details: list_details(&page),
             result: page.items.into_iter().map(role).collect(),
@@ -290,6 +323,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::AssignRoleRequest>,
     ) -> Answer<pb::AssignRoleResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = parse::id(&r.role_id, "roleId")?;
         if r.user_ids.is_empty() || r.user_ids.len() > 100 {
@@ -302,7 +336,7 @@ impl RoleService for Roles {
                 user_ids.push(user_id);
             }
         }
-        let written = commands::assign_role(&self.db, id, user_ids).await?;
+        let written = commands::assign_role(&db, id, user_ids).await?;
         Ok(Response::new(pb::AssignRoleResponse {
             details: Some(convert::written(&written)),
         }))
@@ -312,9 +346,10 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::UnassignRoleRequest>,
     ) -> Answer<pb::UnassignRoleResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = commands::unassign_role(
-            &self.db,
+            &db,
             parse::id(&r.role_id, "roleId")?,
             parse::id(&r.user_id, "userId")?,
         )
@@ -328,6 +363,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::ListRoleUsersRequest>,
     ) -> Answer<pb::ListUsersResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let role_id = parse::id(&r.role_id, "roleId")?.to_owned();
         let mut search = zitadel::parse_list_users(
@@ -337,8 +373,9 @@ impl RoleService for Roles {
                 queries: r.queries,
             },
             self.limits,
+            self.request.query(),
         )?;
-        if !reads::role_exists(&self.db, &role_id)
+        if !reads::role_exists(&db, &role_id)
             .await
             .map_err(Error::from)?
         {
@@ -349,9 +386,7 @@ impl RoleService for Roles {
             Some(query) => Query::And(vec![role, query]),
             None => role,
         });
-        let page = users::list_users(&self.db, &search)
-            .await
-            .map_err(Error::from)?;
+        let page = users::list_users(&db, &search).await.map_err(Error::from)?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,

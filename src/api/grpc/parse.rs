@@ -39,17 +39,20 @@ pub fn id<'a>(value: &'a str, field: &str) -> Result<&'a str> {
     Ok(value)
 }
 
-pub fn name(value: &str, field: &str) -> Result<String> {
-    let value = text(value, field, 1, 200)?;
+/// A name (of an organization, role, schema type, authenticator, IdP) or a username: 1 to
+/// `max` characters, not blank.
+pub fn name(value: &str, field: &str, max: usize) -> Result<String> {
+    let value = text(value, field, 1, max)?;
     if value.trim().is_empty() {
         return Err(Error::invalid(field, "must not be blank"));
     }
     Ok(value)
 }
 
-/// An email address: one `@` with text on both sides, no spaces or control characters.
-pub fn email(value: &str, field: &str) -> Result<String> {
-    let value = text(value, field, 1, 200)?;
+/// An email address of at most `max` characters: one `@` with text on both sides, no spaces
+/// or control characters.
+pub fn email(value: &str, field: &str, max: usize) -> Result<String> {
+    let value = text(value, field, 1, max)?;
     let valid = match value.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
@@ -104,7 +107,7 @@ fn send_code(code: &pb::SendVerificationCode, field: &str) -> Result<Verificatio
     Ok(Verification::SendCode { url_template })
 }
 
-pub fn set_email(email: &pb::SetEmail, field: &str) -> Result<ContactValue> {
+pub fn set_email(email: &pb::SetEmail, field: &str, max: usize) -> Result<ContactValue> {
     use pb::set_email::Verification as V;
     let choice = match &email.verification {
         Some(V::SendCode(code)) => Some(send_code(code, field)?),
@@ -113,7 +116,7 @@ pub fn set_email(email: &pb::SetEmail, field: &str) -> Result<ContactValue> {
         Some(V::IsVerified(false)) | None => None,
     };
     Ok(ContactValue {
-        value: self::email(&email.address, &format!("{field}.address"))?,
+        value: self::email(&email.address, &format!("{field}.address"), max)?,
         verification: verification(choice),
     })
 }
@@ -181,9 +184,54 @@ pub fn timestamp(value: &prost_types::Timestamp, field: &str) -> Result<Timestam
         .ok_or_else(|| Error::invalid(field, "is out of range"))
 }
 
+/// Keys of user data that make the name a user goes by (`domain::display_name`), which is stored
+/// and indexed as text.
+const NAME_KEYS: [&str; 3] = ["name", "givenName", "familyName"];
+
+/// User data as JSON. The strings that make the user's name (`name`, `givenName`, `familyName`)
+/// are stored as text, so they must be at most `max` characters without NUL; the rest of the
+/// data is JSON and may hold anything.
+pub fn user_data(value: &prost_types::Struct, max: usize) -> Result<Value> {
+    let data = json(value, "data")?;
+    for key in NAME_KEYS {
+        if let Some(Value::String(text)) = data.get(key) {
+            self::text(text, &format!("data.{key}"), 0, max)?;
+        }
+    }
+    Ok(data)
+}
+
+/// A `google.protobuf.Struct` (the request's `field`) as the JSON object it stands for. No
+/// string or key may contain NUL: PostgreSQL's JSON types cannot hold `\u0000` (SQLite's
+/// could, and both must agree).
+pub fn json(value: &prost_types::Struct, field: &str) -> Result<Value> {
+    let value = json_object(value);
+    check_nul(&value, field)?;
+    Ok(value)
+}
+
+fn check_nul(value: &Value, path: &str) -> Result<()> {
+    match value {
+        Value::String(text) if text.contains('\0') => {
+            Err(Error::invalid(path, "must not contain NUL characters"))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_nul(item, &format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().try_for_each(|(key, item)| {
+            if key.contains('\0') {
+                return Err(Error::invalid(path, "keys must not contain NUL characters"));
+            }
+            check_nul(item, &format!("{path}.{key}"))
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A `google.protobuf.Struct` as the JSON object it stands for. Whole numbers become JSON
 /// integers, so `{"n": 3}` stays `3`, not `3.0`.
-pub fn json_object(value: &prost_types::Struct) -> Value {
+fn json_object(value: &prost_types::Struct) -> Value {
     Value::Object(
         value
             .fields
@@ -219,10 +267,14 @@ mod tests {
 
     #[test]
     fn emails_and_phones() {
-        assert!(email("gigi@example.com", "e").is_ok());
-        assert!(email("no-at-sign", "e").is_err());
-        assert!(email("two@@example.com", "e").is_err());
-        assert!(email("space @example.com", "e").is_err());
+        assert!(email("gigi@example.com", "e", 200).is_ok());
+        assert!(email("no-at-sign", "e", 200).is_err());
+        assert!(email("two@@example.com", "e", 200).is_err());
+        assert!(email("space @example.com", "e", 200).is_err());
+        assert_eq!(
+            email("gigi@example.com", "e", 10).unwrap_err().to_string(),
+            "e: must be at most 10 characters, got 16"
+        );
         assert!(phone("+41 79 123 45 67", "p").is_ok());
         assert!(phone("+41-79", "p").is_ok());
         assert!(phone("call me", "p").is_err());
@@ -231,6 +283,71 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "p: must be at most 20 characters, got 23"
+        );
+    }
+
+    #[test]
+    fn json_refuses_nul_anywhere_and_names_the_path() {
+        use prost_types::value::Kind;
+        let string = |s: &str| prost_types::Value {
+            kind: Some(Kind::StringValue(s.into())),
+        };
+        let object = |fields: Vec<(&str, prost_types::Value)>| prost_types::Struct {
+            fields: fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        };
+        let list = prost_types::Value {
+            kind: Some(Kind::ListValue(prost_types::ListValue {
+                values: vec![string("ok"), string("a\0b")],
+            })),
+        };
+        let nested = object(vec![(
+            "address",
+            prost_types::Value {
+                kind: Some(Kind::StructValue(object(vec![("lines", list)]))),
+            },
+        )]);
+        assert_eq!(
+            json(&nested, "data").unwrap_err().to_string(),
+            "data.address.lines[1]: must not contain NUL characters"
+        );
+        let key = object(vec![("a\0", string("x"))]);
+        assert_eq!(
+            json(&key, "schema").unwrap_err().to_string(),
+            "schema: keys must not contain NUL characters"
+        );
+        assert!(json(&object(vec![("a", string("%_\\'"))]), "data").is_ok());
+    }
+
+    #[test]
+    fn user_data_checks_only_the_name_strings() {
+        let data = |value: serde_json::Value| {
+            let serde_json::Value::Object(map) = value else {
+                unreachable!()
+            };
+            prost_types::Struct {
+                fields: map
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let kind = match v {
+                            Value::String(s) => prost_types::value::Kind::StringValue(s),
+                            _ => prost_types::value::Kind::NumberValue(1.0),
+                        };
+                        (k, prost_types::Value { kind: Some(kind) })
+                    })
+                    .collect(),
+            }
+        };
+        let ok = data(serde_json::json!({"name": "abc", "other": "xyz-long", "n": 1}));
+        assert!(user_data(&ok, 3).is_ok());
+        let long = data(serde_json::json!({"givenName": "abcd"}));
+        assert_eq!(
+            user_data(&long, 3).unwrap_err().to_string(),
+            "data.givenName: must be at most 3 characters, got 4"
+        );
+        let nul = data(serde_json::json!({"familyName": "a\u{0}"}));
+        assert_eq!(
+            user_data(&nul, 3).unwrap_err().to_string(),
+            "data.familyName: must not contain NUL characters"
         );
     }
 }

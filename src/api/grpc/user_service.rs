@@ -4,7 +4,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 use webauthn_rs::Webauthn;
 
-use super::{convert, parse};
+use super::{convert, parse, scoped};
 use crate::command::authenticators::{
     self as auth, NewIdpLink, NewUsername, OtpChannel, Removable,
 };
@@ -13,10 +13,12 @@ use crate::command::users::{self as user_commands, NewUser, UserPatch};
 use crate::command::webauthn;
 use crate::domain::StateChange;
 use crate::error::Error;
+use crate::limits::RequestLimits;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
 use crate::query::PageLimits;
 use crate::query::dialect::zitadel;
+use crate::store::ScopedDb;
 use crate::store::reads::users;
 use crate::store::writes::unit::Written;
 
@@ -27,21 +29,37 @@ type Answer<T> = Result<Response<T>, Status>;
 pub struct UserDirectory {
     db: DatabaseConnection,
     limits: PageLimits,
+    request: RequestLimits,
     webauthn: Arc<Webauthn>,
 }
 
 impl UserDirectory {
-    pub fn new(db: DatabaseConnection, limits: PageLimits, webauthn: Arc<Webauthn>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        limits: PageLimits,
+        request: RequestLimits,
+        webauthn: Arc<Webauthn>,
+    ) -> Self {
         Self {
             db,
             limits,
+            request,
             webauthn,
         }
     }
 
-    async fn change_state(&self, user_id: &str, change: StateChange) -> Result<Written, Status> {
+    /// Longest name, username or email address.
+    fn max_text(&self) -> usize {
+        self.request.max_text_chars
+    }
+
+    async fn change_state(
+        db: &ScopedDb,
+        user_id: &str,
+        change: StateChange,
+    ) -> Result<Written, Status> {
         let user_id = parse::id(user_id, "userId")?;
-        Ok(user_commands::change_state(&self.db, user_id, change).await?)
+        Ok(user_commands::change_state(db, user_id, change).await?)
     }
 }
 
@@ -59,10 +77,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Answer<pb::ListUsersResponse> {
-        let search = zitadel::parse_list_users(request.get_ref(), self.limits)?;
-        let page = users::list_users(&self.db, &search)
-            .await
-            .map_err(Error::from)?;
+        let db = scoped(&self.db, &request)?;
+        let search =
+            zitadel::parse_list_users(request.get_ref(), self.limits, self.request.query())?;
+        let page = users::list_users(&db, &search).await.map_err(Error::from)?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,
@@ -70,8 +88,9 @@ impl UserService for UserDirectory {
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
+        let db = scoped(&self.db, &request)?;
         let id = user_id(&request.get_ref().user_id)?;
-        let user = users::get_user(&self.db, id)
+        let user = users::get_user(&db, id)
             .await
             .map_err(Error::from)?
             .ok_or_else(|| crate::command::user_not_found(id))?;
@@ -84,12 +103,17 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Answer<pb::CreateUserResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let contact = r.contact.unwrap_or_default();
         let mut usernames = Vec::with_capacity(r.usernames.len());
         for (i, name) in r.usernames.iter().enumerate() {
             usernames.push(NewUsername {
-                username: parse::name(&name.username, &format!("usernames[{i}].username"))?,
+                username: parse::name(
+                    &name.username,
+                    &format!("usernames[{i}].username"),
+                    self.max_text(),
+                )?,
                 organization_specific: name.is_organization_specific,
             });
         }
@@ -99,15 +123,14 @@ impl UserService for UserDirectory {
         let new = NewUser {
             organization_id: parse::id(&r.organization_id, "organizationId")?.to_owned(),
             schema_id: parse::id(&r.schema_id, "schemaId")?.to_owned(),
-            data: r
-                .data
-                .as_ref()
-                .map(parse::json_object)
-                .unwrap_or_else(|| serde_json::json!({})),
+            data: match &r.data {
+                Some(data) => parse::user_data(data, self.max_text())?,
+                None => serde_json::json!({}),
+            },
             email: contact
                 .email
                 .as_ref()
-                .map(|e| parse::set_email(e, "contact.email"))
+                .map(|e| parse::set_email(e, "contact.email", self.max_text()))
                 .transpose()?,
             phone: contact
                 .phone
@@ -120,7 +143,7 @@ impl UserService for UserDirectory {
                 None => None,
             },
         };
-        let created = user_commands::create(&self.db, new).await?;
+        let created = user_commands::create(&db, new).await?;
         Ok(Response::new(pb::CreateUserResponse {
             user_id: created.user_id,
             details: details(&created.written),
@@ -133,15 +156,20 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::PatchUserRequest>,
     ) -> Answer<pb::PatchUserResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let id = user_id(&r.user_id)?;
         let contact = r.contact.unwrap_or_default();
         let patch = UserPatch {
-            data: r.data.as_ref().map(parse::json_object),
+            data: r
+                .data
+                .as_ref()
+                .map(|data| parse::user_data(data, self.max_text()))
+                .transpose()?,
             email: contact
                 .email
                 .as_ref()
-                .map(|e| parse::set_email(e, "contact.email"))
+                .map(|e| parse::set_email(e, "contact.email", self.max_text()))
                 .transpose()?,
             phone: contact
                 .phone
@@ -149,7 +177,7 @@ impl UserService for UserDirectory {
                 .map(|p| parse::set_phone(p, "contact.phone"))
                 .transpose()?,
         };
-        let patched = user_commands::patch(&self.db, id, patch).await?;
+        let patched = user_commands::patch(&db, id, patch).await?;
         Ok(Response::new(pb::PatchUserResponse {
             details: details(&patched.written),
             email_code: patched.email_code,
@@ -161,7 +189,8 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Answer<pb::DeleteUserResponse> {
-        let written = user_commands::delete(&self.db, user_id(&request.get_ref().user_id)?).await?;
+        let db = scoped(&self.db, &request)?;
+        let written = user_commands::delete(&db, user_id(&request.get_ref().user_id)?).await?;
         Ok(Response::new(pb::DeleteUserResponse {
             details: details(&written),
         }))
@@ -171,9 +200,9 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::DeactivateUserRequest>,
     ) -> Answer<pb::DeactivateUserResponse> {
-        let written = self
-            .change_state(&request.get_ref().user_id, StateChange::Deactivate)
-            .await?;
+        let db = scoped(&self.db, &request)?;
+        let written =
+            Self::change_state(&db, &request.get_ref().user_id, StateChange::Deactivate).await?;
         Ok(Response::new(pb::DeactivateUserResponse {
             details: details(&written),
         }))
@@ -183,9 +212,9 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::ReactivateUserRequest>,
     ) -> Answer<pb::ReactivateUserResponse> {
-        let written = self
-            .change_state(&request.get_ref().user_id, StateChange::Reactivate)
-            .await?;
+        let db = scoped(&self.db, &request)?;
+        let written =
+            Self::change_state(&db, &request.get_ref().user_id, StateChange::Reactivate).await?;
         Ok(Response::new(pb::ReactivateUserResponse {
             details: details(&written),
         }))
@@ -195,9 +224,9 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::LockUserRequest>,
     ) -> Answer<pb::LockUserResponse> {
-        let written = self
-            .change_state(&request.get_ref().user_id, StateChange::Lock)
-            .await?;
+        let db = scoped(&self.db, &request)?;
+        let written =
+            Self::change_state(&db, &request.get_ref().user_id, StateChange::Lock).await?;
         Ok(Response::new(pb::LockUserResponse {
             details: details(&written),
         }))
@@ -207,9 +236,9 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::UnlockUserRequest>,
     ) -> Answer<pb::UnlockUserResponse> {
-        let written = self
-            .change_state(&request.get_ref().user_id, StateChange::Unlock)
-            .await?;
+        let db = scoped(&self.db, &request)?;
+        let written =
+            Self::change_state(&db, &request.get_ref().user_id, StateChange::Unlock).await?;
         Ok(Response::new(pb::UnlockUserResponse {
             details: details(&written),
         }))
@@ -219,6 +248,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::SetContactEmailRequest>,
     ) -> Answer<pb::SetContactEmailResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let id = user_id(&r.user_id)?;
         let email = r
@@ -226,10 +256,10 @@ impl UserService for UserDirectory {
             .as_ref()
             .ok_or_else(|| Error::invalid("email", "is required"))?;
         let (written, code) = contact::set(
-            &self.db,
+            &db,
             id,
             ContactKind::Email,
-            parse::set_email(email, "email")?,
+            parse::set_email(email, "email", self.max_text())?,
         )
         .await?;
         Ok(Response::new(pb::SetContactEmailResponse {
@@ -242,10 +272,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyContactEmailRequest>,
     ) -> Answer<pb::VerifyContactEmailResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let code = parse::code(&r.verification_code, "verificationCode")?;
-        let written =
-            contact::verify(&self.db, user_id(&r.user_id)?, ContactKind::Email, &code).await?;
+        let written = contact::verify(&db, user_id(&r.user_id)?, ContactKind::Email, &code).await?;
         Ok(Response::new(pb::VerifyContactEmailResponse {
             details: details(&written),
         }))
@@ -255,6 +285,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::SetContactPhoneRequest>,
     ) -> Answer<pb::SetContactPhoneResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let id = user_id(&r.user_id)?;
         let phone = r
@@ -262,7 +293,7 @@ impl UserService for UserDirectory {
             .as_ref()
             .ok_or_else(|| Error::invalid("phone", "is required"))?;
         let (written, code) = contact::set(
-            &self.db,
+            &db,
             id,
             ContactKind::Phone,
             parse::set_phone(phone, "phone")?,
@@ -278,10 +309,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyContactPhoneRequest>,
     ) -> Answer<pb::VerifyContactPhoneResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let code = parse::code(&r.verification_code, "verificationCode")?;
-        let written =
-            contact::verify(&self.db, user_id(&r.user_id)?, ContactKind::Phone, &code).await?;
+        let written = contact::verify(&db, user_id(&r.user_id)?, ContactKind::Phone, &code).await?;
         Ok(Response::new(pb::VerifyContactPhoneResponse {
             details: details(&written),
         }))
@@ -291,6 +322,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddUsernameRequest>,
     ) -> Answer<pb::AddUsernameResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let name = r
@@ -298,10 +330,10 @@ impl UserService for UserDirectory {
             .as_ref()
             .ok_or_else(|| Error::invalid("username", "is required"))?;
         let name = NewUsername {
-            username: parse::name(&name.username, "username.username")?,
+            username: parse::name(&name.username, "username.username", self.max_text())?,
             organization_specific: name.is_organization_specific,
         };
-        let (username_id, written) = auth::add_username(&self.db, id, name).await?;
+        let (username_id, written) = auth::add_username(&db, id, name).await?;
         Ok(Response::new(pb::AddUsernameResponse {
             username_id,
             details: details(&written),
@@ -312,9 +344,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveUsernameRequest>,
     ) -> Answer<pb::RemoveUsernameResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove_username(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             parse::id(&r.username_id, "usernameId")?,
         )
@@ -328,6 +361,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::SetPasswordRequest>,
     ) -> Answer<pb::SetPasswordResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let password = r
@@ -335,7 +369,7 @@ impl UserService for UserDirectory {
             .as_ref()
             .ok_or_else(|| Error::invalid("newPassword", "is required"))?;
         let password = parse::new_password(password, "newPassword").await?;
-        let written = auth::set_password(&self.db, id, password).await?;
+        let written = auth::set_password(&db, id, password).await?;
         Ok(Response::new(pb::SetPasswordResponse {
             details: details(&written),
         }))
@@ -345,7 +379,8 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemovePasswordRequest>,
     ) -> Answer<pb::RemovePasswordResponse> {
-        let written = auth::remove_password(&self.db, user_id(&request.get_ref().user_id)?).await?;
+        let db = scoped(&self.db, &request)?;
+        let written = auth::remove_password(&db, user_id(&request.get_ref().user_id)?).await?;
         Ok(Response::new(pb::RemovePasswordResponse {
             details: details(&written),
         }))
@@ -355,10 +390,11 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyPasswordRequest>,
     ) -> Answer<pb::VerifyPasswordResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         parse::text(&r.password, "password", 1, 200)?;
-        let check = auth::verify_password(&self.db, id, &r.password).await?;
+        let check = auth::verify_password(&db, id, &r.password).await?;
         Ok(Response::new(pb::VerifyPasswordResponse {
             details: details(&check.written),
             last_login: Some(convert::timestamp(check.last_login)),
@@ -370,11 +406,12 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::StartWebAuthNRegistrationRequest>,
     ) -> Answer<pb::StartWebAuthNRegistrationResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
-        let name = parse::name(&r.name, "name")?;
+        let name = parse::name(&r.name, "name", self.max_text())?;
         let (web_auth_n_id, options, written) =
-            webauthn::start(&self.db, &self.webauthn, id, name).await?;
+            webauthn::start(&db, &self.webauthn, id, name).await?;
         Ok(Response::new(pb::StartWebAuthNRegistrationResponse {
             web_auth_n_id,
             public_key_credential_creation_options: convert::json_object(options),
@@ -386,28 +423,22 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyWebAuthNRegistrationRequest>,
     ) -> Answer<pb::VerifyWebAuthNRegistrationResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let web_auth_n_id = parse::id(&r.web_auth_n_id, "webAuthNId")?;
         let credential = r
             .public_key_credential
             .as_ref()
-            .map(parse::json_object)
-            .ok_or_else(|| Error::invalid("publicKeyCredential", "is required"))?;
+            .map(|credential| parse::json(credential, "publicKeyCredential"))
+            .ok_or_else(|| Error::invalid("publicKeyCredential", "is required"))??;
         let name = r
             .name
             .as_deref()
-            .map(|n| parse::name(n, "name"))
+            .map(|n| parse::name(n, "name", self.max_text()))
             .transpose()?;
-        let written = webauthn::verify(
-            &self.db,
-            &self.webauthn,
-            id,
-            web_auth_n_id,
-            credential,
-            name,
-        )
-        .await?;
+        let written =
+            webauthn::verify(&db, &self.webauthn, id, web_auth_n_id, credential, name).await?;
         Ok(Response::new(pb::VerifyWebAuthNRegistrationResponse {
             details: details(&written),
         }))
@@ -417,12 +448,13 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RenameWebAuthNAuthenticatorRequest>,
     ) -> Answer<pb::RenameWebAuthNAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = webauthn::rename(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             parse::id(&r.web_auth_n_id, "webAuthNId")?,
-            parse::name(&r.name, "name")?,
+            parse::name(&r.name, "name", self.max_text())?,
         )
         .await?;
         Ok(Response::new(pb::RenameWebAuthNAuthenticatorResponse {
@@ -434,9 +466,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveWebAuthNAuthenticatorRequest>,
     ) -> Answer<pb::RemoveWebAuthNAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             Removable::WebAuthN,
             parse::id(&r.web_auth_n_id, "webAuthNId")?,
@@ -451,14 +484,15 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::StartTotpRegistrationRequest>,
     ) -> Answer<pb::StartTotpRegistrationResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let name = if r.name.is_empty() {
             "Authenticator app".to_owned()
         } else {
-            parse::name(&r.name, "name")?
+            parse::name(&r.name, "name", self.max_text())?
         };
-        let started = auth::start_totp(&self.db, id, name).await?;
+        let started = auth::start_totp(&db, id, name).await?;
         Ok(Response::new(pb::StartTotpRegistrationResponse {
             totp_id: started.id,
             uri: started.uri,
@@ -471,10 +505,11 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyTotpRegistrationRequest>,
     ) -> Answer<pb::VerifyTotpRegistrationResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let code = parse::code(&r.code, "code")?;
         let written = auth::verify_totp(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             parse::id(&r.totp_id, "totpId")?,
             &code,
@@ -489,9 +524,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveTotpAuthenticatorRequest>,
     ) -> Answer<pb::RemoveTotpAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             Removable::Totp,
             parse::id(&r.totp_id, "totpId")?,
@@ -506,11 +542,12 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddOtpsmsAuthenticatorRequest>,
     ) -> Answer<pb::AddOtpsmsAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let phone = parse::phone(&r.phone, "phone")?;
         let (otp_sms_id, written, code) =
-            auth::add_otp(&self.db, id, OtpChannel::Sms, phone, r.return_code).await?;
+            auth::add_otp(&db, id, OtpChannel::Sms, phone, r.return_code).await?;
         Ok(Response::new(pb::AddOtpsmsAuthenticatorResponse {
             otp_sms_id,
             details: details(&written),
@@ -522,10 +559,11 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyOtpsmsRegistrationRequest>,
     ) -> Answer<pb::VerifyOtpsmsRegistrationResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let code = parse::code(&r.code, "code")?;
         let written = auth::verify_otp(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             OtpChannel::Sms,
             parse::id(&r.otp_sms_id, "otpSmsId")?,
@@ -541,9 +579,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveOtpsmsAuthenticatorRequest>,
     ) -> Answer<pb::RemoveOtpsmsAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             Removable::OtpSms,
             parse::id(&r.otp_sms_id, "otpSmsId")?,
@@ -558,11 +597,12 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddOtpEmailAuthenticatorRequest>,
     ) -> Answer<pb::AddOtpEmailAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
-        let address = parse::email(&r.address, "address")?;
+        let address = parse::email(&r.address, "address", self.max_text())?;
         let (otp_email_id, written, code) =
-            auth::add_otp(&self.db, id, OtpChannel::Email, address, r.return_code).await?;
+            auth::add_otp(&db, id, OtpChannel::Email, address, r.return_code).await?;
         Ok(Response::new(pb::AddOtpEmailAuthenticatorResponse {
             otp_email_id,
             details: details(&written),
@@ -574,10 +614,11 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyOtpEmailRegistrationRequest>,
     ) -> Answer<pb::VerifyOtpEmailRegistrationResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let code = parse::code(&r.code, "code")?;
         let written = auth::verify_otp(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             OtpChannel::Email,
             parse::id(&r.otp_email_id, "otpEmailId")?,
@@ -593,9 +634,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveOtpEmailAuthenticatorRequest>,
     ) -> Answer<pb::RemoveOtpEmailAuthenticatorResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             Removable::OtpEmail,
             parse::id(&r.otp_email_id, "otpEmailId")?,
@@ -610,6 +652,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddAuthenticationKeyRequest>,
     ) -> Answer<pb::AddAuthenticationKeyResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let expiration = r
@@ -617,7 +660,7 @@ impl UserService for UserDirectory {
             .as_ref()
             .map(|t| parse::timestamp(t, "expirationDate"))
             .transpose()?;
-        let added = auth::add_key(&self.db, id, expiration).await?;
+        let added = auth::add_key(&db, id, expiration).await?;
         Ok(Response::new(pb::AddAuthenticationKeyResponse {
             authentication_key_id: added.id,
             key_content: added.key_file,
@@ -629,9 +672,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveAuthenticationKeyRequest>,
     ) -> Answer<pb::RemoveAuthenticationKeyResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             Removable::AuthenticationKey,
             parse::id(&r.authentication_key_id, "authenticationKeyId")?,
@@ -646,15 +690,16 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddIdpLinkRequest>,
     ) -> Answer<pb::AddIdpLinkResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let link = NewIdpLink {
             idp_id: parse::id(&r.idp_id, "idpId")?.to_owned(),
-            idp_name: parse::name(&r.idp_name, "idpName")?,
+            idp_name: parse::name(&r.idp_name, "idpName", self.max_text())?,
             linked_user_id: parse::id(&r.linked_user_id, "linkedUserId")?.to_owned(),
-            linked_username: parse::text(&r.linked_username, "linkedUsername", 0, 200)?,
+            linked_username: parse::text(&r.linked_username, "linkedUsername", 0, self.max_text())?,
         };
-        let written = auth::add_idp_link(&self.db, id, link).await?;
+        let written = auth::add_idp_link(&db, id, link).await?;
         Ok(Response::new(pb::AddIdpLinkResponse {
             details: details(&written),
         }))
@@ -664,9 +709,10 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveIdpLinkRequest>,
     ) -> Answer<pb::RemoveIdpLinkResponse> {
+        let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let written = auth::remove_idp_link(
-            &self.db,
+            &db,
             user_id(&r.user_id)?,
             parse::id(&r.idp_id, "idpId")?,
             parse::id(&r.linked_user_id, "linkedUserId")?,

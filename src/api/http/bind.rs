@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use percent_encoding::percent_decode;
 use prost_reflect::{
-    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
-    Value,
+    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor,
+    ReflectMessage, Value,
 };
 
 use super::routes::{BodyRule, Route};
@@ -70,7 +70,104 @@ pub fn bind(
     if let Some(query) = query {
         bind_query(route, &mut message, query)?;
     }
+    // Found with the transcoder_bind fuzz harness (fuzz/regressions/transcoder_bind/deep-*):
+    // serde_json lets a body nest 128 levels, but the service decodes protobuf only 100
+    // messages deep, so a deep enough body bound here and then failed to decode in the
+    // service: a 500 (Internal) for what is a bad request.
+    if let Some(path) = too_deep(&message) {
+        return fail(format!(
+            "{path}: messages may nest at most {MAX_NESTING} levels deep"
+        ));
+    }
     Ok(message)
+}
+
+/// How deep messages may nest below the request: prost's recursion limit, which the service
+/// applies when it decodes the request the transcoder sends it.
+pub const MAX_NESTING: usize = 100;
+
+/// The JSON path (cut short after a few fields) of the first message nested deeper than
+/// [`MAX_NESTING`] below `message`, counted as prost counts when it decodes: a message field, a
+/// message in a list and a map entry are one level each, a message value in a map entry one
+/// more.
+fn too_deep(message: &DynamicMessage) -> Option<String> {
+    const SHOWN: usize = 8;
+    let mut path = Vec::new();
+    if !deeper(message, 0, &mut path) {
+        return None;
+    }
+    let mut text = String::new();
+    for part in path.iter().take(SHOWN) {
+        if !text.is_empty() && !part.starts_with('[') {
+            text.push('.');
+        }
+        text.push_str(part);
+    }
+    if path.len() > SHOWN {
+        text.push_str("...");
+    }
+    Some(text)
+}
+
+/// Whether a message below `message` (which is `depth` levels deep) is too deep; if so, `path`
+/// holds the way there (field names and `[index]`/`[key]` parts).
+fn deeper(message: &DynamicMessage, depth: usize, path: &mut Vec<String>) -> bool {
+    let visit = |part: String, inner: &DynamicMessage, depth: usize, path: &mut Vec<String>| {
+        path.push(part);
+        if depth > MAX_NESTING || deeper(inner, depth, path) {
+            return true;
+        }
+        path.pop();
+        false
+    };
+    for (field, value) in message.fields() {
+        let name = field.json_name();
+        let found = match value {
+            Value::Message(inner) => visit(name.to_owned(), inner, depth + 1, path),
+            Value::List(items) => items.iter().enumerate().any(|(i, item)| match item {
+                Value::Message(inner) => {
+                    path.push(name.to_owned());
+                    let found = visit(format!("[{i}]"), inner, depth + 1, path);
+                    if !found {
+                        path.pop();
+                    }
+                    found
+                }
+                _ => false,
+            }),
+            Value::Map(entries) if !entries.is_empty() && depth + 1 > MAX_NESTING => {
+                path.push(name.to_owned());
+                true
+            }
+            Value::Map(entries) => entries.iter().any(|(key, item)| match item {
+                Value::Message(inner) => {
+                    path.push(name.to_owned());
+                    let found = visit(format!("[{}]", map_key(key)), inner, depth + 2, path);
+                    if !found {
+                        path.pop();
+                    }
+                    found
+                }
+                _ => false,
+            }),
+            _ => false,
+        };
+        if found {
+            return true;
+        }
+    }
+    false
+}
+
+fn map_key(key: &MapKey) -> String {
+    match key {
+        MapKey::Bool(b) => b.to_string(),
+        MapKey::I32(n) => n.to_string(),
+        MapKey::I64(n) => n.to_string(),
+        MapKey::U32(n) => n.to_string(),
+        MapKey::U64(n) => n.to_string(),
+        MapKey::String(s) => format!("{s:?}"),
+    }
 }
 
 /// `body: "*"`: the body is the whole request message. An empty body is an empty message.
@@ -594,5 +691,58 @@ mod tests {
             let error = bind_path(&r, "/v1/users", Some(query), "").unwrap_err();
             assert!(error.contains(expected), "{query}: {error}");
         }
+    }
+
+    /// Bodies nested around prost's recursion limit: what binds is exactly what the service can
+    /// decode, and the rest is refused naming where it is too deep.
+    #[test]
+    fn nesting_is_refused_exactly_where_the_service_could_not_decode_it() {
+        use crate::proto::user::v1 as pb;
+        use prost::Message;
+        fn agrees<M: Message + Default>(r: &Route, path: &str, body: &str) -> Result<(), String> {
+            let vars = r.template.matches(path).unwrap().unwrap();
+            let bound = bind(r, vars, None, body.as_bytes()).map_err(|e| e.0);
+            if let Ok(message) = &bound {
+                assert!(
+                    M::decode(message.encode_to_vec().as_slice()).is_ok(),
+                    "{body}"
+                );
+            }
+            bound.map(drop)
+        }
+        // A leaf at depth 2 + 2n below ListUsersRequest.
+        let not = |n: usize| {
+            let mut q = r#"{"emailQuery":{"address":"a"}}"#.to_owned();
+            for _ in 0..n {
+                q = format!(r#"{{"notQuery":{{"query":{q}}}}}"#);
+            }
+            format!(r#"{{"queries":[{q}]}}"#)
+        };
+        let list = route("ListUsers");
+        let search = |n| agrees::<pb::ListUsersRequest>(&list, "/v1/users/_search", &not(n));
+        assert_eq!(search(49), Ok(()));
+        assert_eq!(
+            search(50).unwrap_err(),
+            "queries[0].notQuery.query.notQuery.query.notQuery.query...: messages may nest at \
+             most 100 levels deep"
+        );
+        // 33 objects reach depth 99 (Struct, entry, Value each); a list adds one, its items two.
+        let data = |inner: &str| {
+            let mut d = inner.to_owned();
+            for _ in 0..33 {
+                d = format!(r#"{{"a":{d}}}"#);
+            }
+            format!(r#"{{"organizationId":"o","schemaId":"s","data":{d}}}"#)
+        };
+        let create = route("CreateUser");
+        let create = |inner| agrees::<pb::CreateUserRequest>(&create, "/v1/users", &data(inner));
+        assert_eq!(create("1"), Ok(()));
+        assert_eq!(create("[]"), Ok(()));
+        let error = create("[1]").unwrap_err();
+        // Well-known types are named by their proto fields.
+        assert_eq!(
+            error,
+            r#"data.fields["a"].structValue.fields["a"].structValue.fields...: messages may nest at most 100 levels deep"#
+        );
     }
 }

@@ -91,12 +91,14 @@ pub fn forwarded_metadata(headers: &HeaderMap) -> MetadataMap {
 }
 
 /// Calls `grpc_path` on `router` with `message`; returns the response's header metadata and
-/// message, or the call's status.
+/// message, or the call's status. `extensions` are the HTTP request's: what the layers in front
+/// of the gateway established (the caller's principal, the peer address) travels with the call.
 pub async fn call(
     router: GrpcRouter,
     grpc_path: &str,
     output: MessageDescriptor,
     metadata: MetadataMap,
+    extensions: http::Extensions,
     message: DynamicMessage,
 ) -> Result<(MetadataMap, DynamicMessage), Status> {
     let path = PathAndQuery::try_from(grpc_path)
@@ -110,8 +112,7 @@ pub async fn call(
     grpc.ready()
         .await
         .map_err(|error| Status::unavailable(format!("service not ready: {error}")))?;
-    let mut request = Request::new(message);
-    *request.metadata_mut() = metadata;
+    let request = Request::from_parts(metadata, extensions, message);
     let response = grpc.unary(request, path, DynamicCodec { output }).await?;
     let (metadata, message, _) = response.into_parts();
     Ok((metadata, message))

@@ -28,15 +28,14 @@ use tower::ServiceExt;
 use dispatch::GrpcRouter;
 use routes::{Lookup, Route, RouteTable};
 
-/// Larger bodies are refused before parsing; gRPC's default message limit is the same.
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
 const OPENAPI_PATH: &str = "/openapi.json";
 
 /// The one-port router: `grpc` (the gRPC services, with their layers) answers
 /// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else goes
 /// to the JSON routes. JSON calls are dispatched to `grpc` itself.
 /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
+/// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC services'
+/// message limit); larger is 413 with a ResourceExhausted body.
 pub fn router(
     grpc: GrpcRouter,
     descriptor_set: &[u8],
@@ -44,6 +43,7 @@ pub fn router(
         serde_json::Map<String, serde_json::Value>,
         serde_json::Map<String, serde_json::Value>,
     ),
+    max_message_bytes: usize,
 ) -> anyhow::Result<axum::Router> {
     let pool = DescriptorPool::decode(descriptor_set)?;
     let table = RouteTable::from_pool(&pool)?;
@@ -57,6 +57,7 @@ pub fn router(
         table: Arc::new(table),
         grpc: grpc.clone(),
         openapi,
+        max_body: max_message_bytes,
     };
     let grpc_and_json = grpc.fallback(move |request: Request| {
         let gateway = gateway.clone();
@@ -75,6 +76,18 @@ pub fn router(
     Ok(axum::Router::new().fallback_service(by_content_type))
 }
 
+/// The gRPC method each HTTP/JSON route calls, for the auth layer in front of the router (which
+/// judges a JSON call by its gRPC method's rule, before the body is even read).
+pub fn route_resolver(descriptor_set: &[u8]) -> anyhow::Result<crate::auth::layer::RouteResolver> {
+    let table = RouteTable::from_pool(&DescriptorPool::decode(descriptor_set)?)?;
+    Ok(Arc::new(move |method: &Method, path: &str| {
+        match table.lookup(method, path) {
+            Lookup::Found(route, _) => Some(route.grpc_path.clone()),
+            _ => None,
+        }
+    }))
+}
+
 fn is_grpc_web(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -89,6 +102,8 @@ struct Gateway {
     table: Arc<RouteTable>,
     grpc: GrpcRouter,
     openapi: Bytes,
+    /// Largest body and bound message, in bytes.
+    max_body: usize,
 }
 
 impl Gateway {
@@ -117,11 +132,30 @@ impl Gateway {
             Lookup::MethodNotAllowed => return errors::method_not_allowed(),
             Lookup::NotFound => return errors::not_found(),
         };
-        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        let too_large = || {
+            errors::error_response_with(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &Status::resource_exhausted(format!(
+                    "the request body is larger than the limit of {} bytes",
+                    self.max_body
+                )),
+                None,
+            )
+        };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_body as u64) {
+            return too_large();
+        }
+        let body = match axum::body::to_bytes(body, self.max_body).await {
             Ok(body) => body,
-            Err(_) => {
+            Err(error) if is_length_limit(&error) => return too_large(),
+            Err(error) => {
                 return errors::error_response(&Status::invalid_argument(format!(
-                    "the request body is unreadable or larger than {MAX_BODY_BYTES} bytes"
+                    "the request body is unreadable: {error}"
                 )));
             }
         };
@@ -129,12 +163,26 @@ impl Gateway {
             Ok(message) => message,
             Err(error) => return errors::error_response(&Status::invalid_argument(error.0)),
         };
+        // Protobuf is usually smaller than JSON, but not always (a `Struct` number costs more
+        // than its digits): the message must fit the services' limit as well.
+        let encoded = prost::Message::encoded_len(&message);
+        if encoded > self.max_body {
+            return errors::error_response_with(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &Status::resource_exhausted(format!(
+                    "the request is {encoded} bytes as protobuf, more than the limit of {} bytes",
+                    self.max_body
+                )),
+                None,
+            );
+        }
         let metadata = dispatch::forwarded_metadata(&parts.headers);
         match dispatch::call(
             self.grpc.clone(),
             &route.grpc_path,
             route.output(),
             metadata,
+            parts.extensions,
             message,
         )
         .await
@@ -143,6 +191,18 @@ impl Gateway {
             Err(status) => errors::service_error_response(&status, &self.pool),
         }
     }
+}
+
+/// Whether reading a body failed on the size limit (rather than on the connection).
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 fn is_grpc(headers: &HeaderMap) -> bool {

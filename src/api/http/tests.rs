@@ -349,6 +349,7 @@ fn echo_server() -> axum::Router {
         grpc,
         &compiler.encode_file_descriptor_set(),
         Default::default(),
+        crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
     )
     .unwrap()
 }

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Rest, query_pairs};
+use super::{Caller, Rest, query_pairs};
 use crate::domain::{Timestamp, User};
 use crate::query::dialect::odata;
 use crate::query::{SortField, UserSearch};
+use crate::store::ScopedDb;
 use crate::store::reads::users;
 
 /// Default `limit`.
@@ -102,14 +103,18 @@ fn integer(
 }
 
 /// Users oldest first (ties by id), so that an item offset stays put as users are added.
-pub async fn list_users(State(rest): State<Rest>, RawQuery(raw): RawQuery) -> Response {
-    match list(&rest, raw.as_deref()).await {
+pub async fn list_users(
+    State(rest): State<Rest>,
+    Caller(db): Caller,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    match list(&rest, &db, raw.as_deref()).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn list(rest: &Rest, raw: Option<&str>) -> Result<Response, GreenLakeError> {
+async fn list(rest: &Rest, db: &ScopedDb, raw: Option<&str>) -> Result<Response, GreenLakeError> {
     let params = query_pairs(raw).ok_or_else(|| {
         GreenLakeError::bad_request("query", "the query string is not valid UTF-8")
     })?;
@@ -121,7 +126,7 @@ async fn list(rest: &Rest, raw: Option<&str>) -> Result<Response, GreenLakeError
         .find(|(k, _)| k == "filter")
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
-    let query = odata::parse(filter).map_err(GreenLakeError::filter)?;
+    let query = odata::parse(filter, rest.query).map_err(GreenLakeError::filter)?;
     let search = UserSearch {
         query,
         sort: SortField::CreationDate,
@@ -129,7 +134,7 @@ async fn list(rest: &Rest, raw: Option<&str>) -> Result<Response, GreenLakeError
         offset,
         limit,
     };
-    let page = users::list_users(&rest.db, &search)
+    let page = users::list_users(db, &search)
         .await
         .map_err(GreenLakeError::internal)?;
     let items: Vec<Value> = page.users.iter().map(user_json).collect();

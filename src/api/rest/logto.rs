@@ -8,10 +8,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::{Rest, encode_pairs, plausible_id, query_pairs};
+use super::{Caller, Rest, encode_pairs, plausible_id, query_pairs};
 use crate::domain::{User, UserState, display_name};
 use crate::query::dialect::logto::{self as dialect, Page};
 use crate::query::{Filter, Query, SortField, UserSearch};
+use crate::store::ScopedDb;
 use crate::store::reads::{directory, users};
 
 /// A Logto error: `{code, message[, details]}` with its HTTP status.
@@ -99,15 +100,17 @@ fn pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, LogtoError> {
 
 pub async fn list_users(
     State(rest): State<Rest>,
+    Caller(db): Caller,
     OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
 ) -> Answer {
     let params = pairs(raw.as_deref())?;
-    page(&rest, uri.path(), &params, None).await
+    page(&rest, &db, uri.path(), &params, None).await
 }
 
 pub async fn role_users(
     State(rest): State<Rest>,
+    Caller(db): Caller,
     OriginalUri(uri): OriginalUri,
     role_id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
@@ -118,18 +121,19 @@ pub async fn role_users(
     if !plausible_id(&role_id) {
         return Err(LogtoError::role_not_found(&role_id));
     }
-    page(&rest, uri.path(), &params, Some(role_id)).await
+    page(&rest, &db, uri.path(), &params, Some(role_id)).await
 }
 
 /// One page of users, newest first (ties by id), with `Total-Number` and `Link` headers.
 async fn page(
     rest: &Rest,
+    db: &ScopedDb,
     path: &str,
     params: &[(String, String)],
     role: Option<String>,
 ) -> Answer {
     let page = dialect::paging(params, rest.limits.max.into())?;
-    let mut query = dialect::search(params)?;
+    let mut query = dialect::search(params, rest.query)?;
     if let Some(role_id) = role {
         if !directory::role_exists(&rest.db, &role_id)
             .await
@@ -150,19 +154,17 @@ async fn page(
         offset: page.offset(),
         limit: page.page_size,
     };
-    let found = users::list_users(&rest.db, &search)
-        .await
-        .map_err(|error| {
-            if regex_refused(&error) {
-                // A backstop: validation should have refused the pattern already.
-                tracing::warn!(error = %error, "the database refused a validated regex");
-                LogtoError::invalid_input(
-                    "Search value is invalid: the database refused the regular expression.",
-                )
-            } else {
-                LogtoError::internal(error)
-            }
-        })?;
+    let found = users::list_users(db, &search).await.map_err(|error| {
+        if regex_refused(&error) {
+            // A backstop: validation should have refused the pattern already.
+            tracing::warn!(error = %error, "the database refused a validated regex");
+            LogtoError::invalid_input(
+                "Search value is invalid: the database refused the regular expression.",
+            )
+        } else {
+            LogtoError::internal(error)
+        }
+    })?;
     let mut headers = HeaderMap::new();
     headers.insert("Total-Number", HeaderValue::from(found.total));
     if let Ok(link) = HeaderValue::from_str(&links(path, params, page, found.total)) {
@@ -220,7 +222,7 @@ fn links(path: &str, params: &[(String, String)], page: Page, total: u64) -> Str
 }
 
 pub async fn get_user(
-    State(rest): State<Rest>,
+    Caller(db): Caller,
     user_id: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Answer {
@@ -233,7 +235,7 @@ pub async fn get_user(
     if !plausible_id(&user_id) {
         return Err(LogtoError::not_found());
     }
-    let user = users::get_user(&rest.db, &user_id)
+    let user = users::get_user(&db, &user_id)
         .await
         .map_err(LogtoError::internal)?
         .ok_or_else(LogtoError::not_found)?;

@@ -8,33 +8,63 @@ mod logto;
 pub mod openapi;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::StatusCode;
+use http::request::Parts;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
 use sea_orm::DatabaseConnection;
 
-use crate::query::PageLimits;
+use crate::auth::Principal;
+use crate::query::{PageLimits, QueryLimits};
+use crate::store::ScopedDb;
+
+/// The directory as the calling principal may see it (see `api::grpc::scoped`): the auth layer
+/// in front of these routes puts the principal on the request; without one the request is
+/// refused, never served instance-wide.
+struct Caller(ScopedDb);
+
+impl FromRequestParts<Rest> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, rest: &Rest) -> Result<Self, Response> {
+        match parts.extensions.get::<Principal>() {
+            Some(principal) => Ok(Caller(ScopedDb::new(rest.db.clone(), principal.scope()))),
+            None => Err((
+                StatusCode::UNAUTHORIZED,
+                axum::Json(serde_json::json!({
+                    "code": 16,
+                    "message": crate::auth::UNAUTHENTICATED,
+                })),
+            )
+                .into_response()),
+        }
+    }
+}
 
 #[derive(Clone)]
 struct Rest {
     db: DatabaseConnection,
     limits: PageLimits,
+    query: QueryLimits,
 }
 
 /// `GET /api/users`, `GET /api/users/{userId}`, `GET /api/roles/{id}/users` (Logto) and
 /// `GET /identity/v1/users` (GreenLake). `limits.max` lowers each dialect's own page maximum
-/// when it is smaller.
-pub fn routes(db: DatabaseConnection, limits: PageLimits) -> Router {
+/// when it is smaller; `query` bounds the searches.
+pub fn routes(db: DatabaseConnection, limits: PageLimits, query: QueryLimits) -> Router {
     Router::new()
         .route("/api/users", get(logto::list_users))
         .route("/api/users/{user_id}", get(logto::get_user))
         .route("/api/roles/{role_id}/users", get(logto::role_users))
         .route("/identity/v1/users", get(greenlake::list_users))
-        .with_state(Rest { db, limits })
+        .with_state(Rest { db, limits, query })
 }
 
 /// Decodes a raw query string into its pairs, in order (`+` is a space). None when a decoded
 /// key or value is not UTF-8.
-fn query_pairs(raw: Option<&str>) -> Option<Vec<(String, String)>> {
+pub(crate) fn query_pairs(raw: Option<&str>) -> Option<Vec<(String, String)>> {
     let Some(raw) = raw else {
         return Some(Vec::new());
     };

@@ -4,14 +4,12 @@
 //! one query tree. Error texts are Logto's.
 
 use crate::domain::fold_case;
-use crate::query::{Filter, MAX_LEAVES, Query, TextMatch, TextOp, regex};
+use crate::query::{Filter, Query, QueryLimits, TextMatch, TextOp, regex};
 
 /// Page size when a request names none.
 pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// Largest `page_size`; larger is `guard.invalid_pagination`.
 pub const MAX_PAGE_SIZE: u64 = 100;
-/// Longest `exact` or `like` value, in characters (regular expressions: 256).
-pub const MAX_VALUE_CHARS: usize = 200;
 
 /// Searchable fields, by their snake-cased names (as Logto names them in errors).
 pub const FIELDS: [&str; 5] = ["id", "primary_email", "primary_phone", "username", "name"];
@@ -131,10 +129,14 @@ fn field_name(raw: &str) -> Result<String, Error> {
 }
 
 /// The search of a request: None when it has no search keys. Keys other than the search keys
-/// are ignored, as Logto does.
-pub fn search(params: &[(String, String)]) -> Result<Option<Query>, Error> {
-    // (None = the general key, Some(field)), values, in order of first appearance.
-    let mut keys: Vec<(Option<String>, Vec<String>)> = Vec::new();
+/// are ignored, as Logto does. `exact` and `like` values may hold `limits.max_text_chars`
+/// characters (regular expressions: 256), a search `limits.max_leaves` field values. The tree
+/// is at most three levels deep by construction (keys, fields, values), so `limits.max_depth`
+/// does not restrict it further.
+pub fn search(params: &[(String, String)], limits: QueryLimits) -> Result<Option<Query>, Error> {
+    // (None = the general key, Some(field)), the key as first written, values, in order of
+    // first appearance.
+    let mut keys: Vec<(Option<String>, &str, Vec<String>)> = Vec::new();
     let mut general_mode: Option<Mode> = None;
     let mut field_modes: Vec<(String, Mode)> = Vec::new();
     let mut joint: Option<&str> = None;
@@ -165,9 +167,9 @@ pub fn search(params: &[(String, String)]) -> Result<Option<Query>, Error> {
                 None => None,
                 Some((_, raw)) => Some(field_name(raw)?),
             };
-            match keys.iter_mut().find(|(f, _)| *f == field) {
-                Some((_, values)) => values.push(value.clone()),
-                None => keys.push((field, vec![value.clone()])),
+            match keys.iter_mut().find(|(f, _, _)| *f == field) {
+                Some((_, _, values)) => values.push(value.clone()),
+                None => keys.push((field, key.as_str(), vec![value.clone()])),
             }
         }
     }
@@ -183,7 +185,7 @@ pub fn search(params: &[(String, String)]) -> Result<Option<Query>, Error> {
     let case_sensitive = case_sensitive.unwrap_or(false);
     let mut conditions = Vec::with_capacity(keys.len());
     let mut leaves = 0;
-    for (field, values) in &keys {
+    for (field, key, values) in &keys {
         let mode = field
             .as_ref()
             .and_then(|f| field_modes.iter().find(|(m, _)| m == f).map(|(_, m)| *m))
@@ -204,7 +206,7 @@ pub fn search(params: &[(String, String)]) -> Result<Option<Query>, Error> {
         }
         let texts = values
             .iter()
-            .map(|value| text(mode, !case_sensitive, value))
+            .map(|value| text(mode, !case_sensitive, value, key, limits.max_text_chars))
             .collect::<Result<Vec<_>, _>>()?;
         let fields: Vec<&str> = match field {
             Some(field) => vec![field.as_str()],
@@ -220,9 +222,10 @@ pub fn search(params: &[(String, String)]) -> Result<Option<Query>, Error> {
             })
             .collect();
         leaves += fields.len() * texts.len();
-        if leaves > MAX_LEAVES {
+        if leaves > limits.max_leaves {
             return Err(Error::Input(format!(
-                "A search may hold at most {MAX_LEAVES} field values."
+                "A search may hold at most {} field values; {key} brings it to {leaves}.",
+                limits.max_leaves
             )));
         }
         conditions.push(any(per_field));
@@ -257,17 +260,25 @@ fn filter(field: &str, text: TextMatch) -> Filter {
     }
 }
 
-fn text(mode: Mode, ignore_case: bool, value: &str) -> Result<TextMatch, Error> {
-    let invalid = |reason: String| Error::Input(format!("Search value is invalid: {reason}."));
+/// The value of `key`; errors name the key.
+fn text(
+    mode: Mode,
+    ignore_case: bool,
+    value: &str,
+    key: &str,
+    max_chars: usize,
+) -> Result<TextMatch, Error> {
+    let invalid =
+        |reason: String| Error::Input(format!("Search value is invalid: {key}: {reason}."));
     if value.contains('\0') {
         return Err(invalid("it may not contain NUL".into()));
     }
     let chars = value.chars().count();
     let (op, value) = match mode {
         Mode::Exact | Mode::Like => {
-            if chars > MAX_VALUE_CHARS {
+            if chars > max_chars {
                 return Err(invalid(format!(
-                    "it must be at most {MAX_VALUE_CHARS} characters, got {chars}"
+                    "it must be at most {max_chars} characters, got {chars}"
                 )));
             }
             if mode == Mode::Like && ends_with_lone_escape(value) {
@@ -311,7 +322,7 @@ mod tests {
     }
 
     fn parse(query: &[(&str, &str)]) -> Result<Option<Query>, Error> {
-        search(&params(query))
+        search(&params(query), QueryLimits::default())
     }
 
     fn input_error(query: &[(&str, &str)]) -> String {
@@ -458,7 +469,9 @@ mod tests {
         );
         let error = input_error(&[("search.username", "(a"), ("mode", "posix")]);
         assert!(
-            error.starts_with("Search value is invalid: the regular expression is invalid"),
+            error.starts_with(
+                "Search value is invalid: search.username: the regular expression is invalid"
+            ),
             "{error}"
         );
         let error = input_error(&[("search.id", r"\d"), ("mode", "posix")]);
@@ -504,7 +517,7 @@ mod tests {
         );
         assert_eq!(
             input_error(&[("search.id", "a\0")]),
-            "Search value is invalid: it may not contain NUL."
+            "Search value is invalid: search.id: it may not contain NUL."
         );
         assert!(input_error(&[("search.id", &"a".repeat(201))]).contains("at most 200"));
         assert!(input_error(&[("search.id", r"ab\")]).contains("lone"));
@@ -521,7 +534,36 @@ mod tests {
     fn too_many_values_are_refused() {
         let mut query = vec![("mode", "exact")];
         query.extend(std::iter::repeat_n(("search", "x"), 21));
-        assert!(input_error(&query).contains("at most 100"));
+        assert_eq!(
+            input_error(&query),
+            "A search may hold at most 100 field values; search brings it to 105."
+        );
+    }
+
+    #[test]
+    fn configured_limits_apply() {
+        let limits = QueryLimits {
+            max_depth: 1,
+            max_leaves: 6,
+            max_text_chars: 3,
+        };
+        let search = |query: &[(&str, &str)]| super::search(&params(query), limits);
+        // Depth is fixed by the dialect: a general key with two values is three levels deep.
+        assert!(search(&[("search", "a"), ("search.id", "b")]).is_ok());
+        assert_eq!(
+            search(&[("search", "a"), ("search.id", "b"), ("search.name", "c")]),
+            Err(Error::Input(
+                "A search may hold at most 6 field values; search.name brings it to 7.".into()
+            ))
+        );
+        assert!(search(&[("search.name", "abc")]).is_ok());
+        assert_eq!(
+            search(&[("search.name", "abcd")]),
+            Err(Error::Input(
+                "Search value is invalid: search.name: it must be at most 3 characters, got 4."
+                    .into()
+            ))
+        );
     }
 
     #[test]

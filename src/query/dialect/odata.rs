@@ -9,12 +9,12 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use crate::domain::{Timestamp, UserState};
-use crate::query::{CompareOp, Comparison, Filter, MAX_DEPTH, MAX_LEAVES, Query, TextMatch};
+use crate::query::{CompareOp, Comparison, Filter, Query, QueryLimits, TextMatch};
 
 /// Longest accepted filter, in characters.
 pub const MAX_FILTER_CHARS: usize = 4096;
-/// Longest string literal for `id` and `username`.
-pub const MAX_VALUE_CHARS: usize = 200;
+/// Longest string literal for `id`.
+pub const MAX_ID_CHARS: usize = 200;
 
 pub const FIELDS: [&str; 6] = [
     "id",
@@ -171,8 +171,9 @@ fn tokenize(filter: &str) -> Result<Vec<Token>, Error> {
     Ok(tokens)
 }
 
-/// Parses a filter; an empty (or blank) filter is None: every user.
-pub fn parse(filter: &str) -> Result<Option<Query>, Error> {
+/// Parses a filter within `limits` (`username` literals: at most `limits.max_text_chars`); an
+/// empty (or blank) filter is None: every user.
+pub fn parse(filter: &str, limits: QueryLimits) -> Result<Option<Query>, Error> {
     let count = filter.chars().count();
     if count > MAX_FILTER_CHARS {
         return Err(Error {
@@ -190,13 +191,14 @@ pub fn parse(filter: &str) -> Result<Option<Query>, Error> {
         next: 0,
         leaves: 0,
         nesting: 0,
+        limits,
     };
     let ast = parser.or()?;
     let rest = parser.peek();
     if rest.kind != Kind::End {
         return Err(error(rest, "expected `and`, `or` or the end of the filter"));
     }
-    ast.into_query(1).map(Some)
+    ast.into_query(1, limits.max_depth).map(Some)
 }
 
 /// The parsed filter before the depth check: every node keeps its first token for errors.
@@ -208,12 +210,12 @@ enum Ast {
 }
 
 impl Ast {
-    fn into_query(self, depth: usize) -> Result<Query, Error> {
+    fn into_query(self, depth: usize, max_depth: usize) -> Result<Query, Error> {
         let check = |token: &Token| {
-            if depth > MAX_DEPTH {
+            if depth > max_depth {
                 Err(error(
                     token,
-                    format!("the filter may nest at most {MAX_DEPTH} levels deep"),
+                    format!("the filter may nest at most {max_depth} levels deep"),
                 ))
             } else {
                 Ok(())
@@ -222,7 +224,7 @@ impl Ast {
         let all = |items: Vec<Ast>| -> Result<Vec<Query>, Error> {
             items
                 .into_iter()
-                .map(|item| item.into_query(depth + 1))
+                .map(|item| item.into_query(depth + 1, max_depth))
                 .collect()
         };
         match self {
@@ -236,17 +238,19 @@ impl Ast {
             }
             Ast::Not(inner, token) => {
                 check(&token)?;
-                Ok(Query::Not(Box::new(inner.into_query(depth + 1)?)))
+                Ok(Query::Not(Box::new(
+                    inner.into_query(depth + 1, max_depth)?,
+                )))
             }
             Ast::Leaf(query, token) => {
                 check(&token)?;
                 // A `ne` leaf is NOT(eq): one level more.
                 if let Query::Not(_) = query
-                    && depth + 1 > MAX_DEPTH
+                    && depth + 1 > max_depth
                 {
                     return Err(error(
                         &token,
-                        format!("the filter may nest at most {MAX_DEPTH} levels deep"),
+                        format!("the filter may nest at most {max_depth} levels deep"),
                     ));
                 }
                 Ok(query)
@@ -262,6 +266,7 @@ struct Parser {
     /// Open parentheses and `not`s around the current position; bounded so that hostile
     /// input never recurses deeply.
     nesting: usize,
+    limits: QueryLimits,
 }
 
 fn is_word(token: &Token, word: &str) -> bool {
@@ -311,10 +316,11 @@ impl Parser {
 
     fn enter(&mut self, token: &Token) -> Result<(), Error> {
         self.nesting += 1;
-        if self.nesting > MAX_DEPTH {
+        let max_depth = self.limits.max_depth;
+        if self.nesting > max_depth {
             return Err(error(
                 token,
-                format!("the filter may nest at most {MAX_DEPTH} levels deep"),
+                format!("the filter may nest at most {max_depth} levels deep"),
             ));
         }
         Ok(())
@@ -395,10 +401,11 @@ impl Parser {
         };
         let query = self.leaf(&name, op, &op_token, value, &literal)?;
         self.leaves += 1;
-        if self.leaves > MAX_LEAVES {
+        let max_leaves = self.limits.max_leaves;
+        if self.leaves > max_leaves {
             return Err(error(
                 &field,
-                format!("the filter may hold at most {MAX_LEAVES} comparisons"),
+                format!("the filter may hold at most {max_leaves} comparisons"),
             ));
         }
         Ok(query)
@@ -422,23 +429,26 @@ impl Parser {
                 )),
             }
         };
-        let text = |value: &str| -> Result<String, Error> {
+        let text = |value: &str, max: usize| -> Result<String, Error> {
             let chars = value.chars().count();
             if value.contains('\0') {
                 return Err(error(literal, "the value may not contain NUL"));
             }
-            if chars == 0 || chars > MAX_VALUE_CHARS {
+            if chars == 0 || chars > max {
                 return Err(error(
                     literal,
-                    format!("the value must be 1 to {MAX_VALUE_CHARS} characters, got {chars}"),
+                    format!("the value must be 1 to {max} characters, got {chars}"),
                 ));
             }
             Ok(value.to_owned())
         };
         match field {
-            "id" => equality(Filter::UserId(TextMatch::equals(text(value)?))),
+            "id" => equality(Filter::UserId(TextMatch::equals(text(
+                value,
+                MAX_ID_CHARS,
+            )?))),
             "username" => equality(Filter::Username {
-                text: TextMatch::equals(text(value)?),
+                text: TextMatch::equals(text(value, self.limits.max_text_chars)?),
                 organization_specific: None,
             }),
             "userStatus" => {
@@ -502,6 +512,11 @@ pub fn timestamp(value: &str) -> Result<Timestamp, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::{MAX_DEPTH, MAX_LEAVES};
+
+    fn parse(filter: &str) -> Result<Option<Query>, Error> {
+        super::parse(filter, QueryLimits::default())
+    }
 
     fn ok(filter: &str) -> Query {
         parse(filter)
@@ -716,5 +731,35 @@ mod tests {
             ")".repeat(20)
         );
         assert!(fails(&nested).message.contains("levels deep"));
+    }
+
+    #[test]
+    fn configured_limits_apply() {
+        let limits = QueryLimits {
+            max_depth: 2,
+            max_leaves: 2,
+            max_text_chars: 3,
+        };
+        let parse = |filter: &str| super::parse(filter, limits);
+        assert!(parse("not id eq 'a'").is_ok());
+        let error = parse("not not id eq 'a'").unwrap_err();
+        assert_eq!((error.position, error.token.as_str()), (9, "id"));
+        assert!(error.message.contains("at most 2 levels"), "{error}");
+        // `ne` is NOT(eq): one level more.
+        assert!(parse("id ne 'a'").is_ok());
+        assert!(parse("not id ne 'a'").is_err());
+        assert!(parse("id eq 'a' or id eq 'b'").is_ok());
+        let error = parse("id eq 'a' or id eq 'b' or id eq 'c'").unwrap_err();
+        assert_eq!(error.position, 27);
+        assert!(error.message.contains("at most 2 comparisons"), "{error}");
+        assert!(parse("username eq 'abc'").is_ok());
+        let error = parse("username eq 'abcd'").unwrap_err();
+        assert_eq!(error.token, "'abcd'");
+        assert!(
+            error.message.contains("1 to 3 characters, got 4"),
+            "{error}"
+        );
+        // Ids keep their own limit.
+        assert!(parse("id eq 'abcdefgh'").is_ok());
     }
 }

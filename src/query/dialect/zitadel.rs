@@ -6,7 +6,7 @@ use crate::domain::UserState;
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
 use crate::query::{
-    Filter, MAX_DEPTH, MAX_LEAVES, PageLimits, Query, SortField, TextMatch, TextOp, UserSearch,
+    Filter, PageLimits, Query, QueryLimits, SortField, TextMatch, TextOp, UserSearch,
 };
 use pb::search_query::Query as Pq;
 
@@ -32,9 +32,16 @@ pub fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<(u64, 
     Ok((page.offset, limit.into(), page.asc))
 }
 
-pub fn parse_list_users(request: &pb::ListUsersRequest, limits: PageLimits) -> Result<UserSearch> {
+pub fn parse_list_users(
+    request: &pb::ListUsersRequest,
+    limits: PageLimits,
+    query_limits: QueryLimits,
+) -> Result<UserSearch> {
     let (offset, limit, ascending) = paging(request.query, limits)?;
-    let mut parser = Parser { leaves: 0 };
+    let mut parser = Parser {
+        leaves: 0,
+        limits: query_limits,
+    };
     let queries = request
         .queries
         .iter()
@@ -90,6 +97,7 @@ pub fn user_id<'a>(value: &'a str, field: &str) -> Result<&'a str> {
 
 struct Parser {
     leaves: usize,
+    limits: QueryLimits,
 }
 
 /// Allowed length of a text value, in characters.
@@ -99,17 +107,30 @@ pub struct Length {
 }
 
 pub const ID: Length = Length { min: 1, max: 200 };
-const EMAIL: Length = Length { min: 0, max: 200 };
 const PHONE: Length = Length { min: 1, max: 20 };
+
+impl Length {
+    /// A name, username or email address: 1 to `max` characters.
+    pub fn text(max: usize) -> Self {
+        Self { min: 1, max }
+    }
+
+    /// Email queries may search for the empty address.
+    fn email(max: usize) -> Self {
+        Self { min: 0, max }
+    }
+}
 
 impl Parser {
     fn query(&mut self, query: &pb::SearchQuery, path: &str, depth: usize) -> Result<Query> {
-        if depth > MAX_DEPTH {
+        let max_depth = self.limits.max_depth;
+        if depth > max_depth {
             return Err(Error::invalid(
                 path,
-                format!("queries may be nested at most {MAX_DEPTH} levels deep"),
+                format!("queries may be nested at most {max_depth} levels deep"),
             ));
         }
+        let text_length = Length::text(self.limits.max_text_chars);
         let Some(query) = &query.query else {
             return Err(Error::invalid(
                 path,
@@ -156,7 +177,7 @@ impl Parser {
                     q.method,
                     &format!("{path}.usernameQuery"),
                     "username",
-                    ID,
+                    text_length,
                 )?,
                 organization_specific: q.is_organization_specific,
             },
@@ -165,7 +186,7 @@ impl Parser {
                 q.method,
                 &format!("{path}.emailQuery"),
                 "address",
-                EMAIL,
+                Length::email(self.limits.max_text_chars),
             )?),
             Pq::PhoneQuery(q) => Filter::Phone(text(
                 &q.number,
@@ -186,14 +207,15 @@ impl Parser {
                 q.method,
                 &format!("{path}.schemaTypeQuery"),
                 "type",
-                ID,
+                text_length,
             )?),
         };
         self.leaves += 1;
-        if self.leaves > MAX_LEAVES {
+        let max_leaves = self.limits.max_leaves;
+        if self.leaves > max_leaves {
             return Err(Error::invalid(
                 path,
-                format!("a search may hold at most {MAX_LEAVES} leaf queries"),
+                format!("a search may hold at most {max_leaves} leaf queries"),
             ));
         }
         Ok(Query::Filter(filter))
@@ -278,6 +300,7 @@ fn state(number: i32, path: &str) -> Result<UserState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::MAX_DEPTH;
 
     fn email(address: &str) -> pb::SearchQuery {
         pb::SearchQuery {
@@ -309,6 +332,7 @@ mod tests {
                 ..Default::default()
             },
             PageLimits::default(),
+            QueryLimits::default(),
         )
     }
 
@@ -335,7 +359,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let error = parse_list_users(&request, PageLimits::default()).unwrap_err();
+        let error =
+            parse_list_users(&request, PageLimits::default(), QueryLimits::default()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "query.limit: must be at most 1000, got 1001"
@@ -448,5 +473,61 @@ mod tests {
             error_text(parse(vec![method])),
             "queries[0].emailQuery.method: unknown text query method 8"
         );
+    }
+
+    #[test]
+    fn configured_limits_apply_and_are_named() {
+        let limits = QueryLimits {
+            max_depth: 2,
+            max_leaves: 3,
+            max_text_chars: 5,
+        };
+        let parse = |queries: Vec<pb::SearchQuery>| {
+            parse_list_users(
+                &pb::ListUsersRequest {
+                    queries,
+                    ..Default::default()
+                },
+                PageLimits::default(),
+                limits,
+            )
+        };
+        assert!(parse(vec![not(email("x"))]).is_ok());
+        assert_eq!(
+            error_text(parse(vec![not(not(email("x")))])),
+            "queries[0].notQuery.query.notQuery.query: queries may be nested at most 2 levels deep"
+        );
+        assert!(parse(vec![or(vec![email("a"), email("b"), email("c")])]).is_ok());
+        assert_eq!(
+            error_text(parse(vec![
+                email("a"),
+                or(vec![email("b"), email("c"), email("d")])
+            ])),
+            "queries[1].orQuery.queries[2]: a search may hold at most 3 leaf queries"
+        );
+        assert!(parse(vec![email("abcde")]).is_ok());
+        assert_eq!(
+            error_text(parse(vec![email("abcdef")])),
+            "queries[0].emailQuery.address: must be at most 5 characters, got 6"
+        );
+        let username = pb::SearchQuery {
+            query: Some(Pq::UsernameQuery(pb::UsernameQuery {
+                username: "abcdef".into(),
+                method: 0,
+                is_organization_specific: None,
+            })),
+        };
+        assert_eq!(
+            error_text(parse(vec![username])),
+            "queries[0].usernameQuery.username: must be at most 5 characters, got 6"
+        );
+        // Ids keep their own limit.
+        let id = pb::SearchQuery {
+            query: Some(Pq::UserIdQuery(pb::UserIdQuery {
+                id: "abcdefgh".into(),
+                method: 0,
+            })),
+        };
+        assert!(parse(vec![id]).is_ok());
     }
 }

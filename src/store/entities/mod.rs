@@ -2,6 +2,7 @@
 //! `migrations/src/columns.rs` for why. `*_lower` columns hold the Rust-side case folding of
 //! their sibling, so both backends agree on non-ASCII text and indexes serve ignore-case search.
 
+pub mod access_token;
 pub mod authentication_key;
 pub mod event;
 pub mod idp_link;

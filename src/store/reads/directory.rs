@@ -6,9 +6,9 @@ use sea_orm::{
 };
 
 use crate::domain::Timestamp;
-use crate::store::begin_snapshot;
 use crate::store::entities::{organization, role, user_schema};
 use crate::store::writes::events;
+use crate::store::{ScopedDb, begin_snapshot};
 
 /// One page of any listing.
 pub struct Page<T> {
@@ -25,7 +25,7 @@ pub struct Paging {
     pub ascending: bool,
 }
 
-async fn page<E>(
+pub(crate) async fn page<E>(
     db: &DatabaseConnection,
     select: Select<E>,
     created: E::Column,
@@ -59,20 +59,26 @@ where
     })
 }
 
-pub async fn organization(
-    db: &DatabaseConnection,
-    id: &str,
-) -> Result<Option<organization::Model>, DbErr> {
-    organization::Entity::find_by_id(id).one(db).await
+/// One organization; another organization than a scoped caller's own is None, like a missing one.
+pub async fn organization(db: &ScopedDb, id: &str) -> Result<Option<organization::Model>, DbErr> {
+    if !db.scope().admits(id) {
+        return Ok(None);
+    }
+    organization::Entity::find_by_id(id)
+        .one(db.connection())
+        .await
 }
 
-/// Organizations, optionally filtered by a condition on their name.
+/// Organizations within the caller's scope, optionally filtered by a condition on their name.
 pub async fn organizations(
-    db: &DatabaseConnection,
+    db: &ScopedDb,
     name: Option<sea_orm::Condition>,
     paging: Paging,
 ) -> Result<Page<organization::Model>, DbErr> {
     let mut select = organization::Entity::find();
+    if let Some(own) = db.scope().organization() {
+        select = select.filter(organization::Column::Id.eq(own));
+    }
     if let Some(condition) = name {
         select = select.filter(condition);
     }

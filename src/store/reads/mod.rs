@@ -1,4 +1,5 @@
 //! Queries: reads never write, and each read sees one snapshot.
 
 pub mod directory;
+pub mod tokens;
 pub mod users;

@@ -3,22 +3,23 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
+use crate::domain::Scope;
 use crate::domain::{
     AuthenticationKey, AuthenticationKeyType, Authenticators, Contact, IdentityProviderLink,
     OtpEmail, OtpSms, PasswordInfo, SchemaRef, Timestamp, Totp, User, UserState, Username,
     Verifiable, WebAuthN,
 };
-use crate::query::{UserSearch, compile};
-use crate::store::begin_snapshot;
+use crate::query::{Filter, Query, TextMatch, TextOp, UserSearch, compile};
 use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password, totp, user, username,
     webauthn_credential,
 };
 use crate::store::writes::events;
+use crate::store::{ScopedDb, begin_snapshot};
 
 /// One page of a user search.
 #[derive(Clone, Debug)]
@@ -30,12 +31,13 @@ pub struct UserPage {
     pub users: Vec<User>,
 }
 
-pub async fn list_users(db: &DatabaseConnection, search: &UserSearch) -> Result<UserPage, DbErr> {
-    let txn = begin_snapshot(db).await?;
-    let total = compile::filter_users(search.query.as_ref())
-        .count(&txn)
-        .await?;
-    let rows = compile::select_users(search.query.as_ref(), search.sort, search.ascending)
+/// The users matching `search` within the caller's scope: a scoped caller's search is narrowed
+/// to its organization before it is compiled, so totals never count other organizations.
+pub async fn list_users(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
+    let query = narrowed(db.scope(), search.query.clone());
+    let txn = begin_snapshot(db.connection()).await?;
+    let total = compile::filter_users(query.as_ref()).count(&txn).await?;
+    let rows = compile::select_users(query.as_ref(), search.sort, search.ascending)
         .offset(search.offset)
         .limit(search.limit)
         .all(&txn)
@@ -50,9 +52,29 @@ pub async fn list_users(db: &DatabaseConnection, search: &UserSearch) -> Result<
     })
 }
 
-pub async fn get_user(db: &DatabaseConnection, id: &str) -> Result<Option<User>, DbErr> {
-    let txn = begin_snapshot(db).await?;
-    let Some(row) = user::Entity::find_by_id(id).one(&txn).await? else {
+fn narrowed(scope: &Scope, query: Option<Query>) -> Option<Query> {
+    let Some(organization) = scope.organization() else {
+        return query;
+    };
+    let own = Query::Filter(Filter::OrganizationId(TextMatch {
+        op: TextOp::Equals,
+        ignore_case: false,
+        value: organization.to_owned(),
+    }));
+    Some(match query {
+        None => own,
+        Some(query) => Query::And(vec![own, query]),
+    })
+}
+
+/// One user; a user outside the caller's scope is None, exactly like a missing one.
+pub async fn get_user(db: &ScopedDb, id: &str) -> Result<Option<User>, DbErr> {
+    let txn = begin_snapshot(db.connection()).await?;
+    let Some(row) = user::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .filter(|row| db.scope().admits(&row.organization_id))
+    else {
         return Ok(None);
     };
     let user = assemble(&txn, vec![row]).await?.pop();

@@ -1,11 +1,11 @@
 //! The unit of work behind every API write: one transaction that holds the event-log lock,
 //! records the write's events, and commits them together with the rows they describe.
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::events::{self, NewEvent};
-use crate::domain::Timestamp;
-use crate::store::begin_write;
+use crate::domain::{Scope, Timestamp};
+use crate::store::{ScopedDb, begin_write};
 
 /// The sequence, time and owner of a recorded event: what `details` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,11 +20,13 @@ pub struct UnitOfWork {
     first_sequence: i64,
     now: Timestamp,
     events: Vec<NewEvent>,
+    /// What the caller may change; `command::user_for_write` and friends check it.
+    scope: Scope,
 }
 
 impl UnitOfWork {
-    pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
-        let txn = begin_write(db).await?;
+    pub async fn begin(db: &ScopedDb) -> Result<Self, DbErr> {
+        let txn = begin_write(db.connection()).await?;
         let latest = events::lock(&txn).await?;
         let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
         // Event times never go backwards along the sequence, even if the clock does.
@@ -35,7 +37,12 @@ impl UnitOfWork {
             first_sequence,
             now,
             events: Vec::new(),
+            scope: db.scope().clone(),
         })
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
     }
 
     pub fn txn(&self) -> &DatabaseTransaction {

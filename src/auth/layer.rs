@@ -1,0 +1,261 @@
+//! The one gate every request passes (a tower layer on the whole router, see `startup`):
+//! it finds the operation a request calls, lets public ones through, authenticates the bearer
+//! credential, applies the rate limits, asks `policy` whether the caller may run the operation,
+//! and hands the caller's `Principal` to the services in the request's extensions.
+//!
+//! gRPC and gRPC-Web calls are refused with a gRPC status; everything else (HTTP/JSON, REST
+//! dialects) with grpc-gateway's JSON error and the matching HTTP status.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, Method, header};
+use sea_orm::DatabaseConnection;
+use tonic::Status;
+
+use super::oidc::{OidcVerifier, looks_like_jwt};
+use super::policy::{self, Rule};
+use super::rate_limit::RateLimits;
+use super::{Credential, Grant, Principal, UNAUTHENTICATED, secret};
+use crate::domain::Timestamp;
+use crate::store::entities::access_token;
+use crate::store::reads::tokens;
+
+/// Maps an HTTP/JSON route to the gRPC method it calls (`/package.Service/Method`), so JSON
+/// calls are judged by the same rules as the gRPC calls they become.
+pub type RouteResolver = Arc<dyn Fn(&Method, &str) -> Option<String> + Send + Sync>;
+
+/// Longest credential accepted; anything longer is refused before any work is done.
+const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
+
+/// What the gate needs; cheap to clone.
+#[derive(Clone)]
+pub struct Gate {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    /// Verifies JWTs of the configured OIDC issuer; None: only access tokens are accepted.
+    oidc: Option<OidcVerifier>,
+    limits: RateLimits,
+    routes: RouteResolver,
+}
+
+impl Gate {
+    pub fn new(
+        db: DatabaseConnection,
+        oidc: Option<OidcVerifier>,
+        limits: RateLimits,
+        routes: RouteResolver,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                oidc,
+                limits,
+                routes,
+            }),
+        }
+    }
+
+    /// The operation's name and rule.
+    fn rule(&self, grpc: bool, method: &Method, path: &str) -> (String, Rule) {
+        if grpc {
+            return (path.to_owned(), policy::grpc_rule(path));
+        }
+        if let Some(rule) = policy::http_rule(method, path) {
+            return (format!("{method} {path}"), rule);
+        }
+        match (self.inner.routes)(method, path) {
+            Some(grpc_path) => {
+                let rule = policy::grpc_rule(&grpc_path);
+                (grpc_path, rule)
+            }
+            None => (format!("{method} {path}"), policy::UNLISTED),
+        }
+    }
+
+    /// The principal behind the request's bearer credential; None for every kind of missing or
+    /// bad credential alike. Errors are the store's own (the caller answers Unavailable).
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, sea_orm::DbErr> {
+        let Some(credential) = bearer(headers) else {
+            return Ok(None);
+        };
+        if !credential.starts_with(secret::PREFIX) {
+            let Some(oidc) = &self.inner.oidc else {
+                return Ok(None);
+            };
+            if !looks_like_jwt(credential) {
+                return Ok(None);
+            }
+            return Ok(match oidc.verify(credential).await {
+                Ok(principal) => Some(principal),
+                Err(reason) => {
+                    // The reason helps the operator; the caller only learns "unauthenticated".
+                    tracing::debug!(%reason, "JWT refused");
+                    None
+                }
+            });
+        }
+        let found =
+            tokens::active_by_hash(&self.inner.db, &secret::hash(credential), Timestamp::now())
+                .await?;
+        Ok(found.and_then(principal_of))
+    }
+}
+
+/// `authorization: Bearer <credential>` (one header, scheme in any case); None otherwise.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?;
+    if values.next().is_some() || value.len() > MAX_CREDENTIAL_BYTES {
+        return None;
+    }
+    let (scheme, credential) = value.to_str().ok()?.split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+fn principal_of(row: access_token::Model) -> Option<Principal> {
+    let grant = match Grant::from_names(&row.permissions) {
+        Ok(grant) => grant,
+        Err(error) => {
+            // Only a hand-edited row gets here; refuse rather than guess.
+            tracing::error!(token_id = %row.id, %error, "access token with unknown permissions");
+            return None;
+        }
+    };
+    Some(Principal {
+        credential: Credential::AccessToken {
+            id: row.id,
+            bootstrap: row.bootstrap,
+        },
+        grant,
+        organization: row.organization_id,
+    })
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+fn peer(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// The middleware (`axum::middleware::from_fn_with_state(gate, enforce)`).
+pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    let grpc = is_grpc(request.headers());
+    let (operation, rule) = gate.rule(grpc, request.method(), request.uri().path());
+    if rule == Rule::Public {
+        return next.run(request).await;
+    }
+    let peer = peer(&request);
+    let principal = match gate.authenticate(request.headers()).await {
+        Ok(principal) => principal,
+        Err(error) => {
+            tracing::error!(%error, "looking up an access token");
+            return refuse(
+                &request,
+                Status::unavailable("the directory is unavailable"),
+                None,
+            );
+        }
+    };
+    let limits = &gate.inner.limits;
+    let exempt =
+        limits.exempts_bootstrap() && principal.as_ref().is_some_and(Principal::is_bootstrap);
+    if !exempt {
+        let waited = limits.check_peer(peer).and_then(|()| match &principal {
+            Some(principal) => limits.check_token(&principal.subject()),
+            None => Ok(()),
+        });
+        if let Err(wait) = waited {
+            tracing::debug!(%operation, ?peer, "rate limited");
+            let status = Status::resource_exhausted("rate limit exceeded; retry later");
+            return refuse(&request, status, Some(wait));
+        }
+    }
+    let Some(principal) = principal else {
+        tracing::debug!(%operation, ?peer, "unauthenticated request refused");
+        return refuse(&request, Status::unauthenticated(UNAUTHENTICATED), None);
+    };
+    if let Err(policy::Denied(reason)) = policy::authorize(&principal, rule, &operation) {
+        tracing::debug!(%operation, subject = %principal.subject(), "permission denied");
+        return refuse(&request, Status::permission_denied(reason), None);
+    }
+    tracing::debug!(%operation, subject = %principal.subject(), "authorized");
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// The refusal in the request's own protocol.
+fn refuse(request: &Request, status: Status, retry_after: Option<Duration>) -> Response {
+    // Whole seconds, rounded up: a client that waits exactly this long gets through.
+    let retry_after = retry_after.map(|wait| {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        HeaderValue::from(seconds.max(1))
+    });
+    let mut response = if is_grpc(request.headers()) {
+        let mut response = status.into_http::<Body>();
+        // gRPC-Web clients read a trailers-only answer from the headers of their own type.
+        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, content_type.clone());
+        }
+        response
+    } else {
+        let mut response = crate::api::http::errors::error_response(&status);
+        if status.code() == tonic::Code::Unauthenticated {
+            // RFC 6750's challenge, in place of grpc-gateway's copy of the message.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"userdir\""),
+            );
+        }
+        response
+    };
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::AUTHORIZATION, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_one_well_formed_bearer_header_counts() {
+        assert_eq!(bearer(&headers(&["Bearer abc"])), Some("abc"));
+        assert_eq!(bearer(&headers(&["bearer  abc "])), Some("abc"));
+        assert_eq!(bearer(&headers(&["Basic abc"])), None);
+        assert_eq!(bearer(&headers(&["Bearer "])), None);
+        assert_eq!(bearer(&headers(&["Bearer"])), None);
+        assert_eq!(bearer(&headers(&["Bearer a", "Bearer b"])), None);
+        assert_eq!(bearer(&headers(&[])), None);
+        let long = format!("Bearer {}", "a".repeat(MAX_CREDENTIAL_BYTES));
+        assert_eq!(bearer(&headers(&[&long])), None);
+    }
+}

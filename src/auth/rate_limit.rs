@@ -1,0 +1,120 @@
+//! Per-caller and per-peer request rates (GCRA token buckets from `governor`). A caller over its
+//! rate is told how long to wait; nothing is queued.
+
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// A sustained rate with room for bursts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateLimitSettings {
+    /// Per credential (token id or JWT subject); None: unlimited.
+    pub per_token: Option<Rate>,
+    /// Per client IP address, counting failed authentications too; None: unlimited.
+    pub per_peer: Option<Rate>,
+    /// Whether the bootstrap admin token skips both limits (for a first bulk import).
+    pub exempt_bootstrap: bool,
+}
+
+/// Keyed limiters forget idle keys once they hold this many, so a flood of new peers or
+/// credentials cannot grow memory without bound.
+const SHRINK_AT: usize = 10_000;
+
+struct Limiter<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+}
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
+    fn new(rate: Rate) -> Self {
+        let quota = Quota::per_second(rate.per_second).allow_burst(rate.burst);
+        Self {
+            limiter: RateLimiter::keyed(quota),
+        }
+    }
+
+    fn check(&self, key: &K) -> Result<(), Duration> {
+        if self.limiter.len() > SHRINK_AT {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+pub struct RateLimits {
+    per_token: Option<Limiter<String>>,
+    per_peer: Option<Limiter<IpAddr>>,
+    exempt_bootstrap: bool,
+}
+
+impl RateLimits {
+    pub fn new(settings: RateLimitSettings) -> Self {
+        Self {
+            per_token: settings.per_token.map(Limiter::new),
+            per_peer: settings.per_peer.map(Limiter::new),
+            exempt_bootstrap: settings.exempt_bootstrap,
+        }
+    }
+
+    pub fn exempts_bootstrap(&self) -> bool {
+        self.exempt_bootstrap
+    }
+
+    /// Ok, or how long the peer must wait.
+    pub fn check_peer(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+        match (&self.per_peer, peer) {
+            (Some(limiter), Some(peer)) => limiter.check(&peer),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ok, or how long the credential must wait.
+    pub fn check_token(&self, subject: &str) -> Result<(), Duration> {
+        match &self.per_token {
+            Some(limiter) => limiter.check(&subject.to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(per_second: u32, burst: u32) -> Option<Rate> {
+        Some(Rate {
+            per_second: NonZeroU32::new(per_second).unwrap(),
+            burst: NonZeroU32::new(burst).unwrap(),
+        })
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_caller_waits_while_others_do_not() {
+        let limits = RateLimits::new(RateLimitSettings {
+            per_token: rate(1, 3),
+            per_peer: None,
+            exempt_bootstrap: false,
+        });
+        for _ in 0..3 {
+            limits.check_token("token:a").unwrap();
+        }
+        let wait = limits.check_token("token:a").unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        limits.check_token("token:b").unwrap();
+        limits.check_peer(Some([127, 0, 0, 1].into())).unwrap();
+    }
+}

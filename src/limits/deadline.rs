@@ -1,0 +1,200 @@
+//! The request deadline: every request ends within the server's `request_timeout`, or sooner
+//! when the client sends a shorter `grpc-timeout` (gRPC, gRPC-Web and HTTP/JSON alike, as
+//! grpc-gateway honours it). A request past its deadline is dropped (its transaction rolls
+//! back) and answered with DeadlineExceeded: a gRPC status for gRPC and gRPC-Web, 504 with a
+//! grpc-gateway error body for everything else.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, header};
+use tonic::Status;
+
+use crate::api::http::errors;
+
+/// Longest `grpc-timeout` value: 8 digits (gRPC's wire format).
+const MAX_TIMEOUT_DIGITS: usize = 8;
+
+/// The middleware: `router.layer(axum::middleware::from_fn_with_state(max, deadline::enforce))`.
+pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) -> Response {
+    let (limit, whose) = match grpc_timeout(request.headers()) {
+        Some(client) if client < max => (client, "the client's grpc-timeout"),
+        _ => (max, "the server's limit"),
+    };
+    let content_type = grpc_content_type(request.headers());
+    let path = request.uri().path().to_owned();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(path, ?limit, whose, "request deadline exceeded");
+            let status = Status::deadline_exceeded(format!(
+                "the request did not finish within {limit:?} ({whose})"
+            ));
+            match content_type {
+                Some(content_type) => {
+                    let mut response = status.into_http::<Body>();
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, content_type);
+                    response
+                }
+                None => errors::error_response(&status),
+            }
+        }
+    }
+}
+
+/// The request's content type when it is gRPC or gRPC-Web (the answer keeps it).
+fn grpc_content_type(headers: &HeaderMap) -> Option<HeaderValue> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .filter(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .cloned()
+}
+
+/// The `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n). A malformed value
+/// is ignored (the server's limit still applies).
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty()
+        || digits.len() > MAX_TIMEOUT_DIGITS
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let number: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(number * 3600),
+        "M" => Duration::from_secs(number * 60),
+        "S" => Duration::from_secs(number),
+        "m" => Duration::from_millis(number),
+        "u" => Duration::from_micros(number),
+        "n" => Duration::from_nanos(number),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::any;
+    use tower::ServiceExt;
+
+    /// A router whose `/never` never answers and whose `/now` answers at once.
+    fn app(max: Duration) -> Router {
+        Router::new()
+            .route("/never", any(std::future::pending::<&'static str>))
+            .route("/now", any(|| async { "done" }))
+            .layer(axum::middleware::from_fn_with_state(max, enforce))
+    }
+
+    fn request(path: &str, headers: &[(&str, &str)]) -> Request {
+        let mut request = Request::builder().uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(Body::empty()).unwrap()
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    fn header<'a>(response: &'a Response, name: &str) -> &'a str {
+        response.headers()[name].to_str().unwrap()
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_by_the_spec() {
+        let parse = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(parse("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("2M"), Some(Duration::from_secs(120)));
+        assert_eq!(parse("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse("400m"), Some(Duration::from_millis(400)));
+        assert_eq!(parse("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in ["", "S", "123456789S", "1s", "1.5S", "-1S", "1 S", "1Sx"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    // Paused time: the runtime jumps to the deadline as soon as every task waits, so these
+    // tests neither sleep nor depend on the machine's speed.
+
+    #[tokio::test(start_paused = true)]
+    async fn json_requests_past_the_server_limit_are_504() {
+        let response = app(Duration::from_secs(30))
+            .oneshot(request("/never", &[]))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 504);
+        assert_eq!(header(&response, "content-type"), "application/json");
+        let json: serde_json::Value = serde_json::from_str(&body(response).await).unwrap();
+        assert_eq!(json["code"], 4);
+        assert_eq!(
+            json["message"],
+            "the request did not finish within 30s (the server's limit)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn grpc_requests_get_deadline_exceeded_and_a_shorter_client_timeout_wins() {
+        let response = app(Duration::from_secs(30))
+            .oneshot(request(
+                "/never",
+                &[
+                    ("content-type", "application/grpc"),
+                    ("grpc-timeout", "250m"),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "content-type"), "application/grpc");
+        assert_eq!(header(&response, "grpc-status"), "4");
+        assert_eq!(
+            header(&response, "grpc-message"),
+            "the%20request%20did%20not%20finish%20within%20250ms%20(the%20client's%20grpc-timeout)"
+        );
+        // A longer client timeout does not extend the server's limit.
+        let response = app(Duration::from_secs(1))
+            .oneshot(request(
+                "/never",
+                &[
+                    ("content-type", "application/grpc-web+proto"),
+                    ("grpc-timeout", "1H"),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            header(&response, "content-type"),
+            "application/grpc-web+proto"
+        );
+        assert_eq!(header(&response, "grpc-status"), "4");
+        assert!(header(&response, "grpc-message").contains("server's%20limit"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_within_the_deadline_are_untouched() {
+        let response = app(Duration::from_millis(1))
+            .oneshot(request("/now", &[("grpc-timeout", "1n")]))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(body(response).await, "done");
+    }
+}

@@ -1,0 +1,233 @@
+//! Request limits: how large, how deep and how long one request may be. Every limit answers
+//! with a clear status instead of a crash or an Internal error:
+//!
+//! | limit                              | gRPC                | HTTP/JSON                   |
+//! |------------------------------------|---------------------|-----------------------------|
+//! | message / JSON body size           | ResourceExhausted   | 413, code 8                 |
+//! | request head (headers, URI)        | (HTTP/2: 431)       | 431                         |
+//! | request deadline                   | DeadlineExceeded    | 504, code 4                 |
+//! | query depth, leaves, text length   | InvalidArgument     | 400, code 3 (REST: 400)     |
+//!
+//! Field lengths that are not configurable (ids 200, phone numbers 20, codes 20, passwords
+//! 8–200, role descriptions 1000, regular expressions 256, OData filters 4096 characters) are
+//! checked where the field is parsed.
+
+pub mod deadline;
+pub mod grpc_status;
+pub mod serve;
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, QueryLimits};
+
+/// Default largest message: gRPC's customary 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Default largest request head (HTTP/1 request line and headers, HTTP/2 header list): room
+/// for a longest OData filter, percent-encoded, and large bearer tokens.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Default longest request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// hyper's smallest HTTP/1 read buffer, which bounds the request head.
+pub const MIN_HEADER_BYTES: usize = 8192;
+/// Bounds of the configurable limits. Depth and leaves stay far below what the SQL engines
+/// refuse (SQLite: expression depth 1000); text lengths keep every indexed value (at most 4
+/// bytes per character, two per index) below PostgreSQL's B-tree row limit of 2704 bytes.
+pub const MAX_QUERY_DEPTH_BOUND: usize = 32;
+pub const MAX_QUERY_LEAVES_BOUND: usize = 500;
+pub const MAX_TEXT_CHARS_BOUND: usize = 255;
+
+/// The limits of one server (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Largest gRPC message (after decompression) and JSON request body, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest request head in bytes: HTTP/1 request line and headers (at least
+    /// [`MIN_HEADER_BYTES`]), HTTP/2 header list.
+    pub max_header_bytes: usize,
+    /// Longest a request may take; a client's shorter `grpc-timeout` wins.
+    pub request_timeout: Duration,
+    /// Deepest query nesting (ZITADEL queries, OData filters).
+    pub max_query_depth: usize,
+    /// Most leaf conditions of one search (every dialect).
+    pub max_query_leaves: usize,
+    /// Longest name, username, email address, schema type or search text, in characters.
+    pub max_text_chars: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_query_depth: MAX_DEPTH,
+            max_query_leaves: MAX_LEAVES,
+            max_text_chars: MAX_TEXT_CHARS,
+        }
+    }
+}
+
+impl RequestLimits {
+    /// What one search may hold.
+    pub fn query(&self) -> QueryLimits {
+        QueryLimits {
+            max_depth: self.max_query_depth,
+            max_leaves: self.max_query_leaves,
+            max_text_chars: self.max_text_chars,
+        }
+    }
+
+    /// Refuses limits the server cannot keep.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_message_bytes >= 1024,
+            "--max-message-bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            (MIN_HEADER_BYTES..=u32::MAX as usize).contains(&self.max_header_bytes),
+            "--max-header-bytes must be at least {MIN_HEADER_BYTES}"
+        );
+        anyhow::ensure!(
+            !self.request_timeout.is_zero(),
+            "--request-timeout must be positive"
+        );
+        anyhow::ensure!(
+            (1..=MAX_QUERY_DEPTH_BOUND).contains(&self.max_query_depth),
+            "--max-query-depth must be between 1 and {MAX_QUERY_DEPTH_BOUND}"
+        );
+        anyhow::ensure!(
+            (1..=MAX_QUERY_LEAVES_BOUND).contains(&self.max_query_leaves),
+            "--max-query-leaves must be between 1 and {MAX_QUERY_LEAVES_BOUND}"
+        );
+        anyhow::ensure!(
+            (1..=MAX_TEXT_CHARS_BOUND).contains(&self.max_text_chars),
+            "--max-text-length must be between 1 and {MAX_TEXT_CHARS_BOUND}"
+        );
+        Ok(())
+    }
+}
+
+/// The command-line flags (and environment variables) of [`RequestLimits`].
+#[derive(Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Largest gRPC message (after decompression) and JSON request body, in bytes; larger is
+    /// ResourceExhausted (HTTP 413).
+    #[arg(long, env = "USERDIR_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+
+    /// Largest request head in bytes (HTTP/1 request line and headers, HTTP/2 header list;
+    /// at least 8192); larger is HTTP 431.
+    #[arg(long, env = "USERDIR_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+
+    /// Longest a request may take, e.g. `30s`, `500ms`, `2m`; longer is DeadlineExceeded
+    /// (HTTP 504). A client's shorter `grpc-timeout` wins.
+    #[arg(long, env = "USERDIR_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Deepest nesting of a search (ZITADEL or/and/not queries, OData filters), 1 to 32.
+    #[arg(long, env = "USERDIR_MAX_QUERY_DEPTH", default_value_t = MAX_DEPTH)]
+    pub max_query_depth: usize,
+
+    /// Most leaf conditions of a search, in every dialect, 1 to 500.
+    #[arg(long, env = "USERDIR_MAX_QUERY_LEAVES", default_value_t = MAX_LEAVES)]
+    pub max_query_leaves: usize,
+
+    /// Longest name, username, email address, schema type or search text, in characters,
+    /// 1 to 255.
+    #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = MAX_TEXT_CHARS)]
+    pub max_text_length: usize,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> anyhow::Result<RequestLimits> {
+        let limits = RequestLimits {
+            max_message_bytes: self.max_message_bytes,
+            max_header_bytes: self.max_header_bytes,
+            request_timeout: self.request_timeout,
+            max_query_depth: self.max_query_depth,
+            max_query_leaves: self.max_query_leaves,
+            max_text_chars: self.max_text_length,
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+}
+
+/// `500ms`, `30s`, `2m`, `1h`, or whole seconds without a unit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 500ms, 30s, 2m or 1h"))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration like 500ms, 30s, 2m or 1h"
+            ));
+        }
+    };
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bounds_are_enforced() {
+        RequestLimits::default().validate().unwrap();
+        let bad = [
+            RequestLimits {
+                max_header_bytes: 4096,
+                ..Default::default()
+            },
+            RequestLimits {
+                request_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            RequestLimits {
+                max_query_depth: 33,
+                ..Default::default()
+            },
+            RequestLimits {
+                max_query_leaves: 0,
+                ..Default::default()
+            },
+            RequestLimits {
+                max_text_chars: 256,
+                ..Default::default()
+            },
+            RequestLimits {
+                max_message_bytes: 10,
+                ..Default::default()
+            },
+        ];
+        for limits in bad {
+            assert!(limits.validate().is_err(), "{limits:?}");
+        }
+    }
+}
