@@ -192,11 +192,16 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         RateLimits::new(settings.rate_limits),
         crate::api::http::route_resolver(proto::DESCRIPTOR_SET)?,
     );
-    // The deadline is outermost, so that it covers every protocol, the gate included.
+    // The deadline covers every protocol, the gate included; the header list limit comes first
+    // of all, before anything reads a header.
     Ok(router
         .layer(axum::middleware::from_fn_with_state(gate, enforce))
         .layer(axum::middleware::from_fn_with_state(
             request.request_timeout,
             crate::limits::deadline::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            request.max_header_bytes,
+            crate::limits::head::enforce,
         )))
 }

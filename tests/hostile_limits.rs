@@ -236,17 +236,57 @@ async fn oversized_request_heads_are_refused_cleanly(app: TestApp) {
     let (status, body) = h::raw_get(&app, &path).await;
     assert_eq!(status, 400, "an unknown parameter, not the head: {body}");
 
-    // HTTP/2 (gRPC): metadata over the header list limit. h2 refuses the stream; the client
-    // sees a clear error, never a hang, and the connection and server stay usable.
-    let mut request = tonic::Request::new(pb::ListUsersRequest::default());
-    request
-        .metadata_mut()
-        .insert("x-padding", "a".repeat(70 * 1024).parse().unwrap());
-    let status = app.users.clone().list_users(request).await.unwrap_err();
-    // h2 answers 431 itself, before any service, so there is no grpc-status: clients map it
-    // to Unknown and name the HTTP status.
+    // HTTP/2 (gRPC): metadata over the header list limit is ResourceExhausted, naming the
+    // limit; the connection and server stay usable.
+    let padded = |bytes: usize| {
+        let mut request = tonic::Request::new(pb::ListUsersRequest::default());
+        request
+            .metadata_mut()
+            .insert("x-padding", "a".repeat(bytes).parse().unwrap());
+        request
+    };
+    let status = app
+        .users
+        .clone()
+        .list_users(padded(70 * 1024))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("the server's limit is 65536 (--max-header-bytes)"),
+        "{status:?}"
+    );
+    app.users
+        .clone()
+        .list_users(padded(30 * 1024))
+        .await
+        .unwrap();
+    // Past twice the limit h2 cuts the stream off itself, before any service: a bare 431,
+    // which clients can only report as Unknown naming the HTTP status.
+    let status = app
+        .users
+        .clone()
+        .list_users(padded(140 * 1024))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unknown, "{status:?}");
     assert!(status.message().contains("431"), "{status:?}");
+    // HTTP/2 JSON: 431 with the error body.
+    let reply = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .get(format!("http://{}/v1/users", app.address))
+        .bearer_auth(&app.token)
+        .header("x-padding", "a".repeat(70 * 1024))
+        .send()
+        .await
+        .expect("an HTTP/2 answer");
+    assert_eq!(reply.status(), 431);
+    let json: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(json["code"], 8, "{json}");
     still_answers(&app).await;
 }
 

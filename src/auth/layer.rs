@@ -3,14 +3,13 @@
 //! credential, applies the rate limits, asks `policy` whether the caller may run the operation,
 //! and hands the caller's `Principal` to the services in the request's extensions.
 //!
-//! gRPC and gRPC-Web calls are refused with a gRPC status; everything else (HTTP/JSON, REST
-//! dialects) with grpc-gateway's JSON error and the matching HTTP status.
+//! gRPC and gRPC-Web calls are refused with a gRPC status; everything else with a JSON error
+//! (grpc-gateway's, or a REST dialect's on its routes) and the matching HTTP status.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -201,35 +200,23 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
     next.run(request).await
 }
 
-/// The refusal in the request's own protocol.
+/// The refusal in the request's own protocol (see `api::refusal`), with RFC 6750's challenge
+/// on a 401 and when to come back on a 429.
 fn refuse(request: &Request, status: Status, retry_after: Option<Duration>) -> Response {
-    // Whole seconds, rounded up: a client that waits exactly this long gets through.
-    let retry_after = retry_after.map(|wait| {
+    let mut response = crate::api::refusal(request.headers(), request.uri().path(), &status);
+    if !is_grpc(request.headers()) && status.code() == tonic::Code::Unauthenticated {
+        // In place of grpc-gateway's copy of the message.
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"userdir\""),
+        );
+    }
+    if let Some(wait) = retry_after {
+        // Whole seconds, rounded up: a client that waits exactly this long gets through.
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        HeaderValue::from(seconds.max(1))
-    });
-    let mut response = if is_grpc(request.headers()) {
-        let mut response = status.into_http::<Body>();
-        // gRPC-Web clients read a trailers-only answer from the headers of their own type.
-        if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, content_type.clone());
-        }
         response
-    } else {
-        let mut response = crate::api::http::errors::error_response(&status);
-        if status.code() == tonic::Code::Unauthenticated {
-            // RFC 6750's challenge, in place of grpc-gateway's copy of the message.
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"userdir\""),
-            );
-        }
-        response
-    };
-    if let Some(seconds) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, seconds);
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     }
     response
 }

@@ -1,19 +1,16 @@
 //! The request deadline: every request ends within the server's `request_timeout`, or sooner
 //! when the client sends a shorter `grpc-timeout` (gRPC, gRPC-Web and HTTP/JSON alike, as
 //! grpc-gateway honours it). A request past its deadline is dropped (its transaction rolls
-//! back) and answered with DeadlineExceeded: a gRPC status for gRPC and gRPC-Web, 504 with a
-//! grpc-gateway error body for everything else.
+//! back) and answered with DeadlineExceeded: a gRPC status for gRPC and gRPC-Web, 504 with an
+//! error body for everything else (grpc-gateway's, or a REST dialect's on its routes).
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, header};
 use tonic::Status;
-
-use crate::api::http::errors;
 
 /// Longest `grpc-timeout` value: 8 digits (gRPC's wire format).
 const MAX_TIMEOUT_DIGITS: usize = 8;
@@ -24,7 +21,11 @@ pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) 
         Some(client) if client < max => (client, "the client's grpc-timeout"),
         _ => (max, "the server's limit"),
     };
-    let content_type = grpc_content_type(request.headers());
+    // What the refusal needs of the request (its protocol), kept before the request moves on.
+    let mut headers = HeaderMap::new();
+    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
+        headers.insert(header::CONTENT_TYPE, content_type.clone());
+    }
     let path = request.uri().path().to_owned();
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
@@ -33,26 +34,9 @@ pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) 
             let status = Status::deadline_exceeded(format!(
                 "the request did not finish within {limit:?} ({whose})"
             ));
-            match content_type {
-                Some(content_type) => {
-                    let mut response = status.into_http::<Body>();
-                    response
-                        .headers_mut()
-                        .insert(header::CONTENT_TYPE, content_type);
-                    response
-                }
-                None => errors::error_response(&status),
-            }
+            crate::api::refusal(&headers, &path, &status)
         }
     }
-}
-
-/// The request's content type when it is gRPC or gRPC-Web (the answer keeps it).
-fn grpc_content_type(headers: &HeaderMap) -> Option<HeaderValue> {
-    headers
-        .get(header::CONTENT_TYPE)
-        .filter(|v| v.as_bytes().starts_with(b"application/grpc"))
-        .cloned()
 }
 
 /// The `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n). A malformed value
@@ -82,6 +66,7 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
     use axum::Router;
+    use axum::body::Body;
     use axum::routing::any;
     use tower::ServiceExt;
 

@@ -4,7 +4,7 @@
 //! | limit                              | gRPC                | HTTP/JSON                   |
 //! |------------------------------------|---------------------|-----------------------------|
 //! | message / JSON body size           | ResourceExhausted   | 413, code 8                 |
-//! | request head (headers, URI)        | (HTTP/2: 431)       | 431                         |
+//! | request head (headers, URI)        | ResourceExhausted   | 431                         |
 //! | request deadline                   | DeadlineExceeded    | 504, code 4                 |
 //! | query depth, leaves, text length   | InvalidArgument     | 400, code 3 (REST: 400)     |
 //!
@@ -14,6 +14,7 @@
 
 pub mod deadline;
 pub mod grpc_status;
+pub mod head;
 pub mod serve;
 
 use std::time::Duration;
@@ -119,7 +120,7 @@ pub struct LimitArgs {
     pub max_message_bytes: usize,
 
     /// Largest request head in bytes (HTTP/1 request line and headers, HTTP/2 header list;
-    /// at least 8192); larger is HTTP 431.
+    /// at least 8192); larger is ResourceExhausted (HTTP 431).
     #[arg(long, env = "USERDIR_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: usize,
 

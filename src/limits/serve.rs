@@ -68,8 +68,9 @@ pub async fn serve(
 }
 
 /// HTTP/1: the read buffer (which must hold the whole request head) is the header limit, and a
-/// head must arrive within the request timeout. HTTP/2: the header list limit (h2 answers a
-/// larger one with 431).
+/// head must arrive within the request timeout. HTTP/2: h2's header list limit is the hard
+/// ceiling (it answers a larger list with a bare 431); `head::enforce` answers lists between
+/// our limit and that ceiling in the request's protocol.
 fn connection_builder(limits: &RequestLimits) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -79,7 +80,7 @@ fn connection_builder(limits: &RequestLimits) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(limits.request_timeout);
     builder
         .http2()
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_header_list_size(super::head::h2_ceiling(limits.max_header_bytes))
         .timer(TokioTimer::new());
     builder
 }

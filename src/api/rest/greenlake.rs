@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tonic::Status;
 
 use super::{Caller, Rest, query_pairs};
 use crate::domain::{Timestamp, User};
@@ -20,7 +21,7 @@ pub const DEFAULT_LIMIT: u64 = 300;
 pub const MAX_LIMIT: u64 = 600;
 
 /// A GreenLake-style error body.
-struct GreenLakeError {
+pub struct GreenLakeError {
     status: StatusCode,
     message: String,
     /// The parameter at fault and, for a filter, where.
@@ -50,6 +51,15 @@ impl GreenLakeError {
         }
     }
 
+    /// A refusal before the handler ran (credential, permission, rate limit, deadline).
+    pub fn refusal(http: StatusCode, status: &Status) -> Self {
+        Self {
+            status: http,
+            message: status.message().to_owned(),
+            issue: None,
+        }
+    }
+
     fn internal(error: sea_orm::DbErr) -> Self {
         tracing::error!(error = %error, "database error");
         Self {
@@ -62,11 +72,13 @@ impl GreenLakeError {
 
 impl IntoResponse for GreenLakeError {
     fn into_response(self) -> Response {
-        let code = if self.status == StatusCode::BAD_REQUEST {
-            "HPE_GL_ERROR_BAD_REQUEST"
-        } else {
-            "HPE_GL_ERROR_INTERNAL_SERVER_ERROR"
-        };
+        // GreenLake names its error codes after the HTTP status: HPE_GL_ERROR_BAD_REQUEST,
+        // HPE_GL_ERROR_UNAUTHORIZED, HPE_GL_ERROR_TOO_MANY_REQUESTS, ...
+        let reason = self.status.canonical_reason().unwrap_or("Unknown");
+        let code = format!(
+            "HPE_GL_ERROR_{}",
+            reason.to_ascii_uppercase().replace([' ', '-'], "_")
+        );
         let mut body = json!({
             "httpStatusCode": self.status.as_u16(),
             "errorCode": code,

@@ -7,6 +7,7 @@ use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use tonic::{Code, Status};
 
 use super::{Caller, Rest, encode_pairs, plausible_id, query_pairs};
 use crate::domain::{User, UserState, display_name};
@@ -58,6 +59,34 @@ impl LogtoError {
             code: "entity.not_exists_with_id",
             message: format!("The roles with ID `{id}` does not exist."),
             details: None,
+        }
+    }
+
+    /// A refusal before the handler ran, with Logto's codes for the auth failures. An
+    /// authentication failure keeps Logto's generic text (no hint of what was wrong); anything
+    /// else carries our reason in `details`.
+    pub fn refusal(http: StatusCode, status: &Status) -> Self {
+        let (code, message) = match status.code() {
+            Code::Unauthenticated => {
+                let message = "Unauthorized. Please check credentials and its scope.";
+                return Self {
+                    status: http,
+                    code: "auth.unauthorized",
+                    message: message.into(),
+                    details: None,
+                };
+            }
+            Code::PermissionDenied => (
+                "auth.forbidden",
+                "Forbidden. Please check your user roles and permissions.",
+            ),
+            _ => ("request.general", "Request error occurred."),
+        };
+        Self {
+            status: http,
+            code,
+            message: message.into(),
+            details: Some(status.message().to_owned()),
         }
     }
 

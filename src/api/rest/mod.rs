@@ -15,6 +15,7 @@ use http::StatusCode;
 use http::request::Parts;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
 use sea_orm::DatabaseConnection;
+use tonic::Status;
 
 use crate::auth::Principal;
 use crate::query::{PageLimits, QueryLimits};
@@ -31,14 +32,11 @@ impl FromRequestParts<Rest> for Caller {
     async fn from_request_parts(parts: &mut Parts, rest: &Rest) -> Result<Self, Response> {
         match parts.extensions.get::<Principal>() {
             Some(principal) => Ok(Caller(ScopedDb::new(rest.db.clone(), principal.scope()))),
-            None => Err((
+            None => Err(refusal(
+                parts.uri.path(),
                 StatusCode::UNAUTHORIZED,
-                axum::Json(serde_json::json!({
-                    "code": 16,
-                    "message": crate::auth::UNAUTHENTICATED,
-                })),
-            )
-                .into_response()),
+                &Status::unauthenticated(crate::auth::UNAUTHENTICATED),
+            )),
         }
     }
 }
@@ -60,6 +58,24 @@ pub fn routes(db: DatabaseConnection, limits: PageLimits, query: QueryLimits) ->
         .route("/api/roles/{role_id}/users", get(logto::role_users))
         .route("/identity/v1/users", get(greenlake::list_users))
         .with_state(Rest { db, limits, query })
+}
+
+/// Path prefixes of the dialects' routes.
+const LOGTO_PREFIX: &str = "/api/";
+const GREENLAKE_PREFIX: &str = "/identity/";
+
+/// The answer to an HTTP request refused before any handler ran (no credential, no permission,
+/// a rate limit, the deadline, a head too large), in the error shape of the API its path
+/// belongs to: a Logto or GreenLake client reads its own dialect's errors, everyone else
+/// grpc-gateway's.
+pub fn refusal(path: &str, http: StatusCode, status: &Status) -> Response {
+    if path.starts_with(LOGTO_PREFIX) {
+        logto::LogtoError::refusal(http, status).into_response()
+    } else if path.starts_with(GREENLAKE_PREFIX) {
+        greenlake::GreenLakeError::refusal(http, status).into_response()
+    } else {
+        crate::api::http::errors::error_response_with(http, status, None)
+    }
 }
 
 /// Decodes a raw query string into its pairs, in order (`+` is a space). None when a decoded
@@ -114,6 +130,53 @@ fn plausible_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON body and HTTP status of a refusal.
+    async fn refused(path: &str, status: Status) -> (u16, serde_json::Value) {
+        let http = crate::api::http::errors::http_status(status.code());
+        let response = refusal(path, http, &status);
+        let code = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (code, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn refusals_speak_the_dialect_of_their_path() {
+        let (code, body) = refused("/api/users", Status::unauthenticated("who?")).await;
+        assert_eq!(code, 401);
+        assert_eq!(body["code"], "auth.unauthorized");
+        assert_eq!(body.get("details"), None, "no hint of what was wrong");
+        let (code, body) = refused(
+            "/api/roles/r/users",
+            Status::permission_denied("needs role.read"),
+        )
+        .await;
+        assert_eq!(code, 403);
+        assert_eq!(body["code"], "auth.forbidden");
+        assert_eq!(body["details"], "needs role.read");
+        let (code, body) = refused("/api/users/u", Status::resource_exhausted("slow down")).await;
+        assert_eq!(code, 429);
+        assert_eq!(body["code"], "request.general");
+        assert_eq!(body["details"], "slow down");
+
+        let (code, body) = refused("/identity/v1/users", Status::unauthenticated("who?")).await;
+        assert_eq!(code, 401);
+        assert_eq!(body["httpStatusCode"], 401);
+        assert_eq!(body["errorCode"], "HPE_GL_ERROR_UNAUTHORIZED");
+        assert_eq!(body["message"], "who?");
+        let (code, body) = refused("/identity/v1/users", Status::deadline_exceeded("late")).await;
+        assert_eq!(code, 504);
+        assert_eq!(body["errorCode"], "HPE_GL_ERROR_GATEWAY_TIMEOUT");
+
+        let (code, body) = refused("/v1/users/_search", Status::permission_denied("no")).await;
+        assert_eq!(code, 403);
+        assert_eq!(body["code"], 7);
+        // Only the dialects' own prefixes: a lookalike is grpc-gateway's.
+        let (_, body) = refused("/apis/users", Status::unauthenticated("who?")).await;
+        assert_eq!(body["code"], 16);
+    }
 
     #[test]
     fn query_strings_decode_in_order_and_refuse_non_utf8() {
