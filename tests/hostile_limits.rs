@@ -6,9 +6,9 @@ mod common;
 
 use common::TestApp;
 use common::api::{self, object};
-use common::http::{self as h, assert_error};
+use common::http::{self as h, assert_error, read_answer};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tonic::Code;
 use userdir::proto::user::v1 as pb;
 
@@ -53,22 +53,6 @@ async fn raw_http(app: &TestApp, head: &str, body: &[u8]) -> (u16, String) {
     // The server may answer (and close) before it has read everything.
     let _ = stream.write_all(body).await;
     read_answer(&mut stream).await
-}
-
-async fn read_answer(stream: &mut tokio::net::TcpStream) -> (u16, String) {
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 async fn oversized_grpc_messages_are_resource_exhausted(app: TestApp) {
