@@ -81,6 +81,15 @@ pub struct Minted {
 pub async fn create(db: &ScopedDb, minter: Minter<'_>, mut new: NewToken) -> Result<Minted> {
     if let Minter::Caller(principal) = minter {
         check_within(principal, &new)?;
+        // Only a JWT within the verifier's clock-skew leeway gets here already expired.
+        if principal
+            .expires_at
+            .is_some_and(|at| at <= Timestamp::now())
+        {
+            return Err(Error::FailedPrecondition(
+                "the calling credential has expired; tokens it mints cannot outlive it".into(),
+            ));
+        }
         new.expires_at = earliest(new.expires_at, principal.expires_at);
     }
     let mut uow = UnitOfWork::begin(db).await?;
