@@ -72,11 +72,13 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             let settings = args.settings()?;
-            let mut app =
+            let app =
                 Application::build(&args.database.database_url, args.listen, settings).await?;
-            if let Some(token) = app.take_bootstrap_token() {
-                hand_over_bootstrap_token(&token, args.bootstrap_token_file.as_deref())?;
-            }
+            // Only now that the port is ours: a start that cannot serve mints nothing.
+            app.bootstrap(|token| {
+                hand_over_bootstrap_token(token, args.bootstrap_token_file.as_deref())
+            })
+            .await?;
             tracing::info!(address = %app.local_addr()?, "serving gRPC");
             app.run_until(shutdown_signal()).await?;
         }
@@ -116,11 +118,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Shows the bootstrap token once: written to `file` (mode 0600), or printed alone on stdout.
-/// Logs say where it went, never what it is.
+/// Logs say where it went, never what it is. An error means the operator does not have it.
 fn hand_over_bootstrap_token(token: &str, file: Option<&Path>) -> anyhow::Result<()> {
     match file {
         Some(path) => {
-            write_private(path, &format!("{token}\n"))?;
+            write_private(path, &format!("{token}\n"))
+                .with_context(|| format!("--bootstrap-token-file {}", path.display()))?;
             tracing::warn!(
                 file = %path.display(),
                 "first start (no access token yet): minted the bootstrap admin token into this file"
@@ -131,7 +134,12 @@ fn hand_over_bootstrap_token(token: &str, file: Option<&Path>) -> anyhow::Result
                 "first start (no access token yet): minted the bootstrap admin token, printed once on stdout; \
                  store it now, it is never shown again"
             );
-            println!("{token}");
+            // Not println!, which panics when stdout is closed: that is a failed hand-over.
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{token}")
+                .and_then(|()| stdout.flush())
+                .context("printing the bootstrap admin token on stdout")?;
         }
     }
     Ok(())
@@ -146,9 +154,7 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         options.mode(0o600);
-        let mut file = options
-            .open(path)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let mut file = options.open(path)?;
         // An existing file keeps its old mode through open(); narrow it first.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         file.write_all(contents.as_bytes())?;
@@ -181,8 +187,19 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { token_id, database } => {
             let db = store::connect(&database.database_url).await?;
             store::migrate(&db).await?;
-            command::tokens::revoke(&ScopedDb::instance(db), &token_id).await?;
-            tracing::info!(%token_id, "revoked");
+            // The operator may revoke any token, the last admin one too: with database access
+            // `token create --admin` gets access back, so this only warns.
+            let revoked =
+                command::tokens::revoke(&ScopedDb::instance(db), Minter::Operator, &token_id)
+                    .await?;
+            tracing::info!(%token_id, cascade = ?revoked.cascade, "revoked");
+            if revoked.no_admin_left {
+                tracing::warn!(
+                    "no usable admin token is left: the API has no administrator until you \
+                     mint one with `{}`",
+                    command::tokens::RECOVERY
+                );
+            }
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
@@ -12,6 +13,8 @@ use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSc
 use crate::auth::layer::{Gate, enforce};
 use crate::auth::oidc::{OidcSettings, OidcVerifier};
 use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
+use crate::command::tokens;
+use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
@@ -20,6 +23,7 @@ use crate::proto::user::v1::token_service_server::TokenServiceServer;
 use crate::proto::user::v1::user_schema_service_server::UserSchemaServiceServer;
 use crate::proto::user::v1::user_service_server::UserServiceServer;
 use crate::query::PageLimits;
+use crate::store::reads::tokens as reads;
 use crate::store::{self, ScopedDb};
 
 /// What the services need besides the database.
@@ -54,7 +58,7 @@ impl Default for Settings {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    bootstrap_token: Option<String>,
+    db: DatabaseConnection,
     request: RequestLimits,
 }
 
@@ -76,23 +80,47 @@ impl Application {
         settings: Settings,
     ) -> anyhow::Result<Self> {
         settings.request.validate()?;
-        let bootstrap_token = crate::command::tokens::bootstrap(&ScopedDb::instance(db.clone()))
-            .await?
-            .map(|minted| minted.secret);
-        let router = router(db, &settings).await?;
-        let listener = TcpListener::bind(listen).await?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let router = router(db.clone(), &settings).await?;
         Ok(Self {
             listener,
             router,
-            bootstrap_token,
+            db,
             request: settings.request,
         })
     }
 
-    /// The admin token minted because the directory had never had one: shown to the operator
-    /// once, then forgotten (only its hash is stored).
-    pub fn take_bootstrap_token(&mut self) -> Option<String> {
-        self.bootstrap_token.take()
+    /// Makes sure the operator can administer the directory. If it never had an access token,
+    /// mints the bootstrap admin token and commits it only once `hand_over` (which shows it to
+    /// the operator once; only its hash is stored) succeeded: a failed hand-over mints nothing,
+    /// and the next start tries again. If no usable admin token is left, says how to get one.
+    /// Returns whether it minted.
+    pub async fn bootstrap(
+        &self,
+        hand_over: impl FnOnce(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<bool> {
+        let db = ScopedDb::instance(self.db.clone());
+        if let Some(pending) = tokens::bootstrap(&db).await? {
+            hand_over(pending.secret()).context(
+                "the bootstrap admin token could not be handed over, so none was minted; \
+                     fix this and start again",
+            )?;
+            pending.commit().await?;
+            return Ok(true);
+        }
+        if reads::usable_admin_ids(&self.db, Timestamp::now())
+            .await?
+            .is_empty()
+        {
+            tracing::warn!(
+                "no usable admin token: every instance-wide admin token is revoked or expired; \
+                 mint one with `{}`",
+                tokens::RECOVERY
+            );
+        }
+        Ok(false)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -25,11 +25,12 @@ async fn seeded(backend: Backend, batch_size: usize) -> Option<Seeded> {
     store::migrate(&db).await.unwrap();
     // The bootstrap token's event carries the wall-clock time; minting it before seeding keeps
     // the seeded events the newest, so `details` can agree between the backends.
-    let token = userdir::command::tokens::bootstrap(&store::ScopedDb::instance(db.clone()))
+    let bootstrap = userdir::command::tokens::bootstrap(&store::ScopedDb::instance(db.clone()))
         .await
         .unwrap()
-        .expect("a fresh directory")
-        .secret;
+        .expect("a fresh directory");
+    let token = bootstrap.secret().to_owned();
+    bootstrap.commit().await.unwrap();
     seed::run(
         &db,
         SeedOptions {

@@ -359,3 +359,107 @@ async fn bootstrap_token_on_stdout() {
     );
     assert!(!log.contains(&token[6..]), "{log}");
 }
+
+#[tokio::test]
+async fn failed_starts_mint_nothing_sqlite() {
+    failed_starts_mint_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn failed_starts_mint_nothing_postgres() {
+    failed_starts_mint_nothing(Backend::Postgres).await;
+}
+
+/// `userdir serve` that must exit on its own; returns whether it succeeded, and its log.
+async fn serve_until_exit(database_url: &str, args: &[&str]) -> (bool, String) {
+    let child = Command::new(BINARY)
+        .arg("serve")
+        .args(args)
+        .args(["--database-url", database_url])
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start userdir serve");
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the server exits by itself")
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// A start that cannot bind its port or hand the bootstrap token over mints nothing, says
+/// why, and the next start mints the token then; while no admin token is usable, every start
+/// names the way back.
+async fn failed_starts_mint_nothing(backend: Backend) {
+    let Some(database) = FreshDatabase::create(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin.token");
+    let token_path = token_file.to_str().unwrap();
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let (ok, log) = serve_until_exit(
+        &database.url,
+        &["--listen", &address, "--bootstrap-token-file", token_path],
+    )
+    .await;
+    assert!(!ok && log.contains(&address), "{log}");
+    assert!(!token_file.exists());
+
+    let missing = dir.path().join("no-such-folder").join("admin.token");
+    let missing = missing.to_str().unwrap();
+    let (ok, log) = serve_until_exit(
+        &database.url,
+        &["--listen", "127.0.0.1:0", "--bootstrap-token-file", missing],
+    )
+    .await;
+    assert!(!ok && log.contains(missing), "{log}");
+
+    // Neither start consumed the bootstrap token.
+    let server = Server::start(&database.url, &["--bootstrap-token-file", token_path]).await;
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    server
+        .clients(&token)
+        .await
+        .users
+        .list_users(pb::ListUsersRequest::default())
+        .await
+        .expect("the bootstrap token works");
+    let (_, log) = server.stop().await;
+    assert!(!log.contains("no usable admin token"), "{log}");
+
+    // The operator may revoke the last admin token, and is told how to get one back; so is
+    // every start until then.
+    let (_, list, _) = cli(&["token", "list"], &database.url).await;
+    let id = list
+        .lines()
+        .find(|line| line.contains("bootstrap admin token"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_owned();
+    let (ok, _, stderr) = cli(&["token", "revoke", &id], &database.url).await;
+    assert!(
+        ok && stderr.contains("userdir token create --admin"),
+        "{stderr}"
+    );
+    for _ in 0..2 {
+        let server = Server::start(&database.url, &[]).await;
+        let (stdout, log) = server.stop().await;
+        assert!(stdout.is_empty(), "nothing minted: {stdout}");
+        assert!(
+            log.contains("no usable admin token") && log.contains("userdir token create --admin"),
+            "{log}"
+        );
+    }
+    database.drop().await;
+}

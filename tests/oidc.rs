@@ -16,7 +16,10 @@ use userdir::auth::oidc::{JwksSource, OidcSettings};
 use userdir::proto::user::v1 as pb;
 use userdir::startup::Settings;
 
-backend_tests!(issuer_jwts_authenticate_and_scope_callers);
+backend_tests!(
+    issuer_jwts_authenticate_and_scope_callers,
+    a_jwt_mints_tokens_that_expire_with_it,
+);
 
 const ISSUER: &str = "https://issuer.test";
 const AUDIENCE: &str = "userdir";
@@ -158,4 +161,60 @@ async fn issuer_jwts_authenticate_and_scope_callers(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+/// A short-lived admin JWT mints an admin token that expires when the JWT does, however long
+/// the token was asked to live.
+async fn a_jwt_mints_tokens_that_expire_with_it(app: TestApp) {
+    let issuer = issuer();
+    let server = app
+        .with_settings(Settings {
+            oidc: Some(issuer.settings.clone()),
+            ..Settings::default()
+        })
+        .await;
+    let exp = chrono::Utc::now().timestamp() + 120;
+    let jwt = issuer.sign(json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "svc-1", "exp": exp, "permissions": "admin",
+    }));
+    let mut tokens = server.clients(Some(&jwt)).tokens;
+    for expiration_date in [
+        None,
+        Some(prost_types::Timestamp {
+            seconds: exp + 86_400,
+            nanos: 0,
+        }),
+    ] {
+        let minted = tokens
+            .create_access_token(pb::CreateAccessTokenRequest {
+                description: "minted with a JWT".into(),
+                admin: true,
+                expiration_date,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let listed = app
+            .tokens
+            .clone()
+            .list_access_tokens(pb::ListAccessTokensRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .result;
+        let token = listed
+            .iter()
+            .find(|t| t.token_id == minted.token_id)
+            .unwrap();
+        assert_eq!(
+            token.expiration_date,
+            Some(prost_types::Timestamp {
+                seconds: exp,
+                nanos: 0
+            }),
+            "capped at the JWT's exp"
+        );
+        assert_eq!(token.created_by, "jwt:svc-1");
+    }
 }

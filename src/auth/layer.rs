@@ -137,6 +137,7 @@ fn principal_of(row: access_token::Model) -> Option<Principal> {
         },
         grant,
         organization: row.organization_id,
+        expires_at: row.expires_at.map(Timestamp::from_micros),
     })
 }
 

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use super::jwks::{JwksCache, Key, Lookup, allowed_algorithm};
 use super::permission::Grant;
 use super::principal::{Credential, Principal};
+use crate::domain::Timestamp;
 
 /// Clock skew we tolerate between the issuer and us, for `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 60;
@@ -272,7 +273,17 @@ fn principal_from_claims(
         credential: Credential::Jwt { subject },
         grant: grant_from_claim(claims.get(&settings.permissions_claim)),
         organization: organization_from_claim(claims, &settings.organization_claim)?,
+        expires_at: expiry_from_claim(claims),
     })
+}
+
+/// `exp` (seconds; the library has checked it is a number and in the future), so that tokens
+/// minted with the JWT do not outlive it. Out-of-range values saturate rather than vanish: a
+/// missing cap would let a short-lived JWT mint a permanent token.
+fn expiry_from_claim(claims: &Map<String, Value>) -> Option<Timestamp> {
+    let seconds = claims.get("exp").and_then(Value::as_f64)?;
+    // `as` saturates: an absurd `exp` caps at the end of time, not at "never".
+    Some(Timestamp::from_micros((seconds * 1e6) as i64))
 }
 
 /// `admin` anywhere grants everything; otherwise the known permission names, ignoring the rest

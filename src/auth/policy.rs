@@ -234,6 +234,7 @@ mod tests {
             },
             grant,
             organization: organization.map(str::to_owned),
+            expires_at: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! extensions by the auth layer.
 
 use super::permission::{Grant, Permission};
-use crate::domain::Scope;
+use crate::domain::{Scope, Timestamp};
 
 /// Where the caller's credential came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct Principal {
     pub grant: Grant,
     /// The organization the credential is limited to; None is instance-wide.
     pub organization: Option<String>,
+    /// When the credential stops working (a token's expiry, a JWT's `exp`); None: never.
+    /// Tokens it mints expire no later.
+    pub expires_at: Option<Timestamp>,
 }
 
 impl Principal {
@@ -38,6 +41,14 @@ impl Principal {
         match &self.credential {
             Credential::AccessToken { id, .. } => format!("token:{id}"),
             Credential::Jwt { subject } => format!("jwt:{subject}"),
+        }
+    }
+
+    /// The access token behind the call, if it is one: the parent of the tokens it mints.
+    pub fn token_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::AccessToken { id, .. } => Some(id),
+            Credential::Jwt { .. } => None,
         }
     }
 

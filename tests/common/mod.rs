@@ -181,11 +181,17 @@ async fn serve(
     settings: Settings,
     token: Option<String>,
 ) -> TestApp {
-    let mut app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), settings)
+    let app = Application::with_database(db.clone(), "127.0.0.1:0".parse().unwrap(), settings)
         .await
         .expect("bind the test server");
-    let token = app
-        .take_bootstrap_token()
+    let mut minted = None;
+    app.bootstrap(|secret| {
+        minted = Some(secret.to_owned());
+        Ok(())
+    })
+    .await
+    .expect("bootstrap the test server");
+    let token = minted
         .or(token)
         .expect("a fresh directory mints a bootstrap token");
     let address = app.local_addr().unwrap();

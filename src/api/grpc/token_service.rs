@@ -52,6 +52,15 @@ fn grant(admin: bool, permissions: &[String]) -> Result<Grant, Error> {
     }
 }
 
+/// The caller, as the auth layer established it.
+fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated(crate::auth::UNAUTHENTICATED))
+}
+
 pub(super) fn access_token(row: access_token::Model) -> pb::AccessToken {
     let grant =
         Grant::from_names(&row.permissions).unwrap_or(Grant::Permissions(Default::default()));
@@ -86,11 +95,7 @@ impl TokenService for AccessTokens {
         request: Request<pb::CreateAccessTokenRequest>,
     ) -> Answer<pb::CreateAccessTokenResponse> {
         let db = scoped(&self.db, &request)?;
-        let principal = request
-            .extensions()
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated(crate::auth::UNAUTHENTICATED))?;
+        let principal = principal(&request)?;
         let r = request.into_inner();
         let new = NewToken {
             description: parse::text(&r.description, "description", 1, 200)?,
@@ -132,10 +137,11 @@ impl TokenService for AccessTokens {
         request: Request<pb::RevokeAccessTokenRequest>,
     ) -> Answer<pb::RevokeAccessTokenResponse> {
         let db = scoped(&self.db, &request)?;
+        let principal = principal(&request)?;
         let id = parse::id(&request.get_ref().token_id, "tokenId")?;
-        let written = commands::revoke(&db, id).await?;
+        let revoked = commands::revoke(&db, Minter::Caller(&principal), id).await?;
         Ok(Response::new(pb::RevokeAccessTokenResponse {
-            details: Some(convert::written(&written)),
+            details: Some(convert::written(&revoked.written)),
         }))
     }
 }

@@ -149,13 +149,22 @@ fn set(permissions: &[Permission]) -> Grant {
     Grant::Permissions(permissions.iter().copied().collect::<BTreeSet<_>>())
 }
 
-fn jwt_principal(subject: &str, grant: Grant, organization: Option<&str>) -> Principal {
+/// The principal of a JWT with these `claims`; it expires at their `exp`.
+fn jwt_principal(
+    subject: &str,
+    grant: Grant,
+    organization: Option<&str>,
+    claims: &Value,
+) -> Principal {
     Principal {
         credential: Credential::Jwt {
             subject: subject.into(),
         },
         grant,
         organization: organization.map(str::to_owned),
+        expires_at: Some(crate::domain::Timestamp::from_micros(
+            claims["exp"].as_i64().unwrap() * 1_000_000,
+        )),
     }
 }
 
@@ -269,17 +278,16 @@ fn settings_have_the_documented_defaults() {
 async fn rs256_token_with_a_permission_array() {
     let key = rsa_key("rsa-1");
     let issuer = file_issuer(&jwks(&[&key]), |_| {}).await;
-    let token = key.sign(&claims_with(
-        "permissions",
-        json!(["user.read", "no.such", "role.write"]),
-    ));
+    let claims = claims_with("permissions", json!(["user.read", "no.such", "role.write"]));
+    let token = key.sign(&claims);
     let principal = issuer.verifier.verify(&token).await.unwrap();
     assert_eq!(
         principal,
         jwt_principal(
             "user-1",
             set(&[Permission::UserRead, Permission::RoleWrite]),
-            None
+            None,
+            &claims,
         )
     );
 }
@@ -300,7 +308,8 @@ async fn eddsa_token_with_a_scope_string_and_a_zitadel_org_claim() {
         jwt_principal(
             "user-1",
             set(&[Permission::UserRead, Permission::UserWrite]),
-            Some("270011231")
+            Some("270011231"),
+            &claims,
         )
     );
 }

@@ -17,6 +17,8 @@ pub struct Model {
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub sequence: i64,
+    /// The token this one was minted with; None when minted by the operator or with a JWT.
+    pub parent_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
