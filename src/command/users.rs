@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::authenticators::{NewUsername, insert_password, insert_username};
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_in_scope};
-use crate::domain::{StateChange, UserState, display_name, fold_case, schema};
+use crate::domain::{StateChange, UserState, check_data_size, display_name, fold_case, schema};
 use crate::error::{Error, Result};
 use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
@@ -38,8 +38,10 @@ pub struct Created {
     pub phone_code: Option<String>,
 }
 
-/// Validates data against a schema's current revision; errors name the path under `data`.
+/// Validates data: its size, then against a schema's current revision; errors name the path
+/// under `data`.
 fn check_data(schema: &user_schema::Model, data: &Value) -> Result<()> {
+    check_data_size(data).map_err(|reason| Error::invalid("data", reason))?;
     schema::validate(&schema.json_schema, data).map_err(|(path, reason)| {
         let field = if path.is_empty() {
             "data".to_owned()

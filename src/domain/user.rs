@@ -1,5 +1,55 @@
 use super::Timestamp;
 
+/// Largest data a user may hold, in bytes of compact JSON, and most JSON values in it
+/// (objects, arrays and scalars, the data object included). Data is read and written whole on
+/// every read of the user and in every page of a listing, so one user must not hold what the
+/// message limit would let through (4 MiB, or a million values). The value cap keeps any data
+/// that is accepted small enough for a JSON body under the default limits (65,536 values). Its
+/// nesting needs no bound of its own: protobuf decoding already stops at 100 levels (about 33
+/// nested objects).
+pub const MAX_USER_DATA_BYTES: usize = 256 * 1024;
+pub const MAX_USER_DATA_VALUES: usize = 32 * 1024;
+
+/// Refuses data above [`MAX_USER_DATA_BYTES`] as compact JSON or above
+/// [`MAX_USER_DATA_VALUES`]. Both are counted without writing anything out, and counting stops
+/// at the limit.
+pub fn check_data_size(data: &serde_json::Value) -> Result<(), String> {
+    /// Counts bytes and fails once there are more than the limit.
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            if self.0 > MAX_USER_DATA_BYTES {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    /// Takes `value` and everything in it from `left`; false once that runs out.
+    fn take(value: &serde_json::Value, left: &mut usize) -> bool {
+        let Some(rest) = left.checked_sub(1) else {
+            return false;
+        };
+        *left = rest;
+        match value {
+            serde_json::Value::Array(items) => items.iter().all(|item| take(item, left)),
+            serde_json::Value::Object(fields) => fields.values().all(|item| take(item, left)),
+            _ => true,
+        }
+    }
+    let mut left = MAX_USER_DATA_VALUES;
+    if !take(data, &mut left) {
+        return Err(format!(
+            "must hold at most {MAX_USER_DATA_VALUES} JSON values"
+        ));
+    }
+    serde_json::to_writer(Counter(0), data)
+        .map_err(|_| format!("must be at most {MAX_USER_DATA_BYTES} bytes as compact JSON"))
+}
+
 /// The name a user goes by, derived from its data: `name` when it is a non-blank string, else
 /// the non-blank strings `givenName` and `familyName` joined by a space, else none. Stored (with
 /// its case folding) in the `users.name` column on every write of the data, so that searches
@@ -190,6 +240,28 @@ pub struct IdentityProviderLink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_size_is_counted_in_bytes_and_values_up_to_the_limits() {
+        let data = |size: usize| {
+            let value = serde_json::json!({"pad": "x".repeat(size - r#"{"pad":""}"#.len())});
+            assert_eq!(serde_json::to_vec(&value).unwrap().len(), size);
+            value
+        };
+        assert_eq!(check_data_size(&data(MAX_USER_DATA_BYTES)), Ok(()));
+        assert_eq!(
+            check_data_size(&data(MAX_USER_DATA_BYTES + 1)),
+            Err("must be at most 262144 bytes as compact JSON".into())
+        );
+        // The list and its items.
+        let list = |items: usize| serde_json::json!(vec![0; items]);
+        assert_eq!(check_data_size(&list(MAX_USER_DATA_VALUES - 1)), Ok(()));
+        assert_eq!(
+            check_data_size(&list(MAX_USER_DATA_VALUES)),
+            Err("must hold at most 32768 JSON values".into())
+        );
+        assert!(check_data_size(&list(1_000_000)).is_err());
+    }
 
     #[test]
     fn display_names_prefer_name_then_given_and_family() {

@@ -8,10 +8,12 @@ pub mod bind;
 pub mod dispatch;
 pub mod errors;
 pub mod openapi;
+pub mod responses;
 pub mod routes;
 pub mod template;
 #[cfg(test)]
 mod tests;
+pub mod values;
 
 use std::sync::Arc;
 
@@ -20,7 +22,9 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, StatusCode, header};
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, SerializeOptions};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, Kind, ReflectMessage, SerializeOptions, Value,
+};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tower::ServiceExt;
@@ -35,7 +39,8 @@ const OPENAPI_PATH: &str = "/openapi.json";
 /// to the JSON routes. JSON calls are dispatched to `grpc` itself.
 /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
 /// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC services'
-/// message limit); larger is 413 with a ResourceExhausted body.
+/// message limit) and [`values::max_values`] JSON values; larger is 413 with a
+/// ResourceExhausted body.
 pub fn router(
     grpc: GrpcRouter,
     descriptor_set: &[u8],
@@ -54,10 +59,12 @@ pub fn router(
     tracing::debug!(routes = table.routes().len(), "HTTP/JSON routes");
     let gateway = Gateway {
         pool,
+        responses: responses::pool(descriptor_set)?,
         table: Arc::new(table),
         grpc: grpc.clone(),
         openapi,
         max_body: max_message_bytes,
+        max_values: values::max_values(max_message_bytes),
     };
     let grpc_and_json = grpc.fallback(move |request: Request| {
         let gateway = gateway.clone();
@@ -99,11 +106,15 @@ fn is_grpc_web(headers: &HeaderMap) -> bool {
 struct Gateway {
     /// For error details (`Any`) whose types our protos define.
     pool: DescriptorPool,
+    /// For responses: [`responses::pool`].
+    responses: DescriptorPool,
     table: Arc<RouteTable>,
     grpc: GrpcRouter,
     openapi: Bytes,
     /// Largest body and bound message, in bytes.
     max_body: usize,
+    /// Most JSON values in a body.
+    max_values: usize,
 }
 
 impl Gateway {
@@ -159,6 +170,13 @@ impl Gateway {
                 )));
             }
         };
+        if let Err(values::TooMany(why)) = values::within(&body, self.max_values) {
+            return errors::error_response_with(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &Status::resource_exhausted(why),
+                None,
+            );
+        }
         let message = match bind::bind(route, path, parts.uri.query(), &body) {
             Ok(message) => message,
             Err(error) => return errors::error_response(&Status::invalid_argument(error.0)),
@@ -177,10 +195,19 @@ impl Gateway {
             );
         }
         let metadata = dispatch::forwarded_metadata(&parts.headers);
+        let Some(output) = self
+            .responses
+            .get_message_by_name(route.output().full_name())
+        else {
+            return errors::error_response(&Status::internal(format!(
+                "no response type {} for JSON",
+                route.output().full_name()
+            )));
+        };
         match dispatch::call(
             self.grpc.clone(),
             &route.grpc_path,
-            route.output(),
+            output,
             metadata,
             parts.extensions,
             message,
@@ -244,11 +271,38 @@ fn success(route: &Route, metadata: MetadataMap, message: &DynamicMessage) -> Re
 /// proto order (as grpc-gateway writes them).
 fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
     let options = SerializeOptions::new();
+    let write = |message: &DynamicMessage, out: &mut Vec<u8>| {
+        message.serialize_with_options(&mut serde_json::Serializer::new(out), &options)
+    };
+    let mut out = Vec::new();
     let Some(field) = &route.response_body else {
-        let mut out = Vec::new();
-        message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)?;
+        write(message, &mut out)?;
         return Ok(out);
     };
+    // A message, or a list of them (where a response's bulk is), is written straight too; the
+    // response comes from the responses pool, so its field is looked up there.
+    if let Some(field) = message.descriptor().get_field(field.number()) {
+        match &*message.get_field(&field) {
+            Value::Message(inner) if message.has_field(&field) => {
+                write(inner, &mut out)?;
+                return Ok(out);
+            }
+            Value::List(items) if matches!(field.kind(), Kind::Message(_)) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    if let Value::Message(item) = item {
+                        write(item, &mut out)?;
+                    }
+                }
+                out.push(b']');
+                return Ok(out);
+            }
+            _ => {}
+        }
+    }
     let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
     let value = match whole.get(field.json_name()) {
         Some(value) => value.clone(),
