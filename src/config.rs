@@ -216,6 +216,10 @@ pub struct TokenCreateArgs {
 
 impl TokenCreateArgs {
     pub fn new_token(&self) -> anyhow::Result<NewToken> {
+        // The RPC's rule: `token list` shows the description on the operator's terminal.
+        if let Some(reason) = crate::domain::refused_characters(&self.description) {
+            anyhow::bail!("--description: {reason}");
+        }
         let grant = if self.admin {
             Grant::Admin
         } else {
