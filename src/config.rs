@@ -61,8 +61,10 @@ pub struct ServeArgs {
     #[arg(long, env = "USERDIR_RATE_LIMIT_PER_TOKEN", default_value_t = 100)]
     pub rate_limit_per_token: u32,
 
-    /// Requests per second each client IP address may make, failed ones included (bursts up to
-    /// twice that); 0: unlimited. Behind a proxy or sidecar all clients share its address.
+    /// Requests per second each client may make (bursts up to twice that), counted per IPv4
+    /// address and per IPv6 /64, failed authentications, health, reflection (every request of
+    /// a stream) and /openapi.json included; 0: unlimited. Checked before any credential is
+    /// looked up. Behind a proxy or sidecar all clients share its address.
     #[arg(long, env = "USERDIR_RATE_LIMIT_PER_PEER", default_value_t = 200)]
     pub rate_limit_per_peer: u32,
 
@@ -216,6 +218,10 @@ pub struct TokenCreateArgs {
 
 impl TokenCreateArgs {
     pub fn new_token(&self) -> anyhow::Result<NewToken> {
+        // The RPC's rule: `token list` shows the description on the operator's terminal.
+        if let Some(reason) = crate::domain::refused_characters(&self.description) {
+            anyhow::bail!("--description: {reason}");
+        }
         let grant = if self.admin {
             Grant::Admin
         } else {

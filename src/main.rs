@@ -205,9 +205,12 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `userdir token list`: one line per token, newest first, never a secret.
+/// `userdir token list`: one line per token, newest first, never a secret. Text columns are
+/// printed with control characters escaped: a row written by SQL or an older version must not
+/// move the cursor, recolour or clear the operator's terminal, or forge another line.
 async fn token_table(db: &ScopedDb) -> anyhow::Result<String> {
     use std::fmt::Write;
+    use userdir::domain::printable;
     let mut out = String::new();
     writeln!(
         out,
@@ -236,13 +239,13 @@ async fn token_table(db: &ScopedDb) -> anyhow::Result<String> {
             writeln!(
                 out,
                 "{:<36}  {:<8}  {:<36}  {:<27}  {:<27}  {}  {}",
-                token.id,
+                printable(&token.id),
                 state,
-                token.organization_id.as_deref().unwrap_or("(instance)"),
+                printable(token.organization_id.as_deref().unwrap_or("(instance)")),
                 time(token.created_at),
                 token.expires_at.map(time).unwrap_or_else(|| "never".into()),
-                token.permissions,
-                token.description,
+                printable(&token.permissions),
+                printable(&token.description),
             )?;
         }
         offset += page.items.len() as u64;

@@ -13,6 +13,7 @@ use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSc
 use crate::auth::layer::{Gate, enforce};
 use crate::auth::oidc::{OidcSettings, OidcVerifier};
 use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
+use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStreams};
 use crate::command::tokens;
 use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
@@ -168,16 +169,27 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .await;
 
     let health = health.max_decoding_message_size(max_message);
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?
-        .max_decoding_message_size(max_message);
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?
-        .max_decoding_message_size(max_message);
+    // The gate and the reflection streams charge the same per-peer budgets.
+    let rate_limits = Arc::new(RateLimits::new(settings.rate_limits));
+    // Reflection is public and one stream can carry any number of requests: each is metered.
+    let reflection_v1 = MeteredStreams::new(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?
+            .max_decoding_message_size(max_message),
+        rate_limits.clone(),
+        MAX_REFLECTION_REQUESTS_PER_STREAM,
+    );
+    let reflection_v1alpha = MeteredStreams::new(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?
+            .max_decoding_message_size(max_message),
+        rate_limits.clone(),
+        MAX_REFLECTION_REQUESTS_PER_STREAM,
+    );
 
     health_reporter
         .set_serving::<OrganizationServiceServer<Organizations>>()
@@ -217,7 +229,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     let gate = Gate::new(
         db,
         oidc,
-        RateLimits::new(settings.rate_limits),
+        rate_limits,
         crate::api::http::route_resolver(proto::DESCRIPTOR_SET)?,
     );
     // The deadline covers every protocol, the gate included; the header list limit comes first

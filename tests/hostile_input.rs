@@ -1,7 +1,7 @@
 //! Hostile input through the real gRPC and HTTP/JSON interfaces, on SQLite and PostgreSQL: SQL
 //! metacharacters, LIKE wildcards, Unicode (combining marks, RTL, emoji, zero-width joiners,
 //! foldings that change length), NUL bytes and oversized values in every text field of every
-//! write and every query. A value is stored and read back byte for byte and found exactly by
+//! write and every query, control characters in every stored one. A value is stored and read back byte for byte and found exactly by
 //! the matching query, or refused with InvalidArgument naming the field; never Internal, and
 //! the server answers afterwards.
 
@@ -9,7 +9,7 @@ mod common;
 
 use common::TestApp;
 use common::api::{self, object};
-use common::hostile::{self, HOSTILE, METHODS, PROBES, Person};
+use common::hostile::{self, CONTROL, HOSTILE, METHODS, PROBES, Person};
 use common::http::{self as h, assert_error};
 use common::queries as q;
 use reqwest::Method;
@@ -21,6 +21,7 @@ backend_tests!(
     hostile_text_round_trips_byte_exact_in_every_write,
     every_text_query_matches_literally_with_every_method,
     nul_is_invalid_argument_in_every_text_field,
+    control_characters_are_invalid_argument_in_every_stored_text_field,
     oversized_text_is_invalid_argument_in_every_text_field,
     json_bodies_and_free_data_with_hostile_text,
 );
@@ -1131,7 +1132,12 @@ async fn call_with(app: &TestApp, rpc: &str, field: &str, value: &str) -> Result
 
 /// Each field with `value` must be InvalidArgument with a message `<field>: <reason>`.
 async fn refused_in_every_field(app: &TestApp, value: &str, reason: &str) {
-    for (rpc, field) in WRITE_FIELDS {
+    refused_in(app, WRITE_FIELDS, value, reason).await;
+}
+
+/// Each of `fields` with `value` must be InvalidArgument with a message `<field>: <reason>`.
+async fn refused_in(app: &TestApp, fields: &[(&str, &str)], value: &str, reason: &str) {
+    for (rpc, field) in fields {
         let status = call_with(app, rpc, field, value)
             .await
             .expect_err(&format!("{rpc} {field} must refuse the value"));
@@ -1147,7 +1153,7 @@ async fn refused_in_every_field(app: &TestApp, value: &str, reason: &str) {
         );
     }
     // With valid values everywhere, the same calls pass every check (and find nothing).
-    let mut rpcs: Vec<&str> = WRITE_FIELDS.iter().map(|(rpc, _)| *rpc).collect();
+    let mut rpcs: Vec<&str> = fields.iter().map(|(rpc, _)| *rpc).collect();
     rpcs.dedup();
     for rpc in rpcs {
         if let Err(status) = call_with(app, rpc, "none", "").await {
@@ -1187,6 +1193,22 @@ async fn nul_is_invalid_argument_in_every_text_field(app: TestApp) {
             format!("{field}: must not contain NUL characters"),
             "{rpc}"
         );
+    }
+    still_answers(&app).await;
+}
+
+/// Every text field but search values (which store nothing, and may look for rows written
+/// before the rule) refuses control characters.
+async fn control_characters_are_invalid_argument_in_every_stored_text_field(app: TestApp) {
+    let stored: Vec<(&str, &str)> = WRITE_FIELDS
+        .iter()
+        .copied()
+        .filter(|(_, field)| !field.contains("Query"))
+        .collect();
+    for text in CONTROL {
+        // Long enough for a password, short enough for a code: only the characters are wrong.
+        let value = format!("{text:-<8}");
+        refused_in(&app, &stored, &value, "must not contain control characters").await;
     }
     still_answers(&app).await;
 }

@@ -1,7 +1,8 @@
 //! The one gate every request passes (a tower layer on the whole router, see `startup`):
-//! it finds the operation a request calls, lets public ones through, authenticates the bearer
-//! credential, applies the rate limits, asks `policy` whether the caller may run the operation,
-//! and hands the caller's `Principal` to the services in the request's extensions.
+//! it finds the operation a request calls, charges the request to its peer's rate limit, lets
+//! public operations through, authenticates the bearer credential, charges the credential's rate
+//! limit, asks `policy` whether the caller may run the operation, and hands the caller's
+//! `Principal` to the services in the request's extensions.
 //!
 //! gRPC and gRPC-Web calls are refused with a gRPC status; everything else with a JSON error
 //! (grpc-gateway's, or a REST dialect's on its routes) and the matching HTTP status.
@@ -19,7 +20,7 @@ use tonic::Status;
 
 use super::oidc::{OidcVerifier, looks_like_jwt};
 use super::policy::{self, Rule};
-use super::rate_limit::RateLimits;
+use super::rate_limit::{RateLimits, retry_after_seconds};
 use super::{Credential, Grant, Principal, UNAUTHENTICATED, secret};
 use crate::domain::Timestamp;
 use crate::store::entities::access_token;
@@ -42,7 +43,8 @@ struct Inner {
     db: DatabaseConnection,
     /// Verifies JWTs of the configured OIDC issuer; None: only access tokens are accepted.
     oidc: Option<OidcVerifier>,
-    limits: RateLimits,
+    /// Shared with the metered public streams (`stream_meter`), which charge the same peers.
+    limits: Arc<RateLimits>,
     routes: RouteResolver,
 }
 
@@ -50,7 +52,7 @@ impl Gate {
     pub fn new(
         db: DatabaseConnection,
         oidc: Option<OidcVerifier>,
-        limits: RateLimits,
+        limits: Arc<RateLimits>,
         routes: RouteResolver,
     ) -> Self {
         Self {
@@ -148,9 +150,9 @@ fn is_grpc(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
-fn peer(request: &Request) -> Option<IpAddr> {
-    request
-        .extensions()
+/// The client's IP address, from the `ConnectInfo` the listener puts on every request.
+pub(super) fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())
 }
@@ -159,10 +161,21 @@ fn peer(request: &Request) -> Option<IpAddr> {
 pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
     let grpc = is_grpc(request.headers());
     let (operation, rule) = gate.rule(grpc, request.method(), request.uri().path());
+    let peer = peer(request.extensions());
+    let limits = &gate.inner.limits;
+    // The peer pays first, before any credential is looked up: a flood of bad credentials costs
+    // no database work, and public operations are metered like the rest. Only the bootstrap
+    // exemption needs to know who is calling, so with it a request over its peer's rate is
+    // still authenticated (and refused below unless it is the bootstrap token).
+    let peer_wait = limits.check_peer(peer).err();
+    if let Some(wait) = peer_wait
+        && (rule == Rule::Public || !limits.exempts_bootstrap())
+    {
+        return rate_limited(&request, &operation, peer, wait);
+    }
     if rule == Rule::Public {
         return next.run(request).await;
     }
-    let peer = peer(&request);
     let principal = match gate.authenticate(request.headers()).await {
         Ok(principal) => principal,
         Err(error) => {
@@ -174,18 +187,16 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
             );
         }
     };
-    let limits = &gate.inner.limits;
     let exempt =
         limits.exempts_bootstrap() && principal.as_ref().is_some_and(Principal::is_bootstrap);
     if !exempt {
-        let waited = limits.check_peer(peer).and_then(|()| match &principal {
-            Some(principal) => limits.check_token(&principal.subject()),
-            None => Ok(()),
-        });
+        let waited = match (peer_wait, &principal) {
+            (Some(wait), _) => Err(wait),
+            (None, Some(principal)) => limits.check_token(&principal.subject()),
+            (None, None) => Ok(()),
+        };
         if let Err(wait) = waited {
-            tracing::debug!(%operation, ?peer, "rate limited");
-            let status = Status::resource_exhausted("rate limit exceeded; retry later");
-            return refuse(&request, status, Some(wait));
+            return rate_limited(&request, &operation, peer, wait);
         }
     }
     let Some(principal) = principal else {
@@ -201,6 +212,17 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
     next.run(request).await
 }
 
+fn rate_limited(
+    request: &Request,
+    operation: &str,
+    peer: Option<IpAddr>,
+    wait: Duration,
+) -> Response {
+    tracing::debug!(%operation, ?peer, "rate limited");
+    let status = Status::resource_exhausted("rate limit exceeded; retry later");
+    refuse(request, status, Some(wait))
+}
+
 /// The refusal in the request's own protocol (see `api::refusal`), with RFC 6750's challenge
 /// on a 401 and when to come back on a 429.
 fn refuse(request: &Request, status: Status, retry_after: Option<Duration>) -> Response {
@@ -213,11 +235,10 @@ fn refuse(request: &Request, status: Status, retry_after: Option<Duration>) -> R
         );
     }
     if let Some(wait) = retry_after {
-        // Whole seconds, rounded up: a client that waits exactly this long gets through.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after_seconds(wait)),
+        );
     }
     response
 }

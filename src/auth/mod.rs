@@ -9,6 +9,7 @@ pub mod policy;
 pub mod principal;
 pub mod rate_limit;
 pub mod secret;
+pub mod stream_meter;
 
 pub use permission::{Grant, Permission};
 pub use principal::{Credential, Principal};

@@ -1,8 +1,11 @@
 //! Per-caller and per-peer request rates (GCRA token buckets from `governor`). A caller over its
 //! rate is told how long to wait; nothing is queued.
+//!
+//! A peer is an IPv4 address or an IPv6 /64: one IPv6 host is usually handed a whole /64, so
+//! keying on the full address would give an attacker 2^64 fresh budgets.
 
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -20,7 +23,8 @@ pub struct Rate {
 pub struct RateLimitSettings {
     /// Per credential (token id or JWT subject); None: unlimited.
     pub per_token: Option<Rate>,
-    /// Per client IP address, counting failed authentications too; None: unlimited.
+    /// Per client IPv4 address or IPv6 /64, counting failed authentications and public services
+    /// (health, reflection, the OpenAPI document) too; None: unlimited.
     pub per_peer: Option<Rate>,
     /// Whether the bootstrap admin token skips both limits (for a first bulk import).
     pub exempt_bootstrap: bool,
@@ -74,7 +78,7 @@ impl RateLimits {
     /// Ok, or how long the peer must wait.
     pub fn check_peer(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
         match (&self.per_peer, peer) {
-            (Some(limiter), Some(peer)) => limiter.check(&peer),
+            (Some(limiter), Some(peer)) => limiter.check(&peer_key(peer)),
             _ => Ok(()),
         }
     }
@@ -86,6 +90,24 @@ impl RateLimits {
             None => Ok(()),
         }
     }
+}
+
+/// The bucket a peer address draws from: an IPv4 address (also when it arrives IPv4-mapped on
+/// an IPv6 socket), or the /64 an IPv6 address belongs to.
+fn peer_key(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(address) => {
+            let [a, b, c, d, ..] = address.segments();
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
+/// A wait as the whole seconds of a `retry-after`, rounded up (a client that waits exactly this
+/// long gets through), at least 1.
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 #[cfg(test)]
@@ -116,5 +138,34 @@ mod tests {
         );
         limits.check_token("token:b").unwrap();
         limits.check_peer(Some([127, 0, 0, 1].into())).unwrap();
+    }
+
+    #[test]
+    fn an_ipv6_peer_is_its_64_and_an_ipv4_peer_its_address() {
+        let limits = RateLimits::new(RateLimitSettings {
+            per_token: None,
+            per_peer: rate(1, 2),
+            exempt_bootstrap: false,
+        });
+        let peer = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        // Rotating the interface id within one /64 draws on the same budget.
+        limits.check_peer(peer("2001:db8:1:2::1")).unwrap();
+        limits.check_peer(peer("2001:db8:1:2:ffff:1:2:3")).unwrap();
+        limits.check_peer(peer("2001:db8:1:2:abcd::9")).unwrap_err();
+        // The next /64 has its own.
+        limits.check_peer(peer("2001:db8:1:3::1")).unwrap();
+        // IPv4: per address, the same whether it arrives plain or IPv4-mapped.
+        limits.check_peer(peer("192.0.2.1")).unwrap();
+        limits.check_peer(peer("::ffff:192.0.2.1")).unwrap();
+        limits.check_peer(peer("192.0.2.1")).unwrap_err();
+        limits.check_peer(peer("192.0.2.2")).unwrap();
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1001)), 2);
     }
 }

@@ -11,6 +11,6 @@ pub mod totp;
 mod user;
 
 pub use scope::Scope;
-pub use text::fold_case;
+pub use text::{fold_case, printable, refused_characters};
 pub use time::Timestamp;
 pub use user::*;

@@ -44,9 +44,6 @@ pub const HOSTILE: &[&str] = &[
     "straße",
     "ΣΑΣ",
     "\u{feff}bom",
-    "tab\there",
-    "line\nbreak",
-    "bell\u{7}",
     "$1 ${x} {{y}}",
 ];
 
@@ -94,6 +91,18 @@ pub const PROBES: &[&str] = &[
     "x.example",
     "0",
     "+",
+];
+
+/// Values no name, description or other stored text may hold: control characters, which would
+/// reach an operator's terminal (`userdir token list`) as escape sequences or forged lines.
+pub const CONTROL: &[&str] = &[
+    "tab\there",
+    "line\nbreak",
+    "bell\u{7}",
+    "clear\u{1b}[2J",
+    "carriage\rreturn",
+    "del\u{7f}",
+    "csi\u{9b}31m",
 ];
 
 /// The eight text query methods.

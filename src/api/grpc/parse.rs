@@ -8,7 +8,8 @@ use crate::domain::{Timestamp, password};
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
 
-/// Text of `min..=max` characters without NUL.
+/// Text of `min..=max` characters without NUL or other control characters
+/// (`domain::refused_characters`).
 pub fn text(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
     let chars = value.chars().count();
     if chars < min {
@@ -27,8 +28,8 @@ pub fn text(value: &str, field: &str, min: usize, max: usize) -> Result<String> 
             format!("must be at most {max} characters, got {chars}"),
         ));
     }
-    if value.contains('\0') {
-        return Err(Error::invalid(field, "must not contain NUL characters"));
+    if let Some(reason) = crate::domain::refused_characters(value) {
+        return Err(Error::invalid(field, reason));
     }
     Ok(value.to_owned())
 }
@@ -50,7 +51,7 @@ pub fn name(value: &str, field: &str, max: usize) -> Result<String> {
 }
 
 /// An email address of at most `max` characters: one `@` with text on both sides, no spaces
-/// or control characters.
+/// (nor, as all text, control characters).
 pub fn email(value: &str, field: &str, max: usize) -> Result<String> {
     let value = text(value, field, 1, max)?;
     let valid = match value.split_once('@') {
@@ -60,7 +61,7 @@ pub fn email(value: &str, field: &str, max: usize) -> Result<String> {
                 && !domain.contains('@')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
-                && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !value.chars().any(char::is_whitespace)
         }
         None => false,
     };
