@@ -23,7 +23,7 @@ pub enum Error {
     DeadlineExceeded(String),
     /// Details stay in the server log; the client learns only that it was not its fault.
     #[error("database error: {0}")]
-    Database(sea_orm::DbErr),
+    Database(#[source] sea_orm::DbErr),
 }
 
 /// A statement the database cancelled because the request's deadline ran out (see

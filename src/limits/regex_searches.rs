@@ -63,6 +63,6 @@ mod tests {
             "{error}"
         );
         drop(first);
-        searches.enter().await.unwrap();
+        let _again = searches.enter().await.unwrap();
     }
 }
