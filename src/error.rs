@@ -15,9 +15,30 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A shared resource is at its limit (e.g. concurrent regex searches); retry later.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The request's deadline ran out while the database worked on it.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// Details stay in the server log; the client learns only that it was not its fault.
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(#[source] sea_orm::DbErr),
+}
+
+/// A statement the database cancelled because the request's deadline ran out (see
+/// `store::begin_snapshot`) is DeadlineExceeded, like a request the deadline layer stops;
+/// every other database error is Internal.
+impl From<sea_orm::DbErr> for Error {
+    fn from(error: sea_orm::DbErr) -> Self {
+        if crate::store::statement_timed_out(&error) {
+            Self::DeadlineExceeded(
+                "the database statement did not finish within the request deadline".into(),
+            )
+        } else {
+            Self::Database(error)
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -35,7 +56,7 @@ impl Error {
 pub fn unique(error: sea_orm::DbErr, conflict: impl FnOnce() -> Error) -> Error {
     match error.sql_err() {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => conflict(),
-        _ => Error::Database(error),
+        _ => Error::from(error),
     }
 }
 
@@ -47,6 +68,8 @@ impl From<Error> for Status {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Database(source) => {
                 tracing::error!(error = %source, "database error");
                 return Status::internal("internal error");

@@ -17,6 +17,7 @@ use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStrea
 use crate::command::tokens;
 use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
+use crate::limits::regex_searches::RegexSearches;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
 use crate::proto::user::v1::role_service_server::RoleServiceServer;
@@ -149,19 +150,32 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         &settings.webauthn_origin,
     )?);
     let max_message = request.max_message_bytes;
-    let users = UserServiceServer::new(UserDirectory::new(db.clone(), limits, request, webauthn))
-        .max_decoding_message_size(max_message);
+    // One cap on regex searches for every surface of this server.
+    let regex_searches = RegexSearches::new(request.max_concurrent_regex_searches);
+    let users = UserServiceServer::new(UserDirectory::new(
+        db.clone(),
+        limits,
+        request,
+        webauthn,
+        regex_searches.clone(),
+    ))
+    .max_decoding_message_size(max_message);
     let organizations =
         OrganizationServiceServer::new(Organizations::new(db.clone(), limits, request))
             .max_decoding_message_size(max_message);
     let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits, request))
         .max_decoding_message_size(max_message);
-    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits, request))
-        .max_decoding_message_size(max_message);
+    let roles = RoleServiceServer::new(Roles::new(
+        db.clone(),
+        limits,
+        request,
+        regex_searches.clone(),
+    ))
+    .max_decoding_message_size(max_message);
     let tokens = TokenServiceServer::new(AccessTokens::new(db.clone(), limits))
         .max_decoding_message_size(max_message);
     // The Logto and GreenLake REST dialects (HTTP/1.1 and h2c on the same port).
-    let rest = crate::api::rest::routes(db.clone(), limits, request.query());
+    let rest = crate::api::rest::routes(db.clone(), limits, request.query(), regex_searches);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter

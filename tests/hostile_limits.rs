@@ -416,7 +416,8 @@ async fn the_largest_configurable_queries_run(app: TestApp) {
     let request = common::queries::matching(vec![query.clone()]);
     let search = zitadel::parse_list_users(&request, PageLimits::default(), limits)
         .expect("within the largest limits");
-    let page = userdir::store::reads::users::list_users(&instance(&app), &search)
+    let searches = userdir::limits::regex_searches::RegexSearches::new(1);
+    let page = userdir::store::reads::users::list_users(&instance(&app), &searches, &search)
         .await
         .expect("the database runs the largest search");
     assert_eq!(page.total, 0);

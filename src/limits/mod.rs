@@ -7,6 +7,7 @@
 //! | request head (headers, URI)        | ResourceExhausted   | 431                         |
 //! | request deadline                   | DeadlineExceeded    | 504, code 4                 |
 //! | query depth, leaves, text length   | InvalidArgument     | 400, code 3 (REST: 400)     |
+//! | concurrent regex searches          | ResourceExhausted   | 429, code 8                 |
 //!
 //! Field lengths that are not configurable (ids 200, phone numbers 20, codes 20, passwords
 //! 8–200, role descriptions 1000, regular expressions 256, OData filters 4096 characters) are
@@ -15,6 +16,7 @@
 pub mod deadline;
 pub mod grpc_status;
 pub mod head;
+pub mod regex_searches;
 pub mod serve;
 
 use std::time::Duration;
@@ -22,6 +24,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, QueryLimits};
+use regex_searches::{DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES, MAX_CONCURRENT_REGEX_SEARCHES_BOUND};
 
 /// Default largest message: gRPC's customary 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -56,6 +59,8 @@ pub struct RequestLimits {
     pub max_query_leaves: usize,
     /// Longest name, username, email address, schema type or search text, in characters.
     pub max_text_chars: usize,
+    /// Most regex searches running at once (see [`regex_searches`]).
+    pub max_concurrent_regex_searches: usize,
 }
 
 impl Default for RequestLimits {
@@ -67,6 +72,7 @@ impl Default for RequestLimits {
             max_query_depth: MAX_DEPTH,
             max_query_leaves: MAX_LEAVES,
             max_text_chars: MAX_TEXT_CHARS,
+            max_concurrent_regex_searches: DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES,
         }
     }
 }
@@ -107,6 +113,12 @@ impl RequestLimits {
             (1..=MAX_TEXT_CHARS_BOUND).contains(&self.max_text_chars),
             "--max-text-length must be between 1 and {MAX_TEXT_CHARS_BOUND}"
         );
+        anyhow::ensure!(
+            (1..=MAX_CONCURRENT_REGEX_SEARCHES_BOUND).contains(&self.max_concurrent_regex_searches),
+            "--max-concurrent-regex-searches must be between 1 and \
+             {MAX_CONCURRENT_REGEX_SEARCHES_BOUND} (the pool has {} connections)",
+            crate::store::POOL_SIZE
+        );
         Ok(())
     }
 }
@@ -141,6 +153,15 @@ pub struct LimitArgs {
     /// 1 to 255.
     #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = MAX_TEXT_CHARS)]
     pub max_text_length: usize,
+
+    /// Most regex searches (Logto `posix` and `similar_to` modes) running at once, 1 to 8 (the
+    /// pool has 10 connections); one more waits briefly, then is ResourceExhausted (HTTP 429).
+    #[arg(
+        long,
+        env = "USERDIR_MAX_CONCURRENT_REGEX_SEARCHES",
+        default_value_t = DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES
+    )]
+    pub max_concurrent_regex_searches: usize,
 }
 
 impl LimitArgs {
@@ -152,6 +173,7 @@ impl LimitArgs {
             max_query_depth: self.max_query_depth,
             max_query_leaves: self.max_query_leaves,
             max_text_chars: self.max_text_length,
+            max_concurrent_regex_searches: self.max_concurrent_regex_searches,
         };
         limits.validate()?;
         Ok(limits)
@@ -224,6 +246,14 @@ mod tests {
             },
             RequestLimits {
                 max_message_bytes: 10,
+                ..Default::default()
+            },
+            RequestLimits {
+                max_concurrent_regex_searches: 0,
+                ..Default::default()
+            },
+            RequestLimits {
+                max_concurrent_regex_searches: 9,
                 ..Default::default()
             },
         ];

@@ -148,4 +148,55 @@ impl Query {
             Query::Filter(_) => 1,
         }
     }
+
+    /// Whether any leaf matches a regular expression (such searches are rationed, see
+    /// `limits::regex_searches`).
+    pub fn uses_regex(&self) -> bool {
+        match self {
+            Query::And(queries) | Query::Or(queries) => queries.iter().any(Query::uses_regex),
+            Query::Not(query) => query.uses_regex(),
+            Query::Filter(filter) => filter.text().is_some_and(|text| text.op == TextOp::Regex),
+        }
+    }
+}
+
+impl Filter {
+    /// The text condition of a text filter.
+    pub fn text(&self) -> Option<&TextMatch> {
+        match self {
+            Filter::UserId(text)
+            | Filter::OrganizationId(text)
+            | Filter::Username { text, .. }
+            | Filter::Email(text)
+            | Filter::Phone(text)
+            | Filter::Name(text)
+            | Filter::SchemaType(text) => Some(text),
+            Filter::State(_)
+            | Filter::SchemaId(_)
+            | Filter::Role(_)
+            | Filter::CreatedAt(_)
+            | Filter::ChangedAt(_)
+            | Filter::LastLogin(_)
+            | Filter::Nothing => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regex_leaves_are_found_at_any_depth() {
+        let regex = Query::Filter(Filter::Email(TextMatch::new(TextOp::Regex, false, "(?s)a")));
+        let plain = Query::Filter(Filter::Email(TextMatch::equals("a")));
+        assert!(!plain.uses_regex());
+        assert!(regex.uses_regex());
+        let deep = Query::And(vec![
+            plain.clone(),
+            Query::Or(vec![plain.clone(), Query::Not(Box::new(regex))]),
+        ]);
+        assert!(deep.uses_regex());
+        assert!(!Query::And(vec![plain.clone(), Query::Not(Box::new(plain))]).uses_regex());
+    }
 }

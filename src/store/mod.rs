@@ -11,24 +11,31 @@ use migration::MigratorTrait;
 use crate::domain::Scope;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
-    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, IsolationLevel, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-/// Opens a connection pool. SQLite connections make LIKE case-sensitive (as on PostgreSQL;
-/// ignore-case search uses the folded `*_lower` columns instead), use WAL so readers never
-/// block the writer, and wait for a busy database instead of failing at once.
+/// Connections in the pool (sqlx's default, stated here because the cap on concurrent regex
+/// searches, `limits::regex_searches`, must stay below it).
+pub const POOL_SIZE: u32 = 10;
+
+/// Opens a connection pool of [`POOL_SIZE`]. SQLite connections make LIKE case-sensitive (as
+/// on PostgreSQL; ignore-case search uses the folded `*_lower` columns instead), use WAL so
+/// readers never block the writer, and wait for a busy database instead of failing at once.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
-    options.sqlx_logging(false).map_sqlx_sqlite_opts(|sqlite| {
-        sqlite
-            .pragma("case_sensitive_like", "ON")
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true)
-            // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
-            .with_regexp()
-    });
+    options
+        .max_connections(POOL_SIZE)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .pragma("case_sensitive_like", "ON")
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+                // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
+                .with_regexp()
+        });
     Database::connect(options).await
 }
 
@@ -40,16 +47,54 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// A read-only transaction that sees one snapshot: a page, its total and the processed sequence
 /// agree with each other. SQLite transactions are snapshots already (WAL); PostgreSQL needs
 /// REPEATABLE READ for it.
+///
+/// Within a request, a PostgreSQL snapshot runs under `statement_timeout` = what is left of the
+/// request's deadline (which the server's `--request-timeout` caps): a slow statement (a
+/// costly regex, a lock wait) fails with SQLSTATE 57014, which is DeadlineExceeded (see
+/// [`statement_timed_out`]). This is also how the statement is cancelled when the deadline
+/// layer gives up on the request: dropping the request future does not cancel a statement
+/// sqlx has sent, but PostgreSQL stops it by itself at the same moment, so the connection is
+/// back in the pool at the deadline instead of whenever the statement would have finished.
 pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Postgres => {
-            db.begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await
+            let txn = db
+                .begin_with_config(
+                    Some(IsolationLevel::RepeatableRead),
+                    Some(AccessMode::ReadOnly),
+                )
+                .await?;
+            if let Some(remaining) = crate::limits::deadline::remaining() {
+                // A little before the deadline (a tenth, at most a second), so that the
+                // database's answer arrives before the deadline layer gives up: the client
+                // learns that the database was stopped, and the transaction ends normally.
+                let timeout = remaining - (remaining / 10).min(STATEMENT_TIMEOUT_MARGIN);
+                // 0 would mean "no timeout": a deadline already past gets the shortest one.
+                let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
+                txn.execute_unprepared(&format!("SET LOCAL statement_timeout = {millis}"))
+                    .await?;
+            }
+            Ok(txn)
         }
         _ => db.begin().await,
+    }
+}
+
+/// Longest head start of a snapshot's `statement_timeout` on the request's deadline.
+const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// Whether PostgreSQL cancelled the statement (`query_canceled`, SQLSTATE 57014): the
+/// `statement_timeout` of [`begin_snapshot`] ran out.
+pub fn statement_timed_out(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    match error {
+        DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error)) => {
+            matches!(
+                error.as_ref(),
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")
+            )
+        }
+        _ => false,
     }
 }
 

@@ -8,6 +8,7 @@ use super::{convert, parse, scoped};
 use crate::command::directory as commands;
 use crate::error::Error;
 use crate::limits::RequestLimits;
+use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::organization_service_server::OrganizationService;
 use crate::proto::user::v1::role_service_server::RoleService;
@@ -245,14 +246,21 @@ pub struct Roles {
     db: DatabaseConnection,
     limits: PageLimits,
     request: RequestLimits,
+    regex_searches: RegexSearches,
 }
 
 impl Roles {
-    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        limits: PageLimits,
+        request: RequestLimits,
+        regex_searches: RegexSearches,
+    ) -> Self {
         Self {
             db,
             limits,
             request,
+            regex_searches,
         }
     }
 }
@@ -386,7 +394,7 @@ impl RoleService for Roles {
             Some(query) => Query::And(vec![role, query]),
             None => role,
         });
-        let page = users::list_users(&db, &search).await.map_err(Error::from)?;
+        let page = users::list_users(&db, &self.regex_searches, &search).await?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,

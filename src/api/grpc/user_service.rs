@@ -14,6 +14,7 @@ use crate::command::webauthn;
 use crate::domain::StateChange;
 use crate::error::Error;
 use crate::limits::RequestLimits;
+use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
 use crate::query::PageLimits;
@@ -31,6 +32,7 @@ pub struct UserDirectory {
     limits: PageLimits,
     request: RequestLimits,
     webauthn: Arc<Webauthn>,
+    regex_searches: RegexSearches,
 }
 
 impl UserDirectory {
@@ -39,12 +41,14 @@ impl UserDirectory {
         limits: PageLimits,
         request: RequestLimits,
         webauthn: Arc<Webauthn>,
+        regex_searches: RegexSearches,
     ) -> Self {
         Self {
             db,
             limits,
             request,
             webauthn,
+            regex_searches,
         }
     }
 
@@ -80,7 +84,7 @@ impl UserService for UserDirectory {
         let db = scoped(&self.db, &request)?;
         let search =
             zitadel::parse_list_users(request.get_ref(), self.limits, self.request.query())?;
-        let page = users::list_users(&db, &search).await.map_err(Error::from)?;
+        let page = users::list_users(&db, &self.regex_searches, &search).await?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use super::{Caller, Rest, query_pairs};
+use crate::api::http::errors::http_status;
 use crate::domain::{Timestamp, User};
+use crate::error::Error;
 use crate::query::dialect::odata;
 use crate::query::{SortField, UserSearch};
 use crate::store::ScopedDb;
@@ -66,6 +68,18 @@ impl GreenLakeError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "internal error".into(),
             issue: None,
+        }
+    }
+}
+
+impl From<Error> for GreenLakeError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Database(error) => Self::internal(error),
+            other => {
+                let status = Status::from(other);
+                Self::refusal(http_status(status.code()), &status)
+            }
         }
     }
 }
@@ -146,9 +160,7 @@ async fn list(rest: &Rest, db: &ScopedDb, raw: Option<&str>) -> Result<Response,
         offset,
         limit,
     };
-    let page = users::list_users(db, &search)
-        .await
-        .map_err(GreenLakeError::internal)?;
+    let page = users::list_users(db, &rest.regex_searches, &search).await?;
     let items: Vec<Value> = page.users.iter().map(user_json).collect();
     Ok(Json(json!({
         "offset": offset,

@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 use tonic::{Code, Status};
 
 use super::{Caller, Rest, encode_pairs, plausible_id, query_pairs};
+use crate::api::http::errors::http_status;
 use crate::domain::{User, UserState, display_name};
+use crate::error::Error;
 use crate::query::dialect::logto::{self as dialect, Page};
 use crate::query::{Filter, Query, SortField, UserSearch};
 use crate::store::ScopedDb;
@@ -90,6 +92,12 @@ impl LogtoError {
         }
     }
 
+    /// A database error, through the one mapping of `crate::error` (a statement past the
+    /// deadline is DeadlineExceeded).
+    fn database(error: sea_orm::DbErr) -> Self {
+        Error::from(error).into()
+    }
+
     fn internal(error: sea_orm::DbErr) -> Self {
         tracing::error!(error = %error, "database error");
         Self {
@@ -106,6 +114,25 @@ impl From<dialect::Error> for LogtoError {
         match error {
             dialect::Error::Pagination => Self::pagination(),
             dialect::Error::Input(details) => Self::invalid_input(details),
+        }
+    }
+}
+
+impl From<Error> for LogtoError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Database(error) if regex_refused(&error) => {
+                // A backstop: validation should have refused the pattern already.
+                tracing::warn!(error = %error, "the database refused a validated regex");
+                Self::invalid_input(
+                    "Search value is invalid: the database refused the regular expression.",
+                )
+            }
+            Error::Database(error) => Self::internal(error),
+            other => {
+                let status = Status::from(other);
+                Self::refusal(http_status(status.code()), &status)
+            }
         }
     }
 }
@@ -166,7 +193,7 @@ async fn page(
     if let Some(role_id) = role {
         if !directory::role_exists(&rest.db, &role_id)
             .await
-            .map_err(LogtoError::internal)?
+            .map_err(LogtoError::database)?
         {
             return Err(LogtoError::role_not_found(&role_id));
         }
@@ -183,17 +210,7 @@ async fn page(
         offset: page.offset(),
         limit: page.page_size,
     };
-    let found = users::list_users(db, &search).await.map_err(|error| {
-        if regex_refused(&error) {
-            // A backstop: validation should have refused the pattern already.
-            tracing::warn!(error = %error, "the database refused a validated regex");
-            LogtoError::invalid_input(
-                "Search value is invalid: the database refused the regular expression.",
-            )
-        } else {
-            LogtoError::internal(error)
-        }
-    })?;
+    let found = users::list_users(db, &rest.regex_searches, &search).await?;
     let mut headers = HeaderMap::new();
     headers.insert("Total-Number", HeaderValue::from(found.total));
     if let Ok(link) = HeaderValue::from_str(&links(path, params, page, found.total)) {
@@ -266,7 +283,7 @@ pub async fn get_user(
     }
     let user = users::get_user(&db, &user_id)
         .await
-        .map_err(LogtoError::internal)?
+        .map_err(LogtoError::database)?
         .ok_or_else(LogtoError::not_found)?;
     Ok(Json(user_json(&user, include_sso)).into_response())
 }

@@ -18,6 +18,7 @@ use sea_orm::DatabaseConnection;
 use tonic::Status;
 
 use crate::auth::Principal;
+use crate::limits::regex_searches::RegexSearches;
 use crate::query::{PageLimits, QueryLimits};
 use crate::store::ScopedDb;
 
@@ -46,18 +47,30 @@ struct Rest {
     db: DatabaseConnection,
     limits: PageLimits,
     query: QueryLimits,
+    regex_searches: RegexSearches,
 }
 
 /// `GET /api/users`, `GET /api/users/{userId}`, `GET /api/roles/{id}/users` (Logto) and
 /// `GET /identity/v1/users` (GreenLake). `limits.max` lowers each dialect's own page maximum
-/// when it is smaller; `query` bounds the searches.
-pub fn routes(db: DatabaseConnection, limits: PageLimits, query: QueryLimits) -> Router {
+/// when it is smaller; `query` bounds the searches; regex searches share `regex_searches`
+/// with the gRPC services.
+pub fn routes(
+    db: DatabaseConnection,
+    limits: PageLimits,
+    query: QueryLimits,
+    regex_searches: RegexSearches,
+) -> Router {
     Router::new()
         .route("/api/users", get(logto::list_users))
         .route("/api/users/{user_id}", get(logto::get_user))
         .route("/api/roles/{role_id}/users", get(logto::role_users))
         .route("/identity/v1/users", get(greenlake::list_users))
-        .with_state(Rest { db, limits, query })
+        .with_state(Rest {
+            db,
+            limits,
+            query,
+            regex_searches,
+        })
 }
 
 /// Path prefixes of the dialects' routes.

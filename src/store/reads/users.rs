@@ -13,6 +13,8 @@ use crate::domain::{
     OtpEmail, OtpSms, PasswordInfo, SchemaRef, Timestamp, Totp, User, UserState, Username,
     Verifiable, WebAuthN,
 };
+use crate::error::Error;
+use crate::limits::regex_searches::RegexSearches;
 use crate::query::{Filter, Query, TextMatch, TextOp, UserSearch, compile};
 use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password, totp, user, username,
@@ -32,8 +34,22 @@ pub struct UserPage {
 }
 
 /// The users matching `search` within the caller's scope: a scoped caller's search is narrowed
-/// to its organization before it is compiled, so totals never count other organizations.
-pub async fn list_users(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
+/// to its organization before it is compiled, so totals never count other organizations. A
+/// search with a regex leaf holds a place of `regex_searches` while it runs (ResourceExhausted
+/// when there is none).
+pub async fn list_users(
+    db: &ScopedDb,
+    regex_searches: &RegexSearches,
+    search: &UserSearch,
+) -> Result<UserPage, Error> {
+    let _place = match &search.query {
+        Some(query) if query.uses_regex() => Some(regex_searches.enter().await?),
+        _ => None,
+    };
+    Ok(page(db, search).await?)
+}
+
+async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let query = narrowed(db.scope(), search.query.clone());
     let txn = begin_snapshot(db.connection()).await?;
     let total = compile::filter_users(query.as_ref()).count(&txn).await?;
