@@ -76,9 +76,11 @@ impl Application {
         settings: Settings,
     ) -> anyhow::Result<Self> {
         settings.request.validate()?;
-        let bootstrap_token = crate::command::tokens::bootstrap(&ScopedDb::instance(db.clone()))
-            .await?
-            .map(|minted| minted.secret);
+        let bootstrap_token = crate::command::tokens::bootstrap(
+            &ScopedDb::instance(db.clone()).acting_as("bootstrap"),
+        )
+        .await?
+        .map(|minted| minted.secret);
         let router = router(db, &settings).await?;
         let listener = TcpListener::bind(listen).await?;
         Ok(Self {

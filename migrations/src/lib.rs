@@ -7,6 +7,7 @@ mod m20261123_000001_directory;
 mod m20261123_000002_writes;
 mod m20261123_000003_rest_dialects;
 mod m20261123_000004_access_tokens;
+mod m20261201_000006_tenant_uniqueness;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_writes::Migration),
             Box::new(m20261123_000003_rest_dialects::Migration),
             Box::new(m20261123_000004_access_tokens::Migration),
+            Box::new(m20261201_000006_tenant_uniqueness::Migration),
         ]
     }
 }
