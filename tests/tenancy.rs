@@ -7,7 +7,8 @@ mod common;
 
 use common::api;
 use common::http as h;
-use common::{Clients, TestApp};
+use common::{Backend, Clients, FreshDatabase, TestApp};
+use migration::MigratorTrait;
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
@@ -21,6 +22,17 @@ backend_tests!(
     a_shared_role_does_not_move_when_another_tenant_assigns_it,
     events_record_who_acted,
 );
+
+mod migration_fills_existing_rows {
+    #[tokio::test]
+    async fn sqlite() {
+        super::migration_fills_existing_rows(super::common::Backend::Sqlite).await;
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::migration_fills_existing_rows(super::common::Backend::Postgres).await;
+    }
+}
 
 /// A token limited to `organization` with every permission a tenant uses here.
 async fn tenant(app: &TestApp, organization: &str) -> (String, String) {
@@ -459,4 +471,95 @@ async fn events_record_who_acted(app: TestApp) {
             ("access_token.revoked".into(), admin, a, Some(5)),
         ]
     );
+}
+
+/// Migration 6 on a directory written before it: links get their user's organization, events
+/// their organization and gapless positions in it.
+async fn migration_fills_existing_rows(backend: Backend) {
+    userdir::telemetry::init();
+    let Some(database) = FreshDatabase::create(backend).await else {
+        return;
+    };
+    let db = userdir::store::connect(&database.url).await.unwrap();
+    migration::Migrator::up(&db, Some(4)).await.unwrap();
+    let run = |sql: &str| {
+        let db = db.clone();
+        let sql = sql.to_owned();
+        async move {
+            db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap();
+        }
+    };
+    for org in ["a", "b"] {
+        run(&format!(
+            "INSERT INTO organizations VALUES ('{org}', '{org}', '{org}', 1, 1, 1)"
+        ))
+        .await;
+    }
+    run("INSERT INTO user_schemas VALUES ('s', 'p', 'p', 1, '{}', 1, 1, 1)").await;
+    run("INSERT INTO user_schema_revisions VALUES ('s', 1, 'p', '{}', 1)").await;
+    for (user, org) in [("u1", "a"), ("u2", "b")] {
+        run(&format!(
+            "INSERT INTO users (id, organization_id, schema_id, schema_revision, schema_type, \
+             schema_type_lower, data, state, created_at, changed_at, sequence) \
+             VALUES ('{user}', '{org}', 's', 1, 'p', 'p', '{{}}', 1, 1, 1, 1)"
+        ))
+        .await;
+        run(&format!(
+            "INSERT INTO idp_links VALUES ('l{user}', '{user}', 'github', 'GitHub', '{user}', 'x', 1)"
+        ))
+        .await;
+    }
+    for (sequence, owner) in [(1, "a"), (2, "b"), (3, ""), (4, "a"), (5, "b"), (6, "a")] {
+        run(&format!(
+            "INSERT INTO events VALUES ({sequence}, 1, 'x', 'x', '{owner}', 'x', '{{}}')"
+        ))
+        .await;
+    }
+    migration::Migrator::up(&db, None).await.unwrap();
+
+    let rows = |sql: &str| {
+        let db = db.clone();
+        let sql = sql.to_owned();
+        async move {
+            db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+        }
+    };
+    let links: Vec<(String, String)> = rows("SELECT id, organization_id FROM idp_links ORDER BY id")
+        .await
+        .into_iter()
+        .map(|r| (r.try_get("", "id").unwrap(), r.try_get("", "organization_id").unwrap()))
+        .collect();
+    assert_eq!(links, [("lu1".into(), "a".into()), ("lu2".into(), "b".into())]);
+    let events: Vec<(Option<String>, Option<i64>, String)> = rows(
+        "SELECT organization_id, organization_sequence, actor FROM events ORDER BY sequence",
+    )
+    .await
+    .into_iter()
+    .map(|r| {
+        (
+            r.try_get("", "organization_id").unwrap(),
+            r.try_get("", "organization_sequence").unwrap(),
+            r.try_get("", "actor").unwrap(),
+        )
+    })
+    .collect();
+    let a = || Some("a".to_owned());
+    let b = || Some("b".to_owned());
+    assert_eq!(
+        events,
+        [
+            (a(), Some(1), String::new()),
+            (b(), Some(1), String::new()),
+            (None, None, String::new()),
+            (a(), Some(2), String::new()),
+            (b(), Some(2), String::new()),
+            (a(), Some(3), String::new()),
+        ]
+    );
+    db.close().await.unwrap();
+    database.drop().await;
 }
