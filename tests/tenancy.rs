@@ -528,25 +528,33 @@ async fn migration_fills_existing_rows(backend: Backend) {
                 .unwrap()
         }
     };
-    let links: Vec<(String, String)> = rows("SELECT id, organization_id FROM idp_links ORDER BY id")
-        .await
-        .into_iter()
-        .map(|r| (r.try_get("", "id").unwrap(), r.try_get("", "organization_id").unwrap()))
-        .collect();
-    assert_eq!(links, [("lu1".into(), "a".into()), ("lu2".into(), "b".into())]);
-    let events: Vec<(Option<String>, Option<i64>, String)> = rows(
-        "SELECT organization_id, organization_sequence, actor FROM events ORDER BY sequence",
-    )
-    .await
-    .into_iter()
-    .map(|r| {
-        (
-            r.try_get("", "organization_id").unwrap(),
-            r.try_get("", "organization_sequence").unwrap(),
-            r.try_get("", "actor").unwrap(),
-        )
-    })
-    .collect();
+    let links: Vec<(String, String)> =
+        rows("SELECT id, organization_id FROM idp_links ORDER BY id")
+            .await
+            .into_iter()
+            .map(|r| {
+                (
+                    r.try_get("", "id").unwrap(),
+                    r.try_get("", "organization_id").unwrap(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        links,
+        [("lu1".into(), "a".into()), ("lu2".into(), "b".into())]
+    );
+    let events: Vec<(Option<String>, Option<i64>, String)> =
+        rows("SELECT organization_id, organization_sequence, actor FROM events ORDER BY sequence")
+            .await
+            .into_iter()
+            .map(|r| {
+                (
+                    r.try_get("", "organization_id").unwrap(),
+                    r.try_get("", "organization_sequence").unwrap(),
+                    r.try_get("", "actor").unwrap(),
+                )
+            })
+            .collect();
     let a = || Some("a".to_owned());
     let b = || Some("b".to_owned());
     assert_eq!(
