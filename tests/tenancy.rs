@@ -335,7 +335,7 @@ async fn a_shared_role_does_not_move_when_another_tenant_assigns_it(app: TestApp
                 .await
                 .unwrap()
                 .into_inner();
-            assert_eq!(listed.result, [got.clone()]);
+            assert_eq!(listed.result, std::slice::from_ref(&got));
             (got, listed.details.unwrap())
         }
     };

@@ -74,7 +74,7 @@ impl MigrationTrait for Migration {
                 .alter_table(
                     Table::alter()
                         .table(Events::Table)
-                        .add_column(&mut column.to_owned())
+                        .add_column(column)
                         .to_owned(),
                 )
                 .await?;

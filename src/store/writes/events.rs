@@ -1,6 +1,7 @@
 //! The append-only event log and its sequences: one instance-wide, and one per organization.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use sea_orm::sea_query::Query;
 use sea_orm::{
@@ -57,9 +58,9 @@ pub async fn append(
     }
     let mut next_in: HashMap<String, i64> = HashMap::new();
     for organization in events.iter().filter_map(|e| e.organization.as_deref()) {
-        if !next_in.contains_key(organization) {
+        if let Entry::Vacant(slot) = next_in.entry(organization.to_owned()) {
             let newest = latest_in(txn, organization).await?;
-            next_in.insert(organization.to_owned(), newest.map_or(1, |(n, _)| n + 1));
+            slot.insert(newest.map_or(1, |(n, _)| n + 1));
         }
     }
     let mut insert = Query::insert();
@@ -175,8 +176,8 @@ pub async fn as_seen(
         seen.extend(own.into_iter().map(|(n, p)| (n, p.unwrap_or_default())));
     }
     for sequence in wanted {
-        if !seen.contains_key(&sequence) {
-            seen.insert(sequence, position_at(txn, organization, sequence).await?);
+        if let Entry::Vacant(slot) = seen.entry(sequence) {
+            slot.insert(position_at(txn, organization, sequence).await?);
         }
     }
     Ok(seen)
