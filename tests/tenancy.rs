@@ -568,6 +568,9 @@ async fn migration_fills_existing_rows(backend: Backend) {
             (a(), Some(3), String::new()),
         ]
     );
+    // It also rolls back, and applies again.
+    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    migration::Migrator::up(&db, None).await.unwrap();
     db.close().await.unwrap();
     database.drop().await;
 }
