@@ -103,7 +103,7 @@ impl Application {
         &self,
         hand_over: impl FnOnce(&str) -> anyhow::Result<()>,
     ) -> anyhow::Result<bool> {
-        let db = ScopedDb::instance(self.db.clone());
+        let db = ScopedDb::instance(self.db.clone()).acting_as("bootstrap");
         if let Some(pending) = tokens::bootstrap(&db).await? {
             hand_over(pending.secret()).context(
                 "the bootstrap admin token could not be handed over, so none was minted; \

@@ -474,7 +474,13 @@ async fn organization_scoped_tokens_see_only_their_organization(app: TestApp) {
     assert_eq!(orgs.result[0].organization_id, a);
     scoped
         .users
-        .create_user(new_user(&a, &schema, "carol"))
+        .create_user({
+            // An organization's token adds only organization-specific usernames (see
+            // tests/tenancy.rs).
+            let mut carol = new_user(&a, &schema, "carol");
+            carol.usernames[0].is_organization_specific = true;
+            carol
+        })
         .await
         .unwrap();
 

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Backend, Clients, FreshDatabase};
+use sea_orm::{ConnectionTrait, Statement};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
@@ -333,6 +334,40 @@ async fn bootstrap_tokens_cli_and_logs(backend: Backend) {
     );
     let (ok, _, stderr) = cli(&["token", "revoke", &id], &database.url).await;
     assert!(!ok && stderr.contains("already revoked"), "{stderr}");
+    // The operator's writes record the CLI as their actor, the first start "bootstrap", the
+    // token minted through the API its caller.
+    let db = userdir::store::connect(&database.url).await.unwrap();
+    let actors: Vec<(String, String)> = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT event_type, actor FROM events WHERE aggregate_type = 'access_token' \
+             ORDER BY sequence",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            (
+                row.try_get("", "event_type").unwrap(),
+                row.try_get::<String>("", "actor").unwrap(),
+            )
+        })
+        .map(|(kind, actor)| match actor.strip_prefix("token:") {
+            Some(_) => (kind, "token:…".to_owned()),
+            None => (kind, actor),
+        })
+        .collect();
+    let event = |kind: &str, actor: &str| (kind.to_owned(), actor.to_owned());
+    assert_eq!(
+        actors,
+        [
+            event("access_token.added", "bootstrap"),
+            event("access_token.added", "token:…"),
+            event("access_token.added", "cli"),
+            event("access_token.revoked", "cli"),
+        ]
+    );
+    db.close().await.unwrap();
     let (ok, _, stderr) = cli(
         &["token", "create", "--permissions", "user.admin"],
         &database.url,

@@ -442,7 +442,12 @@ async fn authentication_keys_hand_out_the_private_key_once(app: TestApp) {
 
 async fn idp_links_are_unique_per_provider(app: TestApp) {
     let id = user(&app, "linked").await;
-    let org = api::organization(&app, "Other").await;
+    // Links are unique per organization (tests/tenancy.rs): both users in the same one.
+    let org = api::get_user(&app, &id)
+        .await
+        .details
+        .unwrap()
+        .resource_owner;
     let schema = api::person_schema(&app, "other").await;
     let other = api::create_user(&app, api::new_user(&org, &schema, "other")).await;
     let mut users = app.users.clone();

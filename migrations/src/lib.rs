@@ -8,6 +8,7 @@ mod m20261123_000002_writes;
 mod m20261123_000003_rest_dialects;
 mod m20261123_000004_access_tokens;
 mod m20261201_000005_token_lineage;
+mod m20261201_000006_tenant_uniqueness;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_rest_dialects::Migration),
             Box::new(m20261123_000004_access_tokens::Migration),
             Box::new(m20261201_000005_token_lineage::Migration),
+            Box::new(m20261201_000006_tenant_uniqueness::Migration),
         ]
     }
 }

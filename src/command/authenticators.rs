@@ -28,12 +28,23 @@ pub struct NewUsername {
 /// Inserts a username after checking it is free: an instance-wide name clashes with the same
 /// name anywhere, an organization-specific one with the same name in its organization or
 /// instance-wide. Writers are serialized, so the check cannot race; the unique index backs it.
+///
+/// A caller limited to one organization may create only organization-specific names: an
+/// instance-wide name would squat a name for every organization, and its AlreadyExists would
+/// reveal other organizations' names. `field` names the username (`usernames[i]`,
+/// `username`).
 pub(crate) async fn insert_username(
     uow: &UnitOfWork,
     user: &user::Model,
     name: &NewUsername,
     field: &str,
 ) -> Result<String> {
+    if !name.organization_specific && uow.scope().organization().is_some() {
+        return Err(Error::PermissionDenied(format!(
+            "{field}.isOrganizationSpecific: a token limited to an organization can only add \
+             organization-specific usernames; instance-wide usernames need an instance-wide token"
+        )));
+    }
     let lower = fold_case(&name.username);
     let mut clash =
         username::Entity::find().filter(username::Column::UsernameLower.eq(lower.as_str()));
@@ -46,7 +57,7 @@ pub(crate) async fn insert_username(
     }
     let taken = || {
         Error::AlreadyExists(format!(
-            "{field}: the username {:?} is taken",
+            "{field}.username: the username {:?} is taken",
             name.username
         ))
     };
@@ -81,7 +92,7 @@ pub async fn add_username(
 ) -> Result<(String, Written)> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
-    let id = insert_username(&uow, &user, &name, "username.username").await?;
+    let id = insert_username(&uow, &user, &name, "username").await?;
     let written = touch(&mut uow, &user, "user.username.added", json!({"usernameId": id, "username": name.username, "isOrganizationSpecific": name.organization_specific})).await?;
     uow.commit().await?;
     Ok((id, written))
@@ -573,13 +584,14 @@ pub async fn add_idp_link(db: &ScopedDb, user_id: &str, link: NewIdpLink) -> Res
     let user = user_for_write(&uow, user_id).await?;
     let taken = || {
         Error::AlreadyExists(format!(
-            "linkedUserId: {:?} at {:?} is already linked to a user",
+            "linkedUserId: {:?} at {:?} is already linked to a user of this organization",
             link.linked_user_id, link.idp_id
         ))
     };
     idp_link::Entity::insert(idp_link::ActiveModel {
         id: Set(new_id()),
         user_id: Set(user.id.clone()),
+        organization_id: Set(user.organization_id.clone()),
         idp_id: Set(link.idp_id.clone()),
         idp_name: Set(link.idp_name.clone()),
         external_user_id: Set(link.linked_user_id.clone()),

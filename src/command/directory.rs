@@ -1,5 +1,7 @@
 //! Organizations, user schemas, roles and role assignments.
 
+use std::collections::BTreeMap;
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
@@ -191,19 +193,24 @@ async fn role_for_write(uow: &UnitOfWork, role_id: &str) -> Result<role::Model> 
 
 /// Assigns a role to users; users who have it already are left as they are. Every user must
 /// exist, or nothing is assigned.
+///
+/// Roles are shared by every organization, so an assignment is an event of the assigned users'
+/// organization (one event per organization when an instance-wide caller assigns users of
+/// several) and leaves the role's own details alone: another tenant's assignment must never
+/// show in what a tenant sees of the role.
 pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let role = role_for_write(&uow, role_id).await?;
     // Users outside the caller's scope count as missing.
-    let existing: Vec<String> = user::Entity::find()
+    let existing: BTreeMap<String, String> = user::Entity::find()
         .filter(user::Column::Id.is_in(user_ids.iter().map(String::as_str)))
         .all(uow.txn())
         .await?
         .into_iter()
         .filter(|u| uow.scope().admits(&u.organization_id))
-        .map(|u| u.id)
+        .map(|u| (u.id, u.organization_id))
         .collect();
-    if let Some(missing) = user_ids.iter().find(|id| !existing.contains(id)) {
+    if let Some(missing) = user_ids.iter().find(|id| !existing.contains_key(*id)) {
         return Err(user_not_found(missing));
     }
     let assigned: Vec<String> = role_assignment::Entity::find()
@@ -214,17 +221,39 @@ pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) ->
         .into_iter()
         .map(|a| a.user_id)
         .collect();
-    let new: Vec<&String> = user_ids
-        .iter()
-        .filter(|id| !assigned.contains(id))
-        .collect();
-    let written = uow.record(
-        "role",
-        &role.id,
-        "",
-        "role.assigned",
-        json!({"userIds": new}),
-    );
+    let mut by_organization: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
+    let mut new: Vec<&String> = Vec::new();
+    for id in &user_ids {
+        if !assigned.contains(id) && !new.contains(&id) {
+            new.push(id);
+            by_organization
+                .entry(existing[id].as_str())
+                .or_default()
+                .push(id);
+        }
+    }
+    let written = if by_organization.is_empty() {
+        uow.record(
+            "role",
+            &role.id,
+            "",
+            "role.assigned",
+            json!({"userIds": new}),
+        )
+    } else {
+        let mut last = None;
+        for (organization, ids) in &by_organization {
+            last = Some(uow.record_in(
+                Some((*organization).to_owned()),
+                "role",
+                &role.id,
+                "",
+                "role.assigned",
+                json!({"userIds": ids}),
+            ));
+        }
+        last.expect("at least one organization")
+    };
     if !new.is_empty() {
         role_assignment::Entity::insert_many(new.iter().map(|user_id| {
             role_assignment::ActiveModel {
@@ -236,7 +265,6 @@ pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) ->
         .exec_without_returning(uow.txn())
         .await?;
     }
-    touch_role(&uow, &role.id, &written).await?;
     uow.commit().await?;
     Ok(written)
 }
@@ -250,7 +278,8 @@ pub async fn unassign_role(db: &ScopedDb, role_id: &str, user_id: &str) -> Resul
         ))
     };
     // A user of another organization reads exactly like one without the role.
-    if let Some(user) = user::Entity::find_by_id(user_id).one(uow.txn()).await?
+    let user = user::Entity::find_by_id(user_id).one(uow.txn()).await?;
+    if let Some(user) = &user
         && !uow.scope().admits(&user.organization_id)
     {
         return Err(not_assigned());
@@ -261,24 +290,15 @@ pub async fn unassign_role(db: &ScopedDb, role_id: &str, user_id: &str) -> Resul
     if removed.rows_affected == 0 {
         return Err(not_assigned());
     }
-    let written = uow.record(
+    // Like an assignment: an event of the user's organization; the shared role is unchanged.
+    let written = uow.record_in(
+        user.map(|u| u.organization_id),
         "role",
         &role.id,
         "",
         "role.unassigned",
         json!({"userId": user_id}),
     );
-    touch_role(&uow, &role.id, &written).await?;
     uow.commit().await?;
     Ok(written)
-}
-
-async fn touch_role(uow: &UnitOfWork, role_id: &str, written: &Written) -> Result<()> {
-    role::Entity::update_many()
-        .col_expr(role::Column::Sequence, Expr::value(written.sequence))
-        .col_expr(role::Column::ChangedAt, Expr::value(written.at.micros()))
-        .filter(role::Column::Id.eq(role_id))
-        .exec(uow.txn())
-        .await?;
-    Ok(())
 }

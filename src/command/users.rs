@@ -116,7 +116,7 @@ pub async fn create(db: &ScopedDb, new: NewUser) -> Result<Created> {
         .exec_without_returning(uow.txn())
         .await?;
     for (i, name) in new.usernames.iter().enumerate() {
-        insert_username(&uow, &row, name, &format!("usernames[{i}].username")).await?;
+        insert_username(&uow, &row, name, &format!("usernames[{i}]")).await?;
     }
     if let Some(password) = &new.password {
         insert_password(&uow, &id, password).await?;

@@ -323,6 +323,7 @@ impl Population {
             idp_links.push(idp_link::Model {
                 id: child_id,
                 user_id: id.clone(),
+                organization_id: org.id.clone(),
                 idp_id: idp_id.into(),
                 idp_name: idp_name.into(),
                 external_user_id: format!("{}", rng.random_range(10u64.pow(15)..10u64.pow(16))),

@@ -115,25 +115,42 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 
 /// The database as one caller may use it: every read narrows to `scope` and every write checks
 /// it (see `reads::users` and `command::user_for_write`). Services get one per request from the
-/// caller's principal, so a handler cannot reach the directory without a scope.
+/// caller's principal, so a handler cannot reach the directory without a scope. The actor
+/// travels with the scope, so every event records who acted without any command passing it.
 #[derive(Clone, Debug)]
 pub struct ScopedDb {
     db: DatabaseConnection,
     scope: Scope,
+    actor: String,
 }
 
+/// The actor of the operator's own tools (the CLI with database access).
+pub const OPERATOR: &str = "cli";
+
 impl ScopedDb {
-    pub fn new(db: DatabaseConnection, scope: Scope) -> Self {
-        Self { db, scope }
+    /// For a caller: `actor` is its principal's subject (`token:<id>`, `jwt:<subject>`).
+    pub fn new(db: DatabaseConnection, scope: Scope, actor: String) -> Self {
+        Self { db, scope, actor }
     }
 
     /// Instance-wide: for the operator's own tools (CLI, seeding, benchmarks).
     pub fn instance(db: DatabaseConnection) -> Self {
-        Self::new(db, Scope::Instance)
+        Self::new(db, Scope::Instance, OPERATOR.to_owned())
+    }
+
+    /// The same database and scope, recording another actor (e.g. `bootstrap` on first start).
+    pub fn acting_as(mut self, actor: &str) -> Self {
+        self.actor = actor.to_owned();
+        self
     }
 
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    /// Who acts through this handle; every event it writes records it.
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

@@ -229,6 +229,8 @@ impl NewUser {
         self.0.idp_links.push(idp_link::Model {
             id: format!("{id}-i"),
             user_id: id.clone(),
+            // Set by the import from the user's organization.
+            organization_id: String::new(),
             idp_id: "github".into(),
             idp_name: "GitHub".into(),
             external_user_id: format!("ext-{id}"),

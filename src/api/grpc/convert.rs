@@ -24,7 +24,7 @@ pub fn details(sequence_number: i64, changed: Timestamp, resource_owner: &str) -
 }
 
 pub fn written(written: &crate::store::writes::unit::Written) -> pb::Details {
-    details(written.sequence, written.at, &written.resource_owner)
+    details(written.seen_sequence, written.at, &written.resource_owner)
 }
 
 pub fn list_users_response(

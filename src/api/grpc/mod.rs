@@ -24,5 +24,9 @@ fn scoped<T>(db: &DatabaseConnection, request: &Request<T>) -> Result<ScopedDb, 
         .extensions()
         .get::<Principal>()
         .ok_or_else(|| Status::unauthenticated(crate::auth::UNAUTHENTICATED))?;
-    Ok(ScopedDb::new(db.clone(), principal.scope()))
+    Ok(ScopedDb::new(
+        db.clone(),
+        principal.scope(),
+        principal.subject(),
+    ))
 }

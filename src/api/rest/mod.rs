@@ -32,7 +32,11 @@ impl FromRequestParts<Rest> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, rest: &Rest) -> Result<Self, Response> {
         match parts.extensions.get::<Principal>() {
-            Some(principal) => Ok(Caller(ScopedDb::new(rest.db.clone(), principal.scope()))),
+            Some(principal) => Ok(Caller(ScopedDb::new(
+                rest.db.clone(),
+                principal.scope(),
+                principal.subject(),
+            ))),
             None => Err(refusal(
                 parts.uri.path(),
                 StatusCode::UNAUTHORIZED,

@@ -12,6 +12,12 @@ pub struct Model {
     pub resource_owner: String,
     pub event_type: String,
     pub payload: Json,
+    /// The organization whose stream the event belongs to; None for instance-level events.
+    pub organization_id: Option<String>,
+    /// The event's gapless position in its organization's stream.
+    pub organization_sequence: Option<i64>,
+    /// Who acted: `token:<id>`, `jwt:<subject>`, `cli`, `bootstrap` or `seed`.
+    pub actor: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,9 +6,11 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub user_id: String,
+    /// The user's organization: links are unique per organization.
+    pub organization_id: String,
     pub idp_id: String,
     pub idp_name: String,
-    /// The user's id at the identity provider; unique per provider.
+    /// The user's id at the identity provider; unique per provider and organization.
     pub external_user_id: String,
     pub external_username: String,
     pub created_at: i64,

@@ -58,8 +58,8 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
         .limit(search.limit)
         .all(&txn)
         .await?;
-    let processed = events::latest(&txn).await?;
-    let users = assemble(&txn, rows).await?;
+    let processed = events::processed(&txn, db.scope()).await?;
+    let users = assemble(&txn, db.scope(), rows).await?;
     txn.commit().await?;
     Ok(UserPage {
         total,
@@ -93,13 +93,18 @@ pub async fn get_user(db: &ScopedDb, id: &str) -> Result<Option<User>, DbErr> {
     else {
         return Ok(None);
     };
-    let user = assemble(&txn, vec![row]).await?.pop();
+    let user = assemble(&txn, db.scope(), vec![row]).await?.pop();
     txn.commit().await?;
     Ok(user)
 }
 
-/// Loads the authenticators of all rows with one query per kind, keeping the rows' order.
-async fn assemble(db: &impl ConnectionTrait, rows: Vec<user::Model>) -> Result<Vec<User>, DbErr> {
+/// Loads the authenticators of all rows with one query per kind, keeping the rows' order;
+/// sequences as the caller counts them (see `events::as_seen`).
+async fn assemble(
+    db: &impl ConnectionTrait,
+    scope: &Scope,
+    mut rows: Vec<user::Model>,
+) -> Result<Vec<User>, DbErr> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -176,6 +181,20 @@ async fn assemble(db: &impl ConnectionTrait, rows: Vec<user::Model>) -> Result<V
         |m| &m.user_id,
     )
     .await?;
+    if scope.organization().is_some() {
+        let sequences = rows.iter().map(|r| r.sequence).chain(
+            keys.values()
+                .flat_map(|keys| keys.iter().map(|k| k.sequence)),
+        );
+        let seen = events::as_seen(db, scope, sequences.collect::<Vec<_>>()).await?;
+        let seen = |sequence: i64| seen.get(&sequence).copied().unwrap_or_default();
+        for row in &mut rows {
+            row.sequence = seen(row.sequence);
+        }
+        for key in keys.values_mut().flatten() {
+            key.sequence = seen(key.sequence);
+        }
+    }
 
     rows.into_iter()
         .map(|row| {

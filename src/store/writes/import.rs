@@ -15,6 +15,9 @@ use crate::store::entities::{
     user_schema, user_schema_revision, username, webauthn_credential,
 };
 
+/// The actor of imported events.
+const SEED: &str = "seed";
+
 /// A user with every authenticator, as stored. Sequences are assigned on import.
 #[derive(Clone, Debug)]
 pub struct UserImport {
@@ -47,6 +50,8 @@ pub async fn import_organizations(
             resource_owner: org.id.clone(),
             event_type: "organization.added",
             payload: json!({ "name": org.name }),
+            organization: Some(org.id.clone()),
+            actor: SEED.to_owned(),
         });
     }
     events::append(&txn, first, log).await?;
@@ -81,6 +86,8 @@ pub async fn import_schemas(
             resource_owner: String::new(),
             event_type: "user_schema.created",
             payload: json!({ "type": schema.r#type, "revision": schema.revision }),
+            organization: None,
+            actor: SEED.to_owned(),
         });
     }
     events::append(&txn, first, log).await?;
@@ -111,9 +118,14 @@ pub async fn import_users(db: &DatabaseConnection, batch: Vec<UserImport>) -> Re
                 "schemaRevision": import.user.schema_revision,
                 "usernames": import.usernames.len(),
             }),
+            organization: Some(import.user.organization_id.clone()),
+            actor: SEED.to_owned(),
         });
         for key in &mut import.authentication_keys {
             key.sequence = sequence;
+        }
+        for link in &mut import.idp_links {
+            link.organization_id = import.user.organization_id.clone();
         }
         tables.push(import);
     }

@@ -10,7 +10,12 @@ use crate::store::{ScopedDb, begin_write};
 /// The sequence, time and owner of a recorded event: what `details` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
+    /// The instance-wide sequence: what rows store as their own sequence.
     pub sequence: i64,
+    /// The sequence as the caller counts it (see `events::as_seen`): the instance sequence for
+    /// an instance-wide caller, the position in its organization's stream for an
+    /// organization's caller.
+    pub seen_sequence: i64,
     pub at: Timestamp,
     pub resource_owner: String,
 }
@@ -22,6 +27,10 @@ pub struct UnitOfWork {
     events: Vec<NewEvent>,
     /// What the caller may change; `command::user_for_write` and friends check it.
     scope: Scope,
+    /// Who acts; every event records it.
+    actor: String,
+    /// For an organization's caller: the next position in its organization's stream.
+    next_seen: i64,
 }
 
 impl UnitOfWork {
@@ -29,6 +38,12 @@ impl UnitOfWork {
         let txn = begin_write(db.connection()).await?;
         let latest = events::lock(&txn).await?;
         let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
+        let next_seen = match db.scope().organization() {
+            None => first_sequence,
+            Some(own) => events::latest_in(&txn, own)
+                .await?
+                .map_or(1, |(position, _)| position + 1),
+        };
         // Event times never go backwards along the sequence, even if the clock does.
         let earliest = latest.map_or(0, |(_, at)| at.micros() + 1);
         let now = Timestamp::from_micros(Timestamp::now().micros().max(earliest));
@@ -38,6 +53,8 @@ impl UnitOfWork {
             now,
             events: Vec::new(),
             scope: db.scope().clone(),
+            actor: db.actor().to_owned(),
+            next_seen,
         })
     }
 
@@ -54,7 +71,10 @@ impl UnitOfWork {
         self.now
     }
 
-    /// Records an event and returns where it stands in the log.
+    /// Records an event and returns where it stands in the log. The event joins the stream of
+    /// the organization that owns the resource; an event without an owning organization (a
+    /// shared role or schema) joins the caller's organization's stream when the caller is
+    /// limited to one, and is instance-level otherwise.
     pub fn record(
         &mut self,
         aggregate_type: &'static str,
@@ -63,7 +83,41 @@ impl UnitOfWork {
         event_type: &'static str,
         payload: serde_json::Value,
     ) -> Written {
+        let organization = match resource_owner {
+            "" => self.scope.organization().map(str::to_owned),
+            owner => Some(owner.to_owned()),
+        };
+        self.record_in(
+            organization,
+            aggregate_type,
+            aggregate_id,
+            resource_owner,
+            event_type,
+            payload,
+        )
+    }
+
+    /// Records an event in the stream of `organization` (None: instance-level).
+    pub fn record_in(
+        &mut self,
+        organization: Option<String>,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        resource_owner: &str,
+        event_type: &'static str,
+        payload: serde_json::Value,
+    ) -> Written {
         let sequence = self.first_sequence + self.events.len() as i64;
+        let seen_sequence = match self.scope.organization() {
+            None => sequence,
+            Some(own) if organization.as_deref() == Some(own) => {
+                self.next_seen += 1;
+                self.next_seen - 1
+            }
+            // Not in the caller's stream (scope checks keep commands from getting here): its
+            // position as far as the caller's stream has come.
+            Some(_) => self.next_seen - 1,
+        };
         self.events.push(NewEvent {
             created_at: self.now,
             aggregate_type,
@@ -71,9 +125,12 @@ impl UnitOfWork {
             resource_owner: resource_owner.to_owned(),
             event_type,
             payload,
+            organization,
+            actor: self.actor.clone(),
         });
         Written {
             sequence,
+            seen_sequence,
             at: self.now,
             resource_owner: resource_owner.to_owned(),
         }
