@@ -4,7 +4,6 @@ mod common;
 
 use common::fixtures::{self, NewUser};
 use common::{Backend, FreshDatabase};
-use migration::MigratorTrait;
 use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::json;
 use userdir::store::{self, entities::user};
@@ -39,8 +38,7 @@ async fn existing_rows_get_their_name(backend: Backend) {
     let read = || user::Entity::find().order_by_asc(user::Column::Id).all(&db);
     assert_eq!(names(read().await.unwrap()), expected, "written by import");
     // Undo migration 3 (dropping the columns), then run it again over the existing rows.
-    migration::Migrator::down(&db, Some(1)).await.unwrap();
-    migration::Migrator::up(&db, None).await.unwrap();
+    common::migrate_down_and_up(&db, 1).await;
     assert_eq!(
         names(read().await.unwrap()),
         expected,

@@ -517,7 +517,7 @@ async fn migration_fills_existing_rows(backend: Backend) {
         ))
         .await;
     }
-    migration::Migrator::up(&db, None).await.unwrap();
+    userdir::store::migrate(&db).await.unwrap();
 
     let rows = |sql: &str| {
         let db = db.clone();
@@ -569,8 +569,7 @@ async fn migration_fills_existing_rows(backend: Backend) {
         ]
     );
     // It also rolls back, and applies again.
-    migration::Migrator::down(&db, Some(1)).await.unwrap();
-    migration::Migrator::up(&db, None).await.unwrap();
+    common::migrate_down_and_up(&db, 1).await;
     db.close().await.unwrap();
     database.drop().await;
 }

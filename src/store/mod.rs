@@ -39,9 +39,21 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
-/// Brings the schema up to date.
+/// Brings the schema up to date. sea-orm-migration wraps each PostgreSQL migration in a
+/// transaction of its own, but runs SQLite's statements straight on the pool, each on whichever
+/// connection is free: a connection that loaded the schema before another one dropped an index
+/// still believes in it, and refuses to create an index of that name ("already exists"). On
+/// SQLite every pending migration therefore runs in one transaction, on one connection, which
+/// also makes the upgrade all or nothing.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    migration::Migrator::up(db, None).await
+    match db.get_database_backend() {
+        DbBackend::Sqlite => {
+            let txn = db.begin().await?;
+            migration::Migrator::up(&txn, None).await?;
+            txn.commit().await
+        }
+        _ => migration::Migrator::up(db, None).await,
+    }
 }
 
 /// A read-only transaction that sees one snapshot: a page, its total and the processed sequence

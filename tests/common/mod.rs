@@ -296,3 +296,20 @@ async fn connect_admin(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> 
         .sqlx_logging(false);
     Database::connect(options).await
 }
+
+/// Undoes the newest `steps` migrations and applies every pending one again, in one
+/// transaction on one connection, as `store::migrate` does: on SQLite, statements spread over
+/// the pool could meet a connection whose schema predates an index another one just dropped,
+/// and it would refuse to create that index again ("already exists").
+pub async fn migrate_down_and_up(db: &DatabaseConnection, steps: u32) {
+    use migration::MigratorTrait;
+    use sea_orm::TransactionTrait;
+    let txn = db.begin().await.expect("begin");
+    migration::Migrator::down(&txn, Some(steps))
+        .await
+        .expect("roll back");
+    migration::Migrator::up(&txn, None)
+        .await
+        .expect("apply again");
+    txn.commit().await.expect("commit");
+}
