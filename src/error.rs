@@ -15,6 +15,9 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A shared resource of the server is busy (password hashing); the client may retry.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// Details stay in the server log; the client learns only that it was not its fault.
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
@@ -47,6 +50,7 @@ impl From<Error> for Status {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Database(source) => {
                 tracing::error!(error = %source, "database error");
                 return Status::internal("internal error");

@@ -13,6 +13,7 @@ use crate::auth::layer::{Gate, enforce};
 use crate::auth::oidc::{OidcSettings, OidcVerifier};
 use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
 use crate::limits::RequestLimits;
+use crate::limits::hashing::{Hashing, HashingLimits};
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
 use crate::proto::user::v1::role_service_server::RoleServiceServer;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// Sizes, depths and deadlines of requests.
     pub request: RequestLimits,
+    /// How many password hashes run and wait at once, server-wide.
+    pub hashing: HashingLimits,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             oidc: None,
             request: RequestLimits::default(),
+            hashing: HashingLimits::default(),
         }
     }
 }
@@ -76,6 +80,7 @@ impl Application {
         settings: Settings,
     ) -> anyhow::Result<Self> {
         settings.request.validate()?;
+        settings.hashing.validate()?;
         let bootstrap_token = crate::command::tokens::bootstrap(&ScopedDb::instance(db.clone()))
             .await?
             .map(|minted| minted.secret);
@@ -120,8 +125,16 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         &settings.webauthn_origin,
     )?);
     let max_message = request.max_message_bytes;
-    let users = UserServiceServer::new(UserDirectory::new(db.clone(), limits, request, webauthn))
-        .max_decoding_message_size(max_message);
+    // Every service that hashes or verifies passwords shares this one bound.
+    let hashing = Hashing::new(settings.hashing);
+    let users = UserServiceServer::new(UserDirectory::new(
+        db.clone(),
+        limits,
+        request,
+        webauthn,
+        hashing,
+    ))
+    .max_decoding_message_size(max_message);
     let organizations =
         OrganizationServiceServer::new(Organizations::new(db.clone(), limits, request))
             .max_decoding_message_size(max_message);

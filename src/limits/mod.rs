@@ -7,6 +7,7 @@
 //! | request head (headers, URI)        | ResourceExhausted   | 431                         |
 //! | request deadline                   | DeadlineExceeded    | 504, code 4                 |
 //! | query depth, leaves, text length   | InvalidArgument     | 400, code 3 (REST: 400)     |
+//! | password hashes beyond the queue   | ResourceExhausted   | 429, code 8                 |
 //!
 //! Field lengths that are not configurable (ids 200, phone numbers 20, codes 20, passwords
 //! 8–200, role descriptions 1000, regular expressions 256, OData filters 4096 characters) are
@@ -14,6 +15,7 @@
 
 pub mod deadline;
 pub mod grpc_status;
+pub mod hashing;
 pub mod head;
 pub mod serve;
 
@@ -22,6 +24,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, QueryLimits};
+use hashing::{DEFAULT_QUEUE_PER_HASH, HashingLimits};
 
 /// Default largest message: gRPC's customary 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -141,6 +144,16 @@ pub struct LimitArgs {
     /// 1 to 255.
     #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = MAX_TEXT_CHARS)]
     pub max_text_length: usize,
+
+    /// Password hashes and verifications that run at the same time, server-wide (each holds a
+    /// core and 19 to 64 MiB while it runs). Default: the number of cores.
+    #[arg(long, env = "USERDIR_MAX_CONCURRENT_PASSWORD_HASHES")]
+    pub max_concurrent_password_hashes: Option<usize>,
+
+    /// Password hashes and verifications that may wait for a turn; beyond them a request is
+    /// ResourceExhausted (HTTP 429) at once. Default: 4 per concurrent hash.
+    #[arg(long, env = "USERDIR_PASSWORD_HASH_QUEUE")]
+    pub password_hash_queue: Option<usize>,
 }
 
 impl LimitArgs {
@@ -152,6 +165,21 @@ impl LimitArgs {
             max_query_depth: self.max_query_depth,
             max_query_leaves: self.max_query_leaves,
             max_text_chars: self.max_text_length,
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    pub fn hashing(&self) -> anyhow::Result<HashingLimits> {
+        let machine = HashingLimits::for_this_machine();
+        let max_concurrent = self
+            .max_concurrent_password_hashes
+            .unwrap_or(machine.max_concurrent);
+        let limits = HashingLimits {
+            max_concurrent,
+            queue: self
+                .password_hash_queue
+                .unwrap_or(max_concurrent.saturating_mul(DEFAULT_QUEUE_PER_HASH)),
         };
         limits.validate()?;
         Ok(limits)

@@ -14,6 +14,7 @@ use crate::command::webauthn;
 use crate::domain::StateChange;
 use crate::error::Error;
 use crate::limits::RequestLimits;
+use crate::limits::hashing::Hashing;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
 use crate::query::PageLimits;
@@ -31,6 +32,7 @@ pub struct UserDirectory {
     limits: PageLimits,
     request: RequestLimits,
     webauthn: Arc<Webauthn>,
+    hashing: Hashing,
 }
 
 impl UserDirectory {
@@ -39,12 +41,14 @@ impl UserDirectory {
         limits: PageLimits,
         request: RequestLimits,
         webauthn: Arc<Webauthn>,
+        hashing: Hashing,
     ) -> Self {
         Self {
             db,
             limits,
             request,
             webauthn,
+            hashing,
         }
     }
 
@@ -139,11 +143,11 @@ impl UserService for UserDirectory {
                 .transpose()?,
             usernames,
             password: match &r.password {
-                Some(password) => Some(parse::new_password(password, "password").await?),
+                Some(password) => Some(parse::new_password(password, "password")?),
                 None => None,
             },
         };
-        let created = user_commands::create(&db, new).await?;
+        let created = user_commands::create(&db, &self.hashing, new).await?;
         Ok(Response::new(pb::CreateUserResponse {
             user_id: created.user_id,
             details: details(&created.written),
@@ -368,8 +372,8 @@ impl UserService for UserDirectory {
             .new_password
             .as_ref()
             .ok_or_else(|| Error::invalid("newPassword", "is required"))?;
-        let password = parse::new_password(password, "newPassword").await?;
-        let written = auth::set_password(&db, id, password).await?;
+        let password = parse::new_password(password, "newPassword")?;
+        let written = auth::set_password(&db, &self.hashing, id, password).await?;
         Ok(Response::new(pb::SetPasswordResponse {
             details: details(&written),
         }))
@@ -394,7 +398,7 @@ impl UserService for UserDirectory {
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         parse::text(&r.password, "password", 1, 200)?;
-        let check = auth::verify_password(&db, id, &r.password).await?;
+        let check = auth::verify_password(&db, &self.hashing, id, &r.password).await?;
         Ok(Response::new(pb::VerifyPasswordResponse {
             details: details(&check.written),
             last_login: Some(convert::timestamp(check.last_login)),

@@ -1,9 +1,13 @@
 //! Password hashing: argon2id for new passwords; imported hashes may be argon2 (PHC) or
-//! bcrypt. Hashes never leave the server.
+//! bcrypt, within the cost ceiling of [`cost`]. Hashes never leave the server.
+
+pub mod cost;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
+
+use cost::Cost;
 
 pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 200;
@@ -17,23 +21,25 @@ pub fn hash(plain: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Checks that an imported hash is one we can verify later, and returns it unchanged.
+/// Checks that an imported hash is one we can verify later, at a cost within the ceiling,
+/// and returns it unchanged.
 pub fn check_import(hash: &str) -> Result<&str, String> {
-    if is_bcrypt(hash) {
-        return Ok(hash);
-    }
-    let parsed = PasswordHash::new(hash).map_err(|_| {
-        "must be an argon2 PHC string ($argon2id$...) or a bcrypt hash ($2b$...)".to_string()
-    })?;
-    match parsed.algorithm.as_str() {
-        "argon2id" | "argon2i" | "argon2d" => Ok(hash),
-        other => Err(format!(
-            "unsupported hash algorithm {other:?}; use argon2 or bcrypt"
-        )),
-    }
+    Cost::of(hash)?.within_ceiling()?;
+    Ok(hash)
 }
 
+/// Checks that a stored hash may be run. A hash already stored may predate the ceiling or have
+/// been written by SQL, so it is checked again before every verification.
+pub fn check_stored(hash: &str) -> Result<Cost, String> {
+    Cost::of(hash)?.within_ceiling()
+}
+
+/// Whether `plain` matches `stored`. A hash that is malformed or above the cost ceiling is
+/// never run: it matches nothing (callers report why with [`check_stored`]).
 pub fn verify(stored: &str, plain: &str) -> bool {
+    if check_stored(stored).is_err() {
+        return false;
+    }
     if is_bcrypt(stored) {
         return bcrypt::verify(plain, stored).unwrap_or(false);
     }
@@ -69,5 +75,16 @@ mod tests {
         assert!(check_import(&stored).is_ok());
         assert!(check_import("plain text").is_err());
         assert!(check_import("$pbkdf2-sha256$i=1000$c2FsdA$aGFzaA").is_err());
+    }
+
+    #[test]
+    fn a_hash_above_the_ceiling_is_never_run() {
+        // Running it would make argon2 allocate 4 TiB and abort the process.
+        let real = hash("correct horse").unwrap();
+        let huge = real.replace("m=19456", "m=4294967295");
+        assert!(check_import(&huge).unwrap_err().contains("65536 KiB"));
+        assert!(check_stored(&huge).is_err());
+        assert!(!verify(&huge, "correct horse"));
+        assert!(check_stored(&real).is_ok());
     }
 }
