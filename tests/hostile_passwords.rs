@@ -30,6 +30,7 @@ backend_tests!(
     stored_hashes_above_the_ceiling_are_never_run,
     hashing_beyond_the_queue_is_resource_exhausted,
     no_hashing_for_users_the_caller_cannot_write,
+    imported_hashes_are_rehashed_to_ours_after_a_successful_check,
 );
 
 const CHEAP_SECRET: &str = "cheap secret";
@@ -429,4 +430,48 @@ async fn no_hashing_for_users_the_caller_cannot_write(app: TestApp) {
     });
     let status = users.clone().create_user(request).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+/// The stored hash of `user_id`, read behind the server's back.
+async fn stored_hash(app: &TestApp, user_id: &str) -> String {
+    password_row::Entity::find_by_id(user_id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .expect("a stored password")
+        .hash
+}
+
+async fn imported_hashes_are_rehashed_to_ours_after_a_successful_check(app: TestApp) {
+    let (org, schema) = directory(&app).await;
+    let id = api::create_user(&app, api::new_user(&org, &schema, "imported")).await;
+    let mut users = app.users.clone();
+    let ours = "$argon2id$v=19$m=19456,t=2,p=1$";
+    for imported in [cheap_argon2(), bcrypt::hash(CHEAP_SECRET, 4).unwrap()] {
+        users
+            .set_password(set_password(
+                &id,
+                pb::set_password::Type::Hash(imported.clone()),
+            ))
+            .await
+            .unwrap();
+        // A failed check changes nothing.
+        users
+            .verify_password(verify(&id, "not the secret"))
+            .await
+            .unwrap_err();
+        assert_eq!(stored_hash(&app, &id).await, imported);
+        users
+            .verify_password(verify(&id, CHEAP_SECRET))
+            .await
+            .unwrap();
+        let rehashed = stored_hash(&app, &id).await;
+        assert!(rehashed.starts_with(ours), "{imported} became {rehashed}");
+        // Ours stay as they are, and still verify.
+        users
+            .verify_password(verify(&id, CHEAP_SECRET))
+            .await
+            .unwrap();
+        assert_eq!(stored_hash(&app, &id).await, rehashed);
+    }
 }

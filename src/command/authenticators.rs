@@ -11,7 +11,7 @@ use super::{
     touch, user_for_write,
 };
 use crate::domain::codes::CodeKind;
-use crate::domain::password::cost::Cost;
+use crate::domain::password::{self, cost::Cost};
 use crate::domain::{Timestamp, fold_case, keys, totp};
 use crate::error::{Error, Result, unique};
 use crate::limits::hashing::Hashing;
@@ -234,6 +234,7 @@ pub async fn verify_password(
     if !matches {
         return Err(Error::invalid("password", "does not match"));
     }
+    let rehashed = rehash(hashing, &stored.hash, candidate).await?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     user::Entity::update_many()
@@ -241,13 +242,45 @@ pub async fn verify_password(
         .filter(user::Column::Id.eq(user.id.as_str()))
         .exec(uow.txn())
         .await?;
-    let written = touch(&mut uow, &user, "user.password.checked", json!({})).await?;
+    let mut replaced = false;
+    if let Some(hash) = rehashed {
+        // Only the hash just checked: a password set meanwhile stays.
+        replaced = password_row::Entity::update_many()
+            .col_expr(password_row::Column::Hash, Expr::value(hash))
+            .filter(password_row::Column::UserId.eq(user.id.as_str()))
+            .filter(password_row::Column::Hash.eq(stored.hash.as_str()))
+            .exec(uow.txn())
+            .await?
+            .rows_affected
+            > 0;
+    }
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.password.checked",
+        json!({"rehashed": replaced}),
+    )
+    .await?;
     uow.commit().await?;
     Ok(PasswordCheck {
         last_login: written.at,
         written,
         change_required: stored.change_required,
     })
+}
+
+/// A hash of the password just checked with our own parameters, when the stored one has
+/// others (see [`password::is_outdated`]). When hashing is busy, the upgrade waits for a later
+/// sign-in rather than failing this one.
+async fn rehash(hashing: &Hashing, stored: &str, candidate: &str) -> Result<Option<String>> {
+    if !password::is_outdated(stored) {
+        return Ok(None);
+    }
+    match hashing.hash(candidate.to_owned()).await {
+        Ok(hash) => Ok(Some(hash)),
+        Err(Error::ResourceExhausted(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 /// Refuses to run a stored hash that could not be verified or that exceeds the cost ceiling

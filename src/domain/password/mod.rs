@@ -3,8 +3,8 @@
 
 pub mod cost;
 
-use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use rand::Rng;
 
 use cost::Cost;
@@ -52,6 +52,27 @@ pub fn verify(stored: &str, plain: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a stored hash was made with other parameters than [`hash`] uses (an imported bcrypt
+/// or argon2 hash): after a successful check it is replaced by one of ours, so every later
+/// check costs what ours cost.
+pub fn is_outdated(stored: &str) -> bool {
+    if is_bcrypt(stored) {
+        return true;
+    }
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return true;
+    };
+    let ours = Params::new(
+        Params::DEFAULT_M_COST,
+        Params::DEFAULT_T_COST,
+        Params::DEFAULT_P_COST,
+        Some(Params::DEFAULT_OUTPUT_LEN),
+    );
+    parsed.algorithm != Algorithm::Argon2id.ident()
+        || parsed.version != Some(Version::V0x13.into())
+        || Params::try_from(&parsed).ok() != ours.ok()
+}
+
 fn is_bcrypt(hash: &str) -> bool {
     hash.len() == 60
         && ["$2a$", "$2b$", "$2y$"]
@@ -86,5 +107,14 @@ mod tests {
         assert!(check_stored(&huge).is_err());
         assert!(!verify(&huge, "correct horse"));
         assert!(check_stored(&real).is_ok());
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_than_ours_are_outdated() {
+        let ours = hash("correct horse").unwrap();
+        assert!(!is_outdated(&ours));
+        assert!(is_outdated(&ours.replace("t=2", "t=3")));
+        assert!(is_outdated(&ours.replace("argon2id", "argon2i")));
+        assert!(is_outdated(&bcrypt::hash("battery staple", 4).unwrap()));
     }
 }
