@@ -126,7 +126,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     )?);
     let max_message = request.max_message_bytes;
     // Every service that hashes or verifies passwords shares this one bound.
-    let hashing = Hashing::new(settings.hashing);
+    let hashing = Hashing::new(settings.hashing)?;
     let users = UserServiceServer::new(UserDirectory::new(
         db.clone(),
         limits,

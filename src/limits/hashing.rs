@@ -1,18 +1,23 @@
 //! One bound on password hashing for the whole server. Each argon2 hash or verification takes
 //! a core for tens of milliseconds and 19 MiB (up to 64 MiB for an imported hash at the
-//! ceiling): 190 concurrent SetPassword calls once took the server to 3.6 GiB. So at most
-//! `max_concurrent` run at a time, at most `queue` more wait for a turn, and any beyond that are
-//! refused at once with ResourceExhausted instead of piling up.
+//! ceiling): 190 concurrent SetPassword calls once took the server to 3.6 GiB. So hashing runs
+//! on `max_concurrent` threads of its own, at most `queue` more jobs wait for one, and any
+//! beyond that are refused at once with ResourceExhausted instead of piling up.
 //!
-//! A turn is held by the blocking job itself, not by the request: a request cancelled by its
-//! deadline stops waiting, but a hash already running keeps its turn until it finishes, so the
-//! bound counts the work that really runs.
+//! Threads of their own, each keeping its argon2 memory from one job to the next: allocating
+//! and freeing a fresh 19 MiB buffer per hash made the allocator hold on to ever more of them
+//! (+250 MiB for 120 calls with two hashes at a time). So the memory of hashing is at most
+//! `max_concurrent` buffers (19 MiB each for our hashes, 64 MiB for one at the ceiling).
+//! A job holds its place until it has run, so a request cancelled by its deadline does not make
+//! room while its hash still runs; a job whose request is gone before it starts is skipped.
 
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, oneshot};
 
-use crate::domain::password;
+use crate::domain::password::{self, Memory};
 use crate::error::{Error, Result};
 
 /// How much hashing may run and wait (flags `--max-concurrent-password-hashes`,
@@ -59,40 +64,52 @@ impl Default for HashingLimits {
 }
 
 /// The server's password hashing: every hash and verification of every service goes through
-/// one `Hashing` (clones share the bound).
+/// one `Hashing` (clones share the bound and the threads; the threads end with the last clone).
 #[derive(Clone, Debug)]
 pub struct Hashing {
     limits: HashingLimits,
-    /// Requests admitted: running plus waiting.
+    /// Jobs admitted: running plus waiting.
     admitted: Arc<Semaphore>,
-    /// Turns to run.
-    running: Arc<Semaphore>,
+    jobs: Sender<Job>,
 }
 
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
 impl Hashing {
-    pub fn new(limits: HashingLimits) -> Self {
-        Self {
+    pub fn new(limits: HashingLimits) -> std::io::Result<Self> {
+        let (jobs, waiting) = std::sync::mpsc::channel::<Job>();
+        let waiting = Arc::new(Mutex::new(waiting));
+        for i in 0..limits.max_concurrent {
+            let waiting = waiting.clone();
+            std::thread::Builder::new()
+                .name(format!("password-hash-{i}"))
+                .spawn(move || work(&waiting))?;
+        }
+        Ok(Self {
             limits,
             admitted: Arc::new(Semaphore::new(limits.max_concurrent + limits.queue)),
-            running: Arc::new(Semaphore::new(limits.max_concurrent)),
-        }
+            jobs,
+        })
     }
 
     /// Hashes a new password with our own parameters.
     pub async fn hash(&self, plain: String) -> Result<String> {
-        self.run(move || password::hash(&plain))
+        self.run(move |memory| password::hash_in(memory, &plain))
             .await?
-            .map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("password hash: {e}"))))
+            .map_err(|e| internal(format!("password hash: {e}")))
     }
 
     /// Whether `plain` matches `stored` (see [`password::verify`]).
     pub async fn verify(&self, stored: String, plain: String) -> Result<bool> {
-        self.run(move || password::verify(&stored, &plain)).await
+        self.run(move |memory| password::verify_in(memory, &stored, &plain))
+            .await
     }
 
-    /// Runs `job` on a blocking thread once it has a turn; ResourceExhausted at once when the
-    /// queue is full.
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    /// Runs `job` on a hashing thread; ResourceExhausted at once when the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> Result<T> {
         let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| {
             Error::ResourceExhausted(format!(
                 "password hashing is busy: {} run and {} wait already \
@@ -100,23 +117,39 @@ impl Hashing {
                 self.limits.max_concurrent, self.limits.queue
             ))
         })?;
-        let turn = acquire(&self.running).await?;
-        tokio::task::spawn_blocking(move || {
-            let _held = (admitted, turn);
-            job()
-        })
-        .await
-        .map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("password hashing: {e}"))))
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _admitted = admitted;
+            if !answer.is_closed() {
+                let _ = answer.send(job(memory));
+            }
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| internal("password hashing has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| internal("password hashing failed".into()))
     }
 }
 
-async fn acquire(semaphore: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit> {
-    semaphore
-        .clone()
-        .acquire_owned()
-        .await
-        // The semaphores are never closed.
-        .map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("password hashing: {e}"))))
+/// A hashing thread: runs jobs until the last `Hashing` is dropped.
+fn work(waiting: &Mutex<Receiver<Job>>) {
+    let mut memory = Memory::default();
+    loop {
+        // The lock is held while taking a job, not while running it.
+        let job = match waiting.lock() {
+            Ok(waiting) => waiting.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        // A job that panics fails its request (its answer is dropped), not the thread.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory)));
+    }
+}
+
+fn internal(message: String) -> Error {
+    Error::Database(sea_orm::DbErr::Custom(message))
 }
 
 #[cfg(test)]
@@ -128,25 +161,26 @@ mod tests {
         let hashing = Hashing::new(HashingLimits {
             max_concurrent: 1,
             queue: 1,
-        });
+        })
+        .unwrap();
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let running = tokio::spawn({
             let hashing = hashing.clone();
-            async move { hashing.run(move || hold.recv().ok()).await }
+            async move { hashing.run(move |_| hold.recv().ok()).await }
         });
         let waiting = tokio::spawn({
             let hashing = hashing.clone();
-            async move { hashing.run(|| 2).await }
+            async move { hashing.run(|_| 2).await }
         });
         while hashing.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        let refused = hashing.run(|| 3).await.unwrap_err();
+        let refused = hashing.run(|_| 3).await.unwrap_err();
         assert!(matches!(refused, Error::ResourceExhausted(_)), "{refused}");
         release.send(()).unwrap();
         assert_eq!(running.await.unwrap().unwrap(), Some(()));
         assert_eq!(waiting.await.unwrap().unwrap(), 2);
-        assert_eq!(hashing.run(|| 4).await.unwrap(), 4);
+        assert_eq!(hashing.run(|_| 4).await.unwrap(), 4);
     }
 
     #[test]
