@@ -6,8 +6,8 @@
 //!
 //! Threads of their own, each keeping its argon2 memory from one job to the next: allocating
 //! and freeing a fresh 19 MiB buffer per hash made the allocator hold on to ever more of them
-//! (+250 MiB for 120 calls with two hashes at a time). So the memory of hashing is at most
-//! `max_concurrent` buffers (19 MiB each for our hashes, 64 MiB for one at the ceiling).
+//! (see [`password::Memory`]). So the memory of hashing is at most `max_concurrent` buffers
+//! (19 MiB each for our hashes, up to 64 MiB after one at the ceiling).
 //! A job holds its place until it has run, so a request cancelled by its deadline does not make
 //! room while its hash still runs; a job whose request is gone before it starts is skipped.
 

@@ -145,8 +145,9 @@ pub struct LimitArgs {
     #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = MAX_TEXT_CHARS)]
     pub max_text_length: usize,
 
-    /// Password hashes and verifications that run at the same time, server-wide (each holds a
-    /// core and 19 to 64 MiB while it runs). Default: the number of cores.
+    /// Password hashes and verifications that run at the same time, server-wide: one thread
+    /// each, keeping 19 MiB of argon2 memory (up to 64 MiB after an imported hash at the
+    /// ceiling). Default: the number of cores.
     #[arg(long, env = "USERDIR_MAX_CONCURRENT_PASSWORD_HASHES")]
     pub max_concurrent_password_hashes: Option<usize>,
 
