@@ -159,6 +159,7 @@ impl ServeArgs {
                 exempt_bootstrap: self.rate_limit_exempt_bootstrap,
             },
             request: self.request.limits()?,
+            hashing: self.request.hashing()?,
             oidc: self.oidc.settings()?,
         })
     }

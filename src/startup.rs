@@ -17,6 +17,7 @@ use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStrea
 use crate::command::tokens;
 use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
+use crate::limits::hashing::{Hashing, HashingLimits};
 use crate::limits::regex_searches::RegexSearches;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
@@ -41,6 +42,8 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// Sizes, depths and deadlines of requests.
     pub request: RequestLimits,
+    /// How many password hashes run and wait at once, server-wide.
+    pub hashing: HashingLimits,
 }
 
 impl Default for Settings {
@@ -52,6 +55,7 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             oidc: None,
             request: RequestLimits::default(),
+            hashing: HashingLimits::default(),
         }
     }
 }
@@ -82,6 +86,7 @@ impl Application {
         settings: Settings,
     ) -> anyhow::Result<Self> {
         settings.request.validate()?;
+        settings.hashing.validate()?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -152,12 +157,15 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     let max_message = request.max_message_bytes;
     // One cap on regex searches for every surface of this server.
     let regex_searches = RegexSearches::new(request.max_concurrent_regex_searches);
+    // Every service that hashes or verifies passwords shares this one bound.
+    let hashing = Hashing::new(settings.hashing)?;
     let users = UserServiceServer::new(UserDirectory::new(
         db.clone(),
         limits,
         request,
         webauthn,
         regex_searches.clone(),
+        hashing,
     ))
     .max_decoding_message_size(max_message);
     let organizations =

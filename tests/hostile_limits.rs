@@ -472,6 +472,7 @@ async fn the_longest_configurable_texts_fit_every_index(app: TestApp) {
     .unwrap();
     let created = users::create(
         &instance(&app),
+        &userdir::limits::hashing::Hashing::new(Default::default()).unwrap(),
         users::NewUser {
             organization_id: org.clone(),
             schema_id: schema,

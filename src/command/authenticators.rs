@@ -5,13 +5,16 @@ use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
-use super::users::NewPassword;
+use super::users::{NewPassword, PasswordSecret};
 use super::{
-    CodePurpose, commit_then_fail, consume_code, issue_code, new_id, touch, user_for_write,
+    CodePurpose, commit_then_fail, consume_code, issue_code, new_id, precheck_user_for_write,
+    touch, user_for_write,
 };
 use crate::domain::codes::CodeKind;
-use crate::domain::{Timestamp, fold_case, keys, password, totp};
+use crate::domain::password::{self, cost::Cost};
+use crate::domain::{Timestamp, fold_case, keys, totp};
 use crate::error::{Error, Result, unique};
+use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
 use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password as password_row, totp as totp_row,
@@ -122,10 +125,29 @@ pub async fn remove_username(db: &ScopedDb, user_id: &str, username_id: &str) ->
     Ok(written)
 }
 
+/// A password ready to store.
+pub(crate) struct HashedPassword {
+    hash: String,
+    change_required: bool,
+}
+
+/// Hashes a plain password under the server's hashing bound (before any unit begins: it is
+/// slow); an imported hash is stored as it is.
+pub(crate) async fn hashed(hashing: &Hashing, password: NewPassword) -> Result<HashedPassword> {
+    let hash = match password.secret {
+        PasswordSecret::Plain(plain) => hashing.hash(plain).await?,
+        PasswordSecret::Hash(hash) => hash,
+    };
+    Ok(HashedPassword {
+        hash,
+        change_required: password.change_required,
+    })
+}
+
 pub(crate) async fn insert_password(
     uow: &UnitOfWork,
     user_id: &str,
-    password: &NewPassword,
+    password: &HashedPassword,
 ) -> Result<()> {
     password_row::Entity::delete_by_id(user_id)
         .exec(uow.txn())
@@ -141,7 +163,17 @@ pub(crate) async fn insert_password(
     Ok(())
 }
 
-pub async fn set_password(db: &ScopedDb, user_id: &str, password: NewPassword) -> Result<Written> {
+pub async fn set_password(
+    db: &ScopedDb,
+    hashing: &Hashing,
+    user_id: &str,
+    password: NewPassword,
+) -> Result<Written> {
+    if matches!(password.secret, PasswordSecret::Plain(_)) {
+        // Hash only for a user the caller may write: NotFound costs no hashing.
+        precheck_user_for_write(db, user_id).await?;
+    }
+    let password = hashed(hashing, password).await?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     insert_password(&uow, &user.id, &password).await?;
@@ -176,10 +208,12 @@ pub struct PasswordCheck {
     pub change_required: bool,
 }
 
-/// Checks a password. The hash is compared outside any transaction (it is slow); a match is
-/// then recorded as the user's last sign-in. Only active users may sign in.
+/// Checks a password. The hash is compared outside any transaction (it is slow) and under the
+/// server's hashing bound; a match is then recorded as the user's last sign-in. Only active
+/// users may sign in. A stored hash that is malformed or above the cost ceiling is never run.
 pub async fn verify_password(
     db: &ScopedDb,
+    hashing: &Hashing,
     user_id: &str,
     candidate: &str,
 ) -> Result<PasswordCheck> {
@@ -204,14 +238,14 @@ pub async fn verify_password(
             "userId: only an active user can sign in".into(),
         ));
     }
-    let hash = stored.hash.clone();
-    let candidate = candidate.to_owned();
-    let matches = tokio::task::spawn_blocking(move || password::verify(&hash, &candidate))
-        .await
-        .map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("password check: {e}"))))?;
+    runnable(&stored.hash)?;
+    let matches = hashing
+        .verify(stored.hash.clone(), candidate.to_owned())
+        .await?;
     if !matches {
         return Err(Error::invalid("password", "does not match"));
     }
+    let rehashed = rehash(hashing, &stored.hash, candidate).await?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     user::Entity::update_many()
@@ -219,13 +253,62 @@ pub async fn verify_password(
         .filter(user::Column::Id.eq(user.id.as_str()))
         .exec(uow.txn())
         .await?;
-    let written = touch(&mut uow, &user, "user.password.checked", json!({})).await?;
+    let mut replaced = false;
+    if let Some(hash) = rehashed {
+        // Only the hash just checked: a password set meanwhile stays.
+        replaced = password_row::Entity::update_many()
+            .col_expr(password_row::Column::Hash, Expr::value(hash))
+            .filter(password_row::Column::UserId.eq(user.id.as_str()))
+            .filter(password_row::Column::Hash.eq(stored.hash.as_str()))
+            .exec(uow.txn())
+            .await?
+            .rows_affected
+            > 0;
+    }
+    let written = touch(
+        &mut uow,
+        &user,
+        "user.password.checked",
+        json!({"rehashed": replaced}),
+    )
+    .await?;
     uow.commit().await?;
     Ok(PasswordCheck {
         last_login: written.at,
         written,
         change_required: stored.change_required,
     })
+}
+
+/// A hash of the password just checked with our own parameters, when the stored one has
+/// others (see [`password::is_outdated`]). When hashing is busy, the upgrade waits for a later
+/// sign-in rather than failing this one.
+async fn rehash(hashing: &Hashing, stored: &str, candidate: &str) -> Result<Option<String>> {
+    if !password::is_outdated(stored) {
+        return Ok(None);
+    }
+    match hashing.hash(candidate.to_owned()).await {
+        Ok(hash) => Ok(Some(hash)),
+        Err(Error::ResourceExhausted(_)) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Refuses to run a stored hash that could not be verified or that exceeds the cost ceiling
+/// (it may predate the ceiling or have been written by SQL): the user needs a new password.
+fn runnable(stored: &str) -> Result<()> {
+    let reset = "; set a new password (SetPassword) to reset it";
+    let cost = Cost::of(stored).map_err(|reason| {
+        Error::FailedPrecondition(format!(
+            "userId: the stored password hash cannot be verified ({reason}){reset}"
+        ))
+    })?;
+    cost.within_ceiling().map_err(|reason| {
+        Error::FailedPrecondition(format!(
+            "userId: the stored password hash exceeds the server's cost ceiling ({reason}){reset}"
+        ))
+    })?;
+    Ok(())
 }
 
 pub struct TotpStarted {

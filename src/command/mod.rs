@@ -11,11 +11,12 @@ pub mod users;
 pub mod webauthn;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::Value;
 
-use crate::domain::{Timestamp, UserState, codes};
+use crate::domain::{Scope, Timestamp, UserState, codes};
 use crate::error::{Error, Result};
+use crate::store::ScopedDb;
 use crate::store::entities::{user, verification_code};
 use crate::store::writes::unit::{UnitOfWork, Written};
 
@@ -33,17 +34,40 @@ pub(crate) fn user_not_found(user_id: &str) -> Error {
 /// The user a write applies to, if the caller's scope admits it: a user of another
 /// organization is NotFound, exactly like a missing one, so ids cannot be probed.
 pub(crate) async fn user_in_scope(uow: &UnitOfWork, user_id: &str) -> Result<user::Model> {
+    find_user_in_scope(uow.txn(), uow.scope(), user_id).await
+}
+
+async fn find_user_in_scope(
+    connection: &impl ConnectionTrait,
+    scope: &Scope,
+    user_id: &str,
+) -> Result<user::Model> {
     user::Entity::find_by_id(user_id)
-        .one(uow.txn())
+        .one(connection)
         .await?
-        .filter(|user| uow.scope().admits(&user.organization_id))
+        .filter(|user| scope.admits(&user.organization_id))
         .ok_or_else(|| user_not_found(user_id))
 }
 
 /// The user a write applies to: NotFound when absent or out of scope, FailedPrecondition when
 /// deleted.
 pub(crate) async fn user_for_write(uow: &UnitOfWork, user_id: &str) -> Result<user::Model> {
-    let user = user_in_scope(uow, user_id).await?;
+    writable_user(uow.txn(), uow.scope(), user_id).await
+}
+
+/// Before slow work for a write (hashing a password): the answer [`user_for_write`] would give,
+/// read outside any unit. The write checks again in its own unit.
+pub(crate) async fn precheck_user_for_write(db: &ScopedDb, user_id: &str) -> Result<()> {
+    writable_user(db.connection(), db.scope(), user_id).await?;
+    Ok(())
+}
+
+async fn writable_user(
+    connection: &impl ConnectionTrait,
+    scope: &Scope,
+    user_id: &str,
+) -> Result<user::Model> {
+    let user = find_user_in_scope(connection, scope, user_id).await?;
     if user.state == UserState::Deleted.number() {
         return Err(Error::FailedPrecondition(format!(
             "userId: the user {user_id:?} is deleted"

@@ -1,23 +1,45 @@
 //! Users: create, patch, delete, and lifecycle state changes.
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
-use super::authenticators::{NewUsername, insert_password, insert_username};
+use super::authenticators::{NewUsername, hashed, insert_password, insert_username};
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_in_scope};
-use crate::domain::{StateChange, UserState, check_data_size, display_name, fold_case, schema};
+use crate::domain::{
+    Scope, StateChange, UserState, check_data_size, display_name, fold_case, schema,
+};
 use crate::error::{Error, Result};
+use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
 use crate::store::writes::unit::{UnitOfWork, Written};
 
-/// A password ready to store: hashed (or an imported hash) before the write begins.
+/// A password to set, as the request gave it (already validated).
 #[derive(Clone, Debug)]
 pub struct NewPassword {
-    pub hash: String,
+    pub secret: PasswordSecret,
     pub change_required: bool,
+}
+
+/// A plain password is hashed only once the write is known to apply (the user or organization
+/// exists in the caller's scope), before the write's unit begins; an imported hash was checked
+/// against the cost ceiling when it was parsed.
+#[derive(Clone)]
+pub enum PasswordSecret {
+    Plain(String),
+    Hash(String),
+}
+
+impl std::fmt::Debug for PasswordSecret {
+    /// Neither a password nor its hash reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PasswordSecret::Plain(_) => "Plain(..)",
+            PasswordSecret::Hash(_) => "Hash(..)",
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -52,28 +74,51 @@ fn check_data(schema: &user_schema::Model, data: &Value) -> Result<()> {
     })
 }
 
-async fn schema_of(uow: &UnitOfWork, schema_id: &str) -> Result<user_schema::Model> {
+async fn schema_of(
+    connection: &impl ConnectionTrait,
+    schema_id: &str,
+) -> Result<user_schema::Model> {
     user_schema::Entity::find_by_id(schema_id)
-        .one(uow.txn())
+        .one(connection)
         .await?
         .ok_or_else(|| Error::NotFound(format!("schemaId: no user schema with id {schema_id:?}")))
 }
 
-pub async fn create(db: &ScopedDb, new: NewUser) -> Result<Created> {
-    let mut uow = UnitOfWork::begin(db).await?;
-    // Out of scope reads as absent, like a user of another organization.
+/// The schema of a user that may be created: its organization is in the caller's scope (out of
+/// scope reads as absent, like a user of another organization) and its data fits the schema.
+async fn creatable(
+    connection: &impl ConnectionTrait,
+    scope: &Scope,
+    new: &NewUser,
+) -> Result<user_schema::Model> {
     organization::Entity::find_by_id(new.organization_id.as_str())
-        .one(uow.txn())
+        .one(connection)
         .await?
-        .filter(|org| uow.scope().admits(&org.id))
+        .filter(|org| scope.admits(&org.id))
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "organizationId: no organization with id {:?}",
                 new.organization_id
             ))
         })?;
-    let schema = schema_of(&uow, &new.schema_id).await?;
+    let schema = schema_of(connection, &new.schema_id).await?;
     check_data(&schema, &new.data)?;
+    Ok(schema)
+}
+
+pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Created> {
+    let password = match new.password.clone() {
+        Some(password) => {
+            if matches!(password.secret, PasswordSecret::Plain(_)) {
+                // Hash only for a user that can be created in the caller's scope.
+                creatable(db.connection(), db.scope(), &new).await?;
+            }
+            Some(hashed(hashing, password).await?)
+        }
+        None => None,
+    };
+    let mut uow = UnitOfWork::begin(db).await?;
+    let schema = creatable(uow.txn(), uow.scope(), &new).await?;
 
     let id = new_id();
     let written = uow.record(
@@ -118,7 +163,7 @@ pub async fn create(db: &ScopedDb, new: NewUser) -> Result<Created> {
     for (i, name) in new.usernames.iter().enumerate() {
         insert_username(&uow, &row, name, &format!("usernames[{i}]")).await?;
     }
-    if let Some(password) = &new.password {
+    if let Some(password) = &password {
         insert_password(&uow, &id, password).await?;
     }
     let email_code = match &new.email {
@@ -156,7 +201,7 @@ pub async fn patch(db: &ScopedDb, user_id: &str, patch: UserPatch) -> Result<Pat
     let user = user_for_write(&uow, user_id).await?;
     if let Some(data) = &patch.data {
         // New data follows the schema's current revision.
-        let schema = schema_of(&uow, &user.schema_id).await?;
+        let schema = schema_of(uow.txn(), &user.schema_id).await?;
         check_data(&schema, data)?;
         user::Entity::update(user::ActiveModel {
             id: Set(user.id.clone()),

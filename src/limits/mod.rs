@@ -8,6 +8,7 @@
 //! | request deadline                   | DeadlineExceeded    | 504, code 4                 |
 //! | query depth, leaves, text length   | InvalidArgument     | 400, code 3 (REST: 400)     |
 //! | concurrent regex searches          | ResourceExhausted   | 429, code 8                 |
+//! | password hashes beyond the queue   | ResourceExhausted   | 429, code 8                 |
 //!
 //! Field lengths that are not configurable (ids 200, phone numbers 20, codes 20, passwords
 //! 8–200, role descriptions 1000, regular expressions 256, OData filters 4096 characters) are
@@ -15,6 +16,7 @@
 
 pub mod deadline;
 pub mod grpc_status;
+pub mod hashing;
 pub mod head;
 pub mod regex_searches;
 pub mod serve;
@@ -24,6 +26,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, QueryLimits};
+use hashing::{DEFAULT_QUEUE_PER_HASH, HashingLimits};
 use regex_searches::{DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES, MAX_CONCURRENT_REGEX_SEARCHES_BOUND};
 
 /// Default largest message: gRPC's customary 4 MiB.
@@ -162,6 +165,17 @@ pub struct LimitArgs {
         default_value_t = DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES
     )]
     pub max_concurrent_regex_searches: usize,
+
+    /// Password hashes and verifications that run at the same time, server-wide: one thread
+    /// each, keeping 19 MiB of argon2 memory (up to 64 MiB after an imported hash at the
+    /// ceiling). Default: the number of cores.
+    #[arg(long, env = "USERDIR_MAX_CONCURRENT_PASSWORD_HASHES")]
+    pub max_concurrent_password_hashes: Option<usize>,
+
+    /// Password hashes and verifications that may wait for a turn; beyond them a request is
+    /// ResourceExhausted (HTTP 429) at once. Default: 4 per concurrent hash.
+    #[arg(long, env = "USERDIR_PASSWORD_HASH_QUEUE")]
+    pub password_hash_queue: Option<usize>,
 }
 
 impl LimitArgs {
@@ -174,6 +188,21 @@ impl LimitArgs {
             max_query_leaves: self.max_query_leaves,
             max_text_chars: self.max_text_length,
             max_concurrent_regex_searches: self.max_concurrent_regex_searches,
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    pub fn hashing(&self) -> anyhow::Result<HashingLimits> {
+        let machine = HashingLimits::for_this_machine();
+        let max_concurrent = self
+            .max_concurrent_password_hashes
+            .unwrap_or(machine.max_concurrent);
+        let limits = HashingLimits {
+            max_concurrent,
+            queue: self
+                .password_hash_queue
+                .unwrap_or(max_concurrent.saturating_mul(DEFAULT_QUEUE_PER_HASH)),
         };
         limits.validate()?;
         Ok(limits)

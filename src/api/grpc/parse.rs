@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::command::contact::{ContactValue, Verification};
-use crate::command::users::NewPassword;
+use crate::command::users::{NewPassword, PasswordSecret};
 use crate::domain::{Timestamp, password};
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
@@ -136,34 +136,30 @@ pub fn set_phone(phone: &pb::SetPhone, field: &str) -> Result<ContactValue> {
     })
 }
 
-/// A password to store: a plain one is hashed here (off the async runtime), a hash is checked.
-pub async fn new_password(password: &pb::SetPassword, field: &str) -> Result<NewPassword> {
+/// A password to set: a plain one within the length limits (hashed later, once the write is
+/// known to apply), or an imported hash within the cost ceiling.
+pub fn new_password(password: &pb::SetPassword, field: &str) -> Result<NewPassword> {
     use pb::set_password::Type;
-    let hash = match &password.r#type {
-        Some(Type::Password(plain)) => {
-            text(
-                plain,
-                &format!("{field}.password"),
-                password::MIN_LENGTH,
-                password::MAX_LENGTH,
-            )?;
-            let plain = plain.clone();
-            tokio::task::spawn_blocking(move || password::hash(&plain))
-                .await
-                .map_err(|e| Error::Database(sea_orm::DbErr::Custom(e.to_string())))?
-                .map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?
-        }
+    let secret = match &password.r#type {
+        Some(Type::Password(plain)) => PasswordSecret::Plain(text(
+            plain,
+            &format!("{field}.password"),
+            password::MIN_LENGTH,
+            password::MAX_LENGTH,
+        )?),
         Some(Type::Hash(hash)) => {
             let field = format!("{field}.hash");
             text(hash, &field, 1, 200)?;
-            password::check_import(hash)
-                .map_err(|reason| Error::invalid(field, reason))?
-                .to_owned()
+            PasswordSecret::Hash(
+                password::check_import(hash)
+                    .map_err(|reason| Error::invalid(field, reason))?
+                    .to_owned(),
+            )
         }
         None => return Err(Error::invalid(field, "must set password or hash")),
     };
     Ok(NewPassword {
-        hash,
+        secret,
         change_required: password.change_required,
     })
 }

@@ -14,6 +14,7 @@ use crate::command::webauthn;
 use crate::domain::StateChange;
 use crate::error::Error;
 use crate::limits::RequestLimits;
+use crate::limits::hashing::Hashing;
 use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
@@ -33,6 +34,7 @@ pub struct UserDirectory {
     request: RequestLimits,
     webauthn: Arc<Webauthn>,
     regex_searches: RegexSearches,
+    hashing: Hashing,
 }
 
 impl UserDirectory {
@@ -42,6 +44,7 @@ impl UserDirectory {
         request: RequestLimits,
         webauthn: Arc<Webauthn>,
         regex_searches: RegexSearches,
+        hashing: Hashing,
     ) -> Self {
         Self {
             db,
@@ -49,6 +52,7 @@ impl UserDirectory {
             request,
             webauthn,
             regex_searches,
+            hashing,
         }
     }
 
@@ -143,11 +147,11 @@ impl UserService for UserDirectory {
                 .transpose()?,
             usernames,
             password: match &r.password {
-                Some(password) => Some(parse::new_password(password, "password").await?),
+                Some(password) => Some(parse::new_password(password, "password")?),
                 None => None,
             },
         };
-        let created = user_commands::create(&db, new).await?;
+        let created = user_commands::create(&db, &self.hashing, new).await?;
         Ok(Response::new(pb::CreateUserResponse {
             user_id: created.user_id,
             details: details(&created.written),
@@ -372,8 +376,8 @@ impl UserService for UserDirectory {
             .new_password
             .as_ref()
             .ok_or_else(|| Error::invalid("newPassword", "is required"))?;
-        let password = parse::new_password(password, "newPassword").await?;
-        let written = auth::set_password(&db, id, password).await?;
+        let password = parse::new_password(password, "newPassword")?;
+        let written = auth::set_password(&db, &self.hashing, id, password).await?;
         Ok(Response::new(pb::SetPasswordResponse {
             details: details(&written),
         }))
@@ -398,7 +402,7 @@ impl UserService for UserDirectory {
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         parse::text(&r.password, "password", 1, 200)?;
-        let check = auth::verify_password(&db, id, &r.password).await?;
+        let check = auth::verify_password(&db, &self.hashing, id, &r.password).await?;
         Ok(Response::new(pb::VerifyPasswordResponse {
             details: details(&check.written),
             last_login: Some(convert::timestamp(check.last_login)),
