@@ -22,6 +22,7 @@ backend_tests!(
     every_text_query_matches_literally_with_every_method,
     nul_is_invalid_argument_in_every_text_field,
     control_characters_are_invalid_argument_in_every_stored_text_field,
+    control_characters_in_passwords_are_kept,
     oversized_text_is_invalid_argument_in_every_text_field,
     json_bodies_and_free_data_with_hostile_text,
 );
@@ -1198,12 +1199,13 @@ async fn nul_is_invalid_argument_in_every_text_field(app: TestApp) {
 }
 
 /// Every text field but search values (which store nothing, and may look for rows written
-/// before the rule) refuses control characters.
+/// before the rule) and plain passwords (never shown; see `control_characters_in_passwords`)
+/// refuses control characters.
 async fn control_characters_are_invalid_argument_in_every_stored_text_field(app: TestApp) {
     let stored: Vec<(&str, &str)> = WRITE_FIELDS
         .iter()
         .copied()
-        .filter(|(_, field)| !field.contains("Query"))
+        .filter(|(_, field)| !field.contains("Query") && !field.ends_with("password"))
         .collect();
     for text in CONTROL {
         // Long enough for a password, short enough for a code: only the characters are wrong.
@@ -1211,6 +1213,43 @@ async fn control_characters_are_invalid_argument_in_every_stored_text_field(app:
         refused_in(&app, &stored, &value, "must not contain control characters").await;
     }
     still_answers(&app).await;
+}
+
+/// A password is a secret nobody sees: control characters in it are kept, set and verified
+/// byte for byte (refusing them would lock out whoever chose one); only NUL is refused.
+async fn control_characters_in_passwords_are_kept(app: TestApp) {
+    let org = api::organization(&app, "Acme").await;
+    let schema = api::person_schema(&app, "person").await;
+    let user = api::create_user(&app, api::new_user(&org, &schema, "typist")).await;
+    let mut users = app.users.clone();
+    for text in CONTROL {
+        let password = format!("{text:-<8}");
+        users
+            .set_password(pb::SetPasswordRequest {
+                user_id: user.clone(),
+                new_password: Some(pb::SetPassword {
+                    r#type: Some(pb::set_password::Type::Password(password.clone())),
+                    change_required: false,
+                }),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+        users
+            .verify_password(pb::VerifyPasswordRequest {
+                user_id: user.clone(),
+                password: password.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
+        let wrong = users
+            .verify_password(pb::VerifyPasswordRequest {
+                user_id: user.clone(),
+                password: password.replace(|c: char| c.is_control(), " "),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::InvalidArgument, "{text:?}");
+    }
 }
 
 async fn oversized_text_is_invalid_argument_in_every_text_field(app: TestApp) {

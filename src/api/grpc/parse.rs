@@ -11,6 +11,25 @@ use crate::proto::user::v1 as pb;
 /// Text of `min..=max` characters without NUL or other control characters
 /// (`domain::refused_characters`).
 pub fn text(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
+    length(value, field, min, max)?;
+    if let Some(reason) = crate::domain::refused_characters(value) {
+        return Err(Error::invalid(field, reason));
+    }
+    Ok(value.to_owned())
+}
+
+/// A password as typed: `min..=max` characters without NUL. Unlike names it may hold control
+/// characters: it is never shown to anyone, and refusing them would lock out whoever chose one
+/// before the rule (or in the directory its hash was imported from).
+pub fn password_text(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
+    length(value, field, min, max)?;
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn length(value: &str, field: &str, min: usize, max: usize) -> Result<()> {
     let chars = value.chars().count();
     if chars < min {
         return Err(Error::invalid(
@@ -28,10 +47,7 @@ pub fn text(value: &str, field: &str, min: usize, max: usize) -> Result<String> 
             format!("must be at most {max} characters, got {chars}"),
         ));
     }
-    if let Some(reason) = crate::domain::refused_characters(value) {
-        return Err(Error::invalid(field, reason));
-    }
-    Ok(value.to_owned())
+    Ok(())
 }
 
 /// An id named in a request: 1 to 200 characters.
@@ -141,7 +157,7 @@ pub fn set_phone(phone: &pb::SetPhone, field: &str) -> Result<ContactValue> {
 pub fn new_password(password: &pb::SetPassword, field: &str) -> Result<NewPassword> {
     use pb::set_password::Type;
     let secret = match &password.r#type {
-        Some(Type::Password(plain)) => PasswordSecret::Plain(text(
+        Some(Type::Password(plain)) => PasswordSecret::Plain(password_text(
             plain,
             &format!("{field}.password"),
             password::MIN_LENGTH,

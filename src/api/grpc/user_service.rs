@@ -401,7 +401,7 @@ impl UserService for UserDirectory {
         let db = scoped(&self.db, &request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
-        parse::text(&r.password, "password", 1, 200)?;
+        parse::password_text(&r.password, "password", 1, 200)?;
         let check = auth::verify_password(&db, &self.hashing, id, &r.password).await?;
         Ok(Response::new(pb::VerifyPasswordResponse {
             details: details(&check.written),
