@@ -157,6 +157,7 @@ impl ServeArgs {
                 exempt_bootstrap: self.rate_limit_exempt_bootstrap,
             },
             request: self.request.limits()?,
+            connections: self.request.connections()?,
             oidc: self.oidc.settings()?,
         })
     }

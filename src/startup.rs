@@ -13,6 +13,7 @@ use crate::auth::layer::{Gate, enforce};
 use crate::auth::oidc::{OidcSettings, OidcVerifier};
 use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
 use crate::limits::RequestLimits;
+use crate::limits::connections::ConnectionLimits;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
 use crate::proto::user::v1::role_service_server::RoleServiceServer;
@@ -35,6 +36,8 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// Sizes, depths and deadlines of requests.
     pub request: RequestLimits,
+    /// Timeouts and caps of connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             rate_limits: RateLimitSettings::default(),
             oidc: None,
             request: RequestLimits::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -56,6 +60,7 @@ pub struct Application {
     router: axum::Router,
     bootstrap_token: Option<String>,
     request: RequestLimits,
+    connections: ConnectionLimits,
 }
 
 impl Application {
@@ -76,6 +81,7 @@ impl Application {
         settings: Settings,
     ) -> anyhow::Result<Self> {
         settings.request.validate()?;
+        settings.connections.validate()?;
         let bootstrap_token = crate::command::tokens::bootstrap(&ScopedDb::instance(db.clone()))
             .await?
             .map(|minted| minted.secret);
@@ -86,6 +92,7 @@ impl Application {
             router,
             bootstrap_token,
             request: settings.request,
+            connections: settings.connections,
         })
     }
 
@@ -105,7 +112,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        crate::limits::serve::serve(self.listener, self.router, self.request, shutdown).await
+        crate::limits::serve::serve(
+            self.listener,
+            self.router,
+            self.request,
+            self.connections,
+            shutdown,
+        )
+        .await
     }
 }
 

@@ -1,0 +1,178 @@
+//! What one connection is doing, for the timers hyper lacks: no timer covers a connection that
+//! never completes its first request head while the auto builder still reads the protocol
+//! preface (or an HTTP/2 connection that sends no HEADERS after it), and HTTP/2 has no idle
+//! timeout at all. [`Tracked`] counts the requests in flight (a request ends when its response
+//! body is sent or dropped); [`expiry`] says when the connection has been silent or idle too
+//! long.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use http::{Request, Response};
+use http_body::{Frame, SizeHint};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tower::Service;
+
+use super::connections::ConnectionLimits;
+
+/// The requests of one connection.
+#[derive(Clone, Copy, Debug)]
+struct State {
+    /// Requests whose head arrived.
+    started: u64,
+    /// Requests whose response is not yet sent.
+    in_flight: usize,
+    /// When the last request in flight ended.
+    idle_since: Instant,
+}
+
+/// Why a connection should end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// No complete request head within the header timeout.
+    NoRequest,
+    /// No request in flight for the idle timeout.
+    Idle,
+}
+
+/// A connection's activity: the service side that records it and the watch side that reads it.
+pub fn track<S>(inner: S) -> (Tracked<S>, Watch) {
+    let (sender, receiver) = watch::channel(State {
+        started: 0,
+        in_flight: 0,
+        idle_since: Instant::now(),
+    });
+    (
+        Tracked {
+            inner,
+            state: Arc::new(sender),
+        },
+        Watch {
+            state: receiver,
+            opened: Instant::now(),
+        },
+    )
+}
+
+/// The connection's service, counting its requests.
+#[derive(Clone, Debug)]
+pub struct Tracked<S> {
+    inner: S,
+    state: Arc<watch::Sender<State>>,
+}
+
+impl<S, B> Service<Request<B>> for Tracked<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let guard = InFlight::start(self.state.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| {
+                Body::new(Guarded {
+                    body,
+                    _in_flight: guard,
+                })
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its request in flight until hyper has sent (or dropped) all of
+/// it, however long a stream lasts.
+struct Guarded {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// One request in flight.
+struct InFlight(Arc<watch::Sender<State>>);
+
+impl InFlight {
+    fn start(state: Arc<watch::Sender<State>>) -> Self {
+        state.send_modify(|state| {
+            state.started += 1;
+            state.in_flight += 1;
+        });
+        Self(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|state| {
+            state.in_flight -= 1;
+            if state.in_flight == 0 {
+                state.idle_since = Instant::now();
+            }
+        });
+    }
+}
+
+/// Reads a connection's activity.
+#[derive(Debug)]
+pub struct Watch {
+    state: watch::Receiver<State>,
+    opened: Instant,
+}
+
+impl Watch {
+    /// Completes when the connection has had no complete request head for the header timeout
+    /// since it opened, or no request in flight for the idle timeout; pends while a request is
+    /// in flight.
+    pub async fn expiry(mut self, limits: ConnectionLimits) -> Expiry {
+        loop {
+            let state = *self.state.borrow_and_update();
+            let (deadline, expiry) = if state.started == 0 {
+                (self.opened + limits.header_timeout, Expiry::NoRequest)
+            } else {
+                (state.idle_since + limits.idle_timeout, Expiry::Idle)
+            };
+            tokio::select! {
+                biased;
+                changed = self.state.changed() => {
+                    if changed.is_err() {
+                        // The service is gone, so is the connection.
+                        return std::future::pending().await;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline), if state.in_flight == 0 => return expiry,
+            }
+        }
+    }
+}
