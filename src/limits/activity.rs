@@ -2,7 +2,7 @@
 //! never completes its first request head while the auto builder still reads the protocol
 //! preface (or an HTTP/2 connection that sends no HEADERS after it), and HTTP/2 has no idle
 //! timeout at all. [`Tracked`] counts the requests in flight (a request ends when its response
-//! body is sent or dropped); [`expiry`] says when the connection has been silent or idle too
+//! body is sent or dropped); [`Watch::expiry`] says when the connection has been silent or idle too
 //! long.
 
 use std::future::Future;
@@ -22,8 +22,8 @@ use super::connections::ConnectionLimits;
 /// The requests of one connection.
 #[derive(Clone, Copy, Debug)]
 struct State {
-    /// Requests whose head arrived.
-    started: u64,
+    /// Whether any request head has arrived.
+    started: bool,
     /// Requests whose response is not yet sent.
     in_flight: usize,
     /// When the last request in flight ended.
@@ -42,7 +42,7 @@ pub enum Expiry {
 /// A connection's activity: the service side that records it and the watch side that reads it.
 pub fn track<S>(inner: S) -> (Tracked<S>, Watch) {
     let (sender, receiver) = watch::channel(State {
-        started: 0,
+        started: false,
         in_flight: 0,
         idle_since: Instant::now(),
     });
@@ -126,7 +126,7 @@ struct InFlight(Arc<watch::Sender<State>>);
 impl InFlight {
     fn start(state: Arc<watch::Sender<State>>) -> Self {
         state.send_modify(|state| {
-            state.started += 1;
+            state.started = true;
             state.in_flight += 1;
         });
         Self(state)
@@ -158,21 +158,70 @@ impl Watch {
     pub async fn expiry(mut self, limits: ConnectionLimits) -> Expiry {
         loop {
             let state = *self.state.borrow_and_update();
-            let (deadline, expiry) = if state.started == 0 {
+            let (deadline, expiry) = if !state.started {
                 (self.opened + limits.header_timeout, Expiry::NoRequest)
             } else {
                 (state.idle_since + limits.idle_timeout, Expiry::Idle)
             };
+            // Once the service is gone (hyper dropped it with the connection, or a test did)
+            // the state is final: only the deadline is left, if any.
             tokio::select! {
                 biased;
-                changed = self.state.changed() => {
-                    if changed.is_err() {
-                        // The service is gone, so is the connection.
-                        return std::future::pending().await;
-                    }
-                }
+                Ok(()) = self.state.changed() => {}
                 () = tokio::time::sleep_until(deadline), if state.in_flight == 0 => return expiry,
+                else => return std::future::pending().await,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const LIMITS: ConnectionLimits = ConnectionLimits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        http2_keepalive_interval: None,
+        http2_keepalive_timeout: Duration::from_secs(20),
+        max_connections: 10,
+        max_connections_per_peer: 10,
+    };
+
+    async fn answer(_: Request<()>) -> Result<Response<Body>, std::convert::Infallible> {
+        Ok(Response::new(Body::from("answer")))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_without_a_request_expires_after_the_header_timeout() {
+        let (_service, watch) = track(tower::service_fn(answer));
+        let started = Instant::now();
+        assert_eq!(watch.expiry(LIMITS).await, Expiry::NoRequest);
+        assert_eq!(started.elapsed(), LIMITS.header_timeout);
+    }
+
+    /// A request stays in flight until its response body is gone, however long that takes;
+    /// the idle time counts from then.
+    #[tokio::test(start_paused = true)]
+    async fn idle_time_counts_from_the_end_of_the_last_response_body() {
+        let (service, watch) = track(tower::service_fn(answer));
+        let mut expiry = Box::pin(watch.expiry(LIMITS));
+        let response = service
+            .oneshot(Request::new(()))
+            .await
+            .unwrap_or_else(|never| match never {});
+        let waited = LIMITS.header_timeout + LIMITS.idle_timeout * 2;
+        assert!(
+            tokio::time::timeout(waited, &mut expiry).await.is_err(),
+            "a response being sent is not idle"
+        );
+        let answered = Instant::now();
+        drop(response);
+        assert_eq!(expiry.await, Expiry::Idle);
+        assert_eq!(answered.elapsed(), LIMITS.idle_timeout);
     }
 }
