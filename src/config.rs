@@ -160,6 +160,7 @@ impl ServeArgs {
             },
             request: self.request.limits()?,
             hashing: self.request.hashing()?,
+            connections: self.request.connections()?,
             oidc: self.oidc.settings()?,
         })
     }

@@ -17,6 +17,7 @@ use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStrea
 use crate::command::tokens;
 use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
+use crate::limits::connections::ConnectionLimits;
 use crate::limits::hashing::{Hashing, HashingLimits};
 use crate::limits::regex_searches::RegexSearches;
 use crate::proto;
@@ -44,6 +45,8 @@ pub struct Settings {
     pub request: RequestLimits,
     /// How many password hashes run and wait at once, server-wide.
     pub hashing: HashingLimits,
+    /// Timeouts and caps of connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for Settings {
@@ -56,6 +59,7 @@ impl Default for Settings {
             oidc: None,
             request: RequestLimits::default(),
             hashing: HashingLimits::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -66,6 +70,7 @@ pub struct Application {
     router: axum::Router,
     db: DatabaseConnection,
     request: RequestLimits,
+    connections: ConnectionLimits,
 }
 
 impl Application {
@@ -87,6 +92,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         settings.request.validate()?;
         settings.hashing.validate()?;
+        settings.connections.validate()?;
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -96,6 +102,7 @@ impl Application {
             router,
             db,
             request: settings.request,
+            connections: settings.connections,
         })
     }
 
@@ -140,7 +147,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        crate::limits::serve::serve(self.listener, self.router, self.request, shutdown).await
+        crate::limits::serve::serve(
+            self.listener,
+            self.router,
+            self.request,
+            self.connections,
+            shutdown,
+        )
+        .await
     }
 }
 

@@ -10,10 +10,16 @@
 //! | concurrent regex searches          | ResourceExhausted   | 429, code 8                 |
 //! | password hashes beyond the queue   | ResourceExhausted   | 429, code 8                 |
 //!
+//! Connections are bounded too (see [`connections`]): silent and idle ones are closed, and over
+//! `--max-connections` or `--max-connections-per-peer` a new one is closed at once.
+//!
 //! Field lengths that are not configurable (ids 200, phone numbers 20, codes 20, passwords
 //! 8–200, role descriptions 1000, regular expressions 256, OData filters 4096 characters) are
 //! checked where the field is parsed.
 
+mod activity;
+mod admission;
+pub mod connections;
 pub mod deadline;
 pub mod grpc_status;
 pub mod hashing;
@@ -28,6 +34,8 @@ use clap::Args;
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, QueryLimits};
 use hashing::{DEFAULT_QUEUE_PER_HASH, HashingLimits};
 use regex_searches::{DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES, MAX_CONCURRENT_REGEX_SEARCHES_BOUND};
+
+use connections::{ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_PEER};
 
 /// Default largest message: gRPC's customary 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -176,6 +184,34 @@ pub struct LimitArgs {
     /// ResourceExhausted (HTTP 429) at once. Default: 4 per concurrent hash.
     #[arg(long, env = "USERDIR_PASSWORD_HASH_QUEUE")]
     pub password_hash_queue: Option<usize>,
+
+    /// Time for a connection's first complete request head (a connection that sends nothing,
+    /// or only the HTTP/2 preface, is closed after it) and for every later HTTP/1 head.
+    #[arg(long, env = "USERDIR_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A connection with no request in flight (HTTP/1 keep-alive, HTTP/2 without open streams)
+    /// is closed after this long (HTTP/2 with a GOAWAY).
+    #[arg(long, env = "USERDIR_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Interval of HTTP/2 keep-alive pings; 0: none.
+    #[arg(long, env = "USERDIR_HTTP2_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub http2_keepalive_interval: Duration,
+
+    /// A peer that answers no keep-alive ping within this long is disconnected.
+    #[arg(long, env = "USERDIR_HTTP2_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub http2_keepalive_timeout: Duration,
+
+    /// Most open connections; further ones are closed as soon as they are accepted. Default:
+    /// the descriptor limit (`ulimit -n`) less 128, at most 10000.
+    #[arg(long, env = "USERDIR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most open connections from one IP address; further ones are closed as soon as they are
+    /// accepted. Behind a proxy or sidecar all clients share its address.
+    #[arg(long, env = "USERDIR_MAX_CONNECTIONS_PER_PEER", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_PEER)]
+    pub max_connections_per_peer: usize,
 }
 
 impl LimitArgs {
@@ -203,6 +239,22 @@ impl LimitArgs {
             queue: self
                 .password_hash_queue
                 .unwrap_or(max_concurrent.saturating_mul(DEFAULT_QUEUE_PER_HASH)),
+        };
+        limits.validate()?;
+        Ok(limits)
+    }
+
+    pub fn connections(&self) -> anyhow::Result<ConnectionLimits> {
+        let limits = ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            http2_keepalive_interval: Some(self.http2_keepalive_interval)
+                .filter(|interval| !interval.is_zero()),
+            http2_keepalive_timeout: self.http2_keepalive_timeout,
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(connections::default_max_connections),
+            max_connections_per_peer: self.max_connections_per_peer,
         };
         limits.validate()?;
         Ok(limits)
@@ -289,5 +341,43 @@ mod tests {
         for limits in bad {
             assert!(limits.validate().is_err(), "{limits:?}");
         }
+    }
+
+    #[test]
+    fn connection_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitArgs,
+        }
+        let defaults = Cli::try_parse_from(["userdir"]).unwrap();
+        assert_eq!(
+            defaults.limits.connections().unwrap(),
+            ConnectionLimits::default()
+        );
+        let set = Cli::try_parse_from([
+            "userdir",
+            "--header-timeout=300ms",
+            "--idle-timeout=2m",
+            "--http2-keepalive-interval=0",
+            "--http2-keepalive-timeout=5s",
+            "--max-connections=50",
+            "--max-connections-per-peer=5",
+        ])
+        .unwrap();
+        assert_eq!(
+            set.limits.connections().unwrap(),
+            ConnectionLimits {
+                header_timeout: Duration::from_millis(300),
+                idle_timeout: Duration::from_secs(120),
+                http2_keepalive_interval: None,
+                http2_keepalive_timeout: Duration::from_secs(5),
+                max_connections: 50,
+                max_connections_per_peer: 5,
+            }
+        );
+        let zero = Cli::try_parse_from(["userdir", "--max-connections-per-peer=0"]).unwrap();
+        assert!(zero.limits.connections().is_err());
     }
 }

@@ -1,22 +1,27 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 (h2c, so gRPC) on one listener, like `axum::serve`, but
-//! with the request head bounded (`axum::serve` has no knob for it) and graceful shutdown.
+//! with request heads, silence and idleness bounded (`axum::serve` has no knob for any of them),
+//! connections counted (see `admission`), HTTP/2 keep-alive pings and graceful shutdown.
 //!
 //! Every request carries axum's `ConnectInfo<SocketAddr>` extension with the peer's address,
 //! exactly as `axum::serve` with `into_make_service_with_connect_info` would give it.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tower::{Service, ServiceExt};
 
+use super::activity::{self, Expiry};
+use super::admission::Admission;
+use super::connections::ConnectionLimits;
 use super::{MIN_HEADER_BYTES, RequestLimits};
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
@@ -25,13 +30,19 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: RequestLimits,
+    connections: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let builder = connection_builder(&limits);
+    let builder = connection_builder(&limits, &connections);
     let mut make_service: IntoMakeServiceWithConnectInfo<Router, SocketAddr> =
         router.into_make_service_with_connect_info::<SocketAddr>();
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    let mut admission = Admission::new(
+        connections.max_connections,
+        connections.max_connections_per_peer,
+    );
+    // Every connection holds a receiver: `stop.closed()` completes when the last has ended.
+    let (stop, stopping) = watch::channel(());
+    let mut shutdown = pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -43,45 +54,103 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Over a cap the connection is dropped, which closes it, before it costs anything more.
+        let Ok(permit) = admission.admit(peer.ip()) else {
+            continue;
+        };
+        configure(&stream);
         // Adds `ConnectInfo(peer)` to every request of this connection.
         let service = match ServiceExt::<SocketAddr>::ready(&mut make_service).await {
             Ok(ready) => ready.call(peer).await,
             Err(never) => match never {},
         };
         let service = match service {
-            Ok(service) => TowerToHyperService::new(service),
+            Ok(service) => service,
             Err(never) => match never {},
         };
+        let (service, activity) = activity::track(service);
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
-        let connection = graceful.watch(connection);
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::trace!(%peer, error, "connection ended with an error");
+            let _permit = permit;
+            let mut connection = pin!(connection);
+            let mut expiry = pin!(activity.expiry(connections));
+            // A connection closed for silence or idleness gets a last grace period (to take its
+            // GOAWAY, or what the server already sent) before it is dropped: a peer that never
+            // opens its HTTP/2 window would otherwise hold it forever.
+            let mut grace = pin!(tokio::time::sleep(connections.idle_timeout));
+            let mut closing = false;
+            let mut expired = false;
+            loop {
+                tokio::select! {
+                    ended = connection.as_mut() => {
+                        if let Err(error) = ended {
+                            tracing::trace!(%peer, error, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stopping.changed(), if !closing => {
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    why = &mut expiry, if !closing => {
+                        let period = match why {
+                            Expiry::NoRequest => {
+                                tracing::debug!(%peer, "closing a connection that sent no request head within --header-timeout");
+                                connections.header_timeout
+                            }
+                            Expiry::Idle => connections.idle_timeout,
+                        };
+                        (closing, expired) = (true, true);
+                        grace.as_mut().reset(tokio::time::Instant::now() + period);
+                        // HTTP/2 says GOAWAY; HTTP/1 and a connection whose protocol is still
+                        // unknown close.
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    () = grace.as_mut(), if expired => break,
+                }
             }
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    drop(stopping);
+    stop.send_replace(());
+    stop.closed().await;
     Ok(())
 }
 
-/// HTTP/1: the read buffer (which must hold the whole request head) is the header limit, and a
-/// head must arrive within the request timeout. HTTP/2: h2's header list limit is the hard
-/// ceiling (it answers a larger list with a bare 431); `head::enforce` answers lists between
-/// our limit and that ceiling in the request's protocol.
-fn connection_builder(limits: &RequestLimits) -> auto::Builder<TokioExecutor> {
+/// Small gRPC messages and answers go out at once instead of waiting for Nagle's algorithm
+/// (tonic's own server does the same).
+fn configure(stream: &TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::trace!(%error, "could not set TCP_NODELAY");
+    }
+}
+
+/// HTTP/1: the read buffer (which must hold the whole request head) is the header limit, and
+/// each head must arrive within the header timeout (the first head of any connection is timed
+/// by `activity`, because hyper's timer starts only once the auto builder has told HTTP/1 from
+/// HTTP/2). HTTP/2: h2's header list limit is the hard ceiling (it answers a larger list with a
+/// bare 431); `head::enforce` answers lists between our limit and that ceiling in the request's
+/// protocol; keep-alive pings find peers that vanished.
+fn connection_builder(
+    limits: &RequestLimits,
+    connections: &ConnectionLimits,
+) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.request_timeout);
+        .header_read_timeout(connections.header_timeout);
     builder
         .http2()
         .max_header_list_size(super::head::h2_ceiling(limits.max_header_bytes))
-        .timer(TokioTimer::new());
+        .timer(TokioTimer::new())
+        .keep_alive_interval(connections.http2_keepalive_interval)
+        .keep_alive_timeout(connections.http2_keepalive_timeout);
     builder
 }
 
@@ -120,6 +189,7 @@ mod tests {
             listener,
             router,
             RequestLimits::default(),
+            ConnectionLimits::default(),
             async move {
                 let _ = stopped.await;
             },
@@ -146,5 +216,72 @@ mod tests {
             tokio::net::TcpStream::connect(address).await.is_err(),
             "the listener is closed"
         );
+    }
+
+    /// Over `max_connections` a new connection is closed at once, whoever sends it; a closed
+    /// connection frees its place.
+    #[tokio::test]
+    async fn connections_over_the_total_cap_are_closed_at_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        async fn answered(stream: &mut TcpStream) -> bool {
+            let request = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+            if stream.write_all(request).await.is_err() {
+                return false;
+            }
+            let mut head = [0u8; 12];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+                .await
+                .expect("an answer or a closed connection");
+            read.is_ok() && &head == b"HTTP/1.1 200"
+        }
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connections = ConnectionLimits {
+            max_connections: 2,
+            ..Default::default()
+        };
+        tokio::spawn(serve(
+            listener,
+            Router::new().route("/", get(|| async { "hello" })),
+            RequestLimits::default(),
+            connections,
+            std::future::pending(),
+        ));
+        let mut first = TcpStream::connect(address).await.unwrap();
+        assert!(answered(&mut first).await);
+        let mut second = TcpStream::connect(address).await.unwrap();
+        assert!(answered(&mut second).await);
+        let mut third = TcpStream::connect(address).await.unwrap();
+        assert!(
+            !answered(&mut third).await,
+            "the third connection is closed"
+        );
+
+        drop(first);
+        let mut admitted = false;
+        for _ in 0..100 {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            if answered(&mut stream).await {
+                admitted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(admitted, "a closed connection frees its place");
+    }
+
+    /// Accepted sockets send small answers at once (TCP_NODELAY).
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(!accepted.nodelay().unwrap());
+        configure(&accepted);
+        assert!(accepted.nodelay().unwrap());
     }
 }
