@@ -17,9 +17,9 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use sea_orm::{DbBackend, QuerySelect, QueryTrait};
 
-use crate::api::http::bind;
 use crate::api::http::routes::{Lookup, RouteTable};
 use crate::api::http::template::PathTemplate;
+use crate::api::http::{bind, body};
 use crate::domain::fold_case;
 use crate::error::Error;
 use crate::proto::user::v1 as pb;
@@ -203,6 +203,14 @@ pub fn transcoder_bind(data: &[u8]) {
         Lookup::Found(route, path) => (route, path),
         Lookup::BadPath(why) => return assert!(why.starts_with("path variable ")),
         Lookup::MethodNotAllowed | Lookup::NotFound => return,
+    };
+    // The server's own bound on values, so the walk's refusals are fuzzed too.
+    let max_values = body::max_values(crate::limits::DEFAULT_MAX_MESSAGE_BYTES);
+    let body = match body::check(body, max_values) {
+        Ok(body) => body,
+        Err(body::Refused::TooMany(why) | body::Refused::Duplicate(why)) => {
+            return assert!(!why.is_empty());
+        }
     };
     match bind::bind(route, path, uri.query(), body) {
         Ok(message) => {

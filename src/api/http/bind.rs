@@ -13,6 +13,7 @@ use prost_reflect::{
     ReflectMessage, Value,
 };
 
+use super::body::JsonBody;
 use super::routes::{BodyRule, Route};
 use super::template::Variable;
 
@@ -31,13 +32,14 @@ fn fail<T>(message: impl Into<String>) -> Result<T, BindError> {
 }
 
 /// Builds the request message of `route` from the matched path variables, the raw query string
-/// and the body bytes.
+/// and the body, which `body::check` has already walked once (value bound, repeated keys).
 pub fn bind(
     route: &Route,
     path: Vec<(Variable, String)>,
     query: Option<&str>,
-    body: &[u8],
+    body: JsonBody<'_>,
 ) -> Result<DynamicMessage, BindError> {
+    let body = body.bytes();
     let input = route.input();
     let mut message = match &route.body {
         BodyRule::None => {
@@ -175,7 +177,6 @@ fn decode_whole_body(input: MessageDescriptor, body: &[u8]) -> Result<DynamicMes
     if body.trim_ascii().is_empty() {
         return Ok(DynamicMessage::new(input));
     }
-    reject_duplicate_keys(body)?;
     let mut json = serde_json::Deserializer::from_slice(body);
     let mut track = serde_path_to_error::Track::new();
     let message = DynamicMessage::deserialize_with_options(
@@ -204,7 +205,6 @@ fn decode_field_body(
     if body.trim_ascii().is_empty() {
         return Ok(DynamicMessage::new(input));
     }
-    reject_duplicate_keys(body)?;
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|error| BindError(format!("invalid JSON body: {error}")))?;
     let wrapped = serde_json::json!({ field.json_name(): value });
@@ -215,109 +215,6 @@ fn decode_field_body(
         &DeserializeOptions::new(),
     )
     .map_err(|error| body_error(&track.path().to_string(), &error.to_string()))
-}
-
-/// A key given twice in one JSON object is an error, as in protojson (serde would silently keep
-/// the last one). Syntax errors are left to the real parse, which reports them better.
-fn reject_duplicate_keys(body: &[u8]) -> Result<(), BindError> {
-    let mut json = serde_json::Deserializer::from_slice(body);
-    match serde::de::DeserializeSeed::deserialize(
-        duplicates::Walk(&duplicates::Path::Root),
-        &mut json,
-    ) {
-        Err(error) if error.is_data() => Err(BindError(error.to_string())),
-        _ => Ok(()),
-    }
-}
-
-mod duplicates {
-    use std::collections::HashSet;
-    use std::fmt;
-
-    use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
-
-    /// Where a value is, built on the stack and formatted only for an error.
-    pub enum Path<'a> {
-        Root,
-        Key(&'a Path<'a>, &'a str),
-        Index(&'a Path<'a>, usize),
-    }
-
-    impl fmt::Display for Path<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self {
-                Path::Root => Ok(()),
-                Path::Key(Path::Root, key) => write!(f, "{key}"),
-                Path::Key(parent, key) => write!(f, "{parent}.{key}"),
-                Path::Index(parent, index) => write!(f, "{parent}[{index}]"),
-            }
-        }
-    }
-
-    /// Walks a JSON value, checking every object for repeated keys.
-    pub struct Walk<'a>(pub &'a Path<'a>);
-
-    impl<'de> DeserializeSeed<'de> for Walk<'_> {
-        type Value = ();
-
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
-        }
-    }
-
-    impl<'de> Visitor<'de> for Walk<'_> {
-        type Value = ();
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("any JSON value")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let path = Path::Key(self.0, &key);
-                if seen.contains(&key) {
-                    return Err(A::Error::custom(format!(
-                        "field {:?} is given twice in the request body",
-                        path.to_string()
-                    )));
-                }
-                map.next_value_seed(Walk(&path))?;
-                seen.insert(key);
-            }
-            Ok(())
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut index = 0;
-            while seq
-                .next_element_seed(Walk(&Path::Index(self.0, index)))?
-                .is_some()
-            {
-                index += 1;
-            }
-            Ok(())
-        }
-
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-    }
 }
 
 /// Turns a deserializer error into a message that names the field by its JSON path.
@@ -555,6 +452,14 @@ mod tests {
         serde_json::to_value(message).unwrap()
     }
 
+    /// The body as the server hands it to `bind`: walked once, without a value bound.
+    fn checked(body: &[u8]) -> Result<JsonBody<'_>, String> {
+        use crate::api::http::body::{Refused, check};
+        check(body, usize::MAX).map_err(|refused| match refused {
+            Refused::TooMany(why) | Refused::Duplicate(why) => why,
+        })
+    }
+
     fn bind_path(
         route: &Route,
         path: &str,
@@ -562,7 +467,8 @@ mod tests {
         body: &str,
     ) -> Result<serde_json::Value, String> {
         let vars = route.template.matches(path).unwrap().unwrap();
-        bind(route, vars, query, body.as_bytes())
+        let body = checked(body.as_bytes())?;
+        bind(route, vars, query, body)
             .map(|m| json(&m))
             .map_err(|e| e.0)
     }
@@ -621,9 +527,9 @@ mod tests {
             let error = bind_path(&r, "/v1/users/_search", None, body).unwrap_err();
             assert!(error.contains(expected), "{body}: {error}");
         }
-        let error = bind(&r, vec![], None, b"{\"a\xff\":1}").unwrap_err();
+        let error = bind(&r, vec![], None, checked(b"{\"a\xff\":1}").unwrap()).unwrap_err();
         assert!(error.0.contains("invalid JSON body"), "{error}");
-        let error = bind(&r, vec![], Some("query.limit=1"), b"{}").unwrap_err();
+        let error = bind(&r, vec![], Some("query.limit=1"), checked(b"{}").unwrap()).unwrap_err();
         assert!(error.0.contains("query.limit"), "{error}");
     }
 
@@ -701,7 +607,7 @@ mod tests {
         use prost::Message;
         fn agrees<M: Message + Default>(r: &Route, path: &str, body: &str) -> Result<(), String> {
             let vars = r.template.matches(path).unwrap().unwrap();
-            let bound = bind(r, vars, None, body.as_bytes()).map_err(|e| e.0);
+            let bound = bind(r, vars, None, checked(body.as_bytes())?).map_err(|e| e.0);
             if let Ok(message) = &bound {
                 assert!(
                     M::decode(message.encode_to_vec().as_slice()).is_ok(),

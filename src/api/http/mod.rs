@@ -5,6 +5,7 @@
 //! its layers apply) and the response is written as canonical proto3 JSON.
 
 pub mod bind;
+pub mod body;
 pub mod dispatch;
 pub mod errors;
 pub mod openapi;
@@ -13,7 +14,6 @@ pub mod routes;
 pub mod template;
 #[cfg(test)]
 mod tests;
-pub mod values;
 
 use std::sync::Arc;
 
@@ -39,7 +39,7 @@ const OPENAPI_PATH: &str = "/openapi.json";
 /// to the JSON routes. JSON calls are dispatched to `grpc` itself.
 /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
 /// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC services'
-/// message limit) and [`values::max_values`] JSON values; larger is 413 with a
+/// message limit) and [`body::max_values`] JSON values; larger is 413 with a
 /// ResourceExhausted body.
 pub fn router(
     grpc: GrpcRouter,
@@ -64,7 +64,7 @@ pub fn router(
         grpc: grpc.clone(),
         openapi,
         max_body: max_message_bytes,
-        max_values: values::max_values(max_message_bytes),
+        max_values: body::max_values(max_message_bytes),
     };
     let grpc_and_json = grpc.fallback(move |request: Request| {
         let gateway = gateway.clone();
@@ -170,14 +170,20 @@ impl Gateway {
                 )));
             }
         };
-        if let Err(values::TooMany(why)) = values::within(&body, self.max_values) {
-            return errors::error_response_with(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &Status::resource_exhausted(why),
-                None,
-            );
-        }
-        let message = match bind::bind(route, path, parts.uri.query(), &body) {
+        let checked = match body::check(&body, self.max_values) {
+            Ok(checked) => checked,
+            Err(body::Refused::TooMany(why)) => {
+                return errors::error_response_with(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &Status::resource_exhausted(why),
+                    None,
+                );
+            }
+            Err(body::Refused::Duplicate(why)) => {
+                return errors::error_response(&Status::invalid_argument(why));
+            }
+        };
+        let message = match bind::bind(route, path, parts.uri.query(), checked) {
             Ok(message) => message,
             Err(error) => return errors::error_response(&Status::invalid_argument(error.0)),
         };

@@ -35,7 +35,14 @@ fn transcode(
     let method = http::Method::from_bytes(method.as_bytes()).unwrap();
     match table.lookup(&method, path) {
         Lookup::Found(route, vars) => {
-            let message = bind(route, vars, query, body.as_bytes()).map_err(|e| e.0)?;
+            let body =
+                super::body::check(body.as_bytes(), usize::MAX).map_err(
+                    |refused| match refused {
+                        super::body::Refused::TooMany(why)
+                        | super::body::Refused::Duplicate(why) => why,
+                    },
+                )?;
+            let message = bind(route, vars, query, body).map_err(|e| e.0)?;
             Ok((
                 route.rpc.name().to_owned(),
                 route.operation_id.clone(),

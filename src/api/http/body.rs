@@ -1,12 +1,15 @@
-//! A bound on the number of JSON values in a request body, checked in one streaming pass before
-//! the body is bound.
+//! The one pass over a JSON request body before it is bound: it counts the body's JSON values
+//! and refuses a key given twice in one object, streaming, without building anything. What
+//! passes is a [`JsonBody`], the only thing the binder takes.
 //!
 //! The byte limit alone does not bound the message bound from a body: every JSON value becomes
 //! at least one `prost_reflect::Value`, and inside `google.protobuf.Struct` a whole
 //! `DynamicMessage` (about 750 bytes each), so a 2 MB body of a million-element list cost
 //! 740 MB before the message could even be measured. Counting first keeps that cost
-//! proportional to the limit, and refuses the body before anything is built.
+//! proportional to the limit, and refuses the body before anything is built. Repeated keys are
+//! an error as in protojson (serde would silently keep the last one).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
@@ -23,29 +26,59 @@ pub fn max_values(max_message_bytes: usize) -> usize {
     (max_message_bytes / BYTES_PER_VALUE).max(MIN_VALUES)
 }
 
-/// Why a body holds too many values: the JSON path of the first value over the limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooMany(pub String);
+/// A request body that passed [`check`]: within the value bound, no key given twice.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonBody<'a>(&'a [u8]);
 
-/// Refuses a body with more than `max` JSON values (objects, arrays and scalars all count),
-/// naming the first value over the limit. Anything else, invalid JSON included, is left to the
-/// binder, which reports it better.
-pub fn within(body: &[u8], max: usize) -> Result<(), TooMany> {
-    let mut count = Count { left: max, max };
+impl<'a> JsonBody<'a> {
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
+/// Why a body was refused, with the JSON path of the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// More values than the bound: a size limit (413).
+    TooMany(String),
+    /// A key given twice in one object: a bad request (400).
+    Duplicate(String),
+}
+
+/// Refuses a body with more than `max` JSON values (objects, arrays and scalars all count) or a
+/// key given twice in one object, naming the first value at fault. Anything else, invalid JSON
+/// included, is left to the binder, which reports it better.
+pub fn check(body: &[u8], max: usize) -> Result<JsonBody<'_>, Refused> {
+    let mut count = Count {
+        left: max,
+        max,
+        fault: None,
+    };
     let mut json = serde_json::Deserializer::from_slice(body);
     let walk = Walk {
         path: &Path::Root,
         count: &mut count,
     };
     match walk.deserialize(&mut json) {
-        Err(error) if error.is_data() => Err(TooMany(error.to_string())),
-        _ => Ok(()),
+        Err(error) if error.is_data() => Err(match count.fault {
+            Some(Fault::Duplicate) => Refused::Duplicate(error.to_string()),
+            _ => Refused::TooMany(error.to_string()),
+        }),
+        _ => Ok(JsonBody(body)),
     }
 }
 
 struct Count {
     left: usize,
     max: usize,
+    /// What stopped the walk, for [`check`] to tell the two refusals apart.
+    fault: Option<Fault>,
+}
+
+#[derive(Clone, Copy)]
+enum Fault {
+    TooMany,
+    Duplicate,
 }
 
 /// Where a value is, built on the stack and formatted only for the error.
@@ -75,6 +108,7 @@ impl Walk<'_, '_> {
     /// Takes one value from the budget.
     fn take<E: Error>(&mut self) -> Result<(), E> {
         if self.count.left == 0 {
+            self.count.fault = Some(Fault::TooMany);
             let at = match self.path {
                 Path::Root => String::new(),
                 path => format!("{path}: "),
@@ -110,11 +144,21 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         self.take()?;
+        let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
+            let path = Path::Key(self.path, &key);
+            if seen.contains(&key) {
+                self.count.fault = Some(Fault::Duplicate);
+                return Err(A::Error::custom(format!(
+                    "field {:?} is given twice in the request body",
+                    path.to_string()
+                )));
+            }
             map.next_value_seed(Walk {
-                path: &Path::Key(self.path, &key),
+                path: &path,
                 count: self.count,
             })?;
+            seen.insert(key);
         }
         Ok(())
     }
@@ -158,28 +202,46 @@ impl<'de> Visitor<'de> for Walk<'_, '_> {
 mod tests {
     use super::*;
 
+    fn check_err(body: &[u8], max: usize) -> Result<(), String> {
+        match check(body, max) {
+            Ok(_) => Ok(()),
+            Err(Refused::TooMany(why)) => Err(why),
+            Err(Refused::Duplicate(why)) => Err(format!("duplicate: {why}")),
+        }
+    }
+
+    #[test]
+    fn keys_given_twice_are_refused_at_any_depth() {
+        let error = check_err(br#"{"a":[{"b":1,"b":2}]}"#, 100).unwrap_err();
+        assert_eq!(
+            error,
+            r#"duplicate: field "a[0].b" is given twice in the request body at line 1 column 16"#
+        );
+        assert_eq!(check_err(br#"{"a":{"b":1},"b":{"a":2}}"#, 100), Ok(()));
+    }
+
     #[test]
     fn every_value_counts_and_the_first_one_over_is_named() {
         let body = br#"{"a":[1,{"b":"c"}],"d":null}"#;
         // The object, `a`, 1, `a[1]`, `b`, `d`.
-        assert_eq!(within(body, 6), Ok(()));
-        let error = within(body, 5).unwrap_err().0;
+        assert_eq!(check_err(body, 6), Ok(()));
+        let error = check_err(body, 5).unwrap_err();
         assert!(
             error.starts_with("d: the request body is too large: it holds more than 5 JSON values"),
             "{error}"
         );
-        let error = within(br#"{"a":[1,{"b":"c"}]}"#, 3).unwrap_err().0;
+        let error = check_err(br#"{"a":[1,{"b":"c"}]}"#, 3).unwrap_err();
         assert!(error.starts_with("a[1]: "), "{error}");
-        let error = within(b"[[]]", 1).unwrap_err().0;
+        let error = check_err(b"[[]]", 1).unwrap_err();
         assert!(error.starts_with("[0]: "), "{error}");
-        let error = within(b"{}", 0).unwrap_err().0;
+        let error = check_err(b"{}", 0).unwrap_err();
         assert!(
             error.starts_with("the request body is too large"),
             "{error}"
         );
         // Invalid JSON is the binder's to report.
-        assert_eq!(within(b"{\"a\":", 10), Ok(()));
-        assert_eq!(within(b"{} {}", 1), Ok(()));
+        assert_eq!(check_err(b"{\"a\":", 10), Ok(()));
+        assert_eq!(check_err(b"{} {}", 1), Ok(()));
     }
 
     #[test]
