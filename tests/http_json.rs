@@ -233,6 +233,19 @@ async fn unknown_fields_and_bad_values_are_400_naming_the_field(app: TestApp) {
     assert_error(&reply, 400, 3, "query.limit");
     let reply = h::post(&app, "/v1/users/_search", r#"{"queries":[{}]}"#).await;
     assert_error(&reply, 400, 3, "queries[0]");
+    // A key given twice is a bad request, not a size limit, wherever it stands.
+    let reply = h::post(
+        &app,
+        "/v1/users/_search",
+        r#"{"queries":[{"orQuery":{"queries":[],"queries":[]}}]}"#,
+    )
+    .await;
+    assert_error(
+        &reply,
+        400,
+        3,
+        "\"queries[0].orQuery.queries\" is given twice",
+    );
 }
 
 async fn get_binds_query_parameters(app: TestApp) {
