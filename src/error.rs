@@ -31,13 +31,28 @@ pub enum Error {
 /// every other database error is Internal.
 impl From<sea_orm::DbErr> for Error {
     fn from(error: sea_orm::DbErr) -> Self {
-        if crate::store::statement_timed_out(&error) {
+        if statement_timed_out(&error) {
             Self::DeadlineExceeded(
                 "the database statement did not finish within the request deadline".into(),
             )
         } else {
             Self::Database(error)
         }
+    }
+}
+
+/// Whether PostgreSQL cancelled the statement (`query_canceled`, SQLSTATE 57014): the
+/// `statement_timeout` of `store::begin_snapshot` ran out.
+fn statement_timed_out(error: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match error {
+        DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error)) => {
+            matches!(
+                error.as_ref(),
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")
+            )
+        }
+        _ => false,
     }
 }
 

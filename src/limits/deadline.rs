@@ -4,24 +4,17 @@
 //! back) and answered with DeadlineExceeded: a gRPC status for gRPC and gRPC-Web, 504 with an
 //! error body for everything else (grpc-gateway's, or a REST dialect's on its routes).
 //!
-//! The deadline is also known to the code the request runs ([`remaining`]): PostgreSQL reads
+//! The deadline is also known to the code the request runs (`time_left::remaining`): PostgreSQL reads
 //! run under a `statement_timeout` of what is left of it (see `store::begin_snapshot`), so a
 //! statement stops when its request is answered.
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderMap, header};
-use tokio::time::Instant;
 use tonic::Status;
-
-tokio::task_local! {
-    /// When the request being served must be answered.
-    static DEADLINE: Instant;
-}
 
 /// Longest `grpc-timeout` value: 8 digits (gRPC's wire format).
 const MAX_TIMEOUT_DIGITS: usize = 8;
@@ -38,7 +31,7 @@ pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) 
         headers.insert(header::CONTENT_TYPE, content_type.clone());
     }
     let path = request.uri().path().to_owned();
-    match within(limit, next.run(request)).await {
+    match super::time_left::within(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(path, ?limit, whose, "request deadline exceeded");
@@ -48,26 +41,6 @@ pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) 
             crate::api::refusal(&headers, &path, &status)
         }
     }
-}
-
-/// Runs `future` as a request that must finish within `limit`: [`remaining`] is known inside
-/// it, and it is dropped (Err) when the time is up.
-pub async fn within<F: Future>(
-    limit: Duration,
-    future: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let deadline = Instant::now() + limit;
-    DEADLINE
-        .scope(deadline, tokio::time::timeout_at(deadline, future))
-        .await
-}
-
-/// What is left of the current request's deadline (zero once it passed); None outside a
-/// request (the operator's CLI, seeding).
-pub fn remaining() -> Option<Duration> {
-    DEADLINE
-        .try_with(|deadline| deadline.saturating_duration_since(Instant::now()))
-        .ok()
 }
 
 /// The `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n). A malformed value
@@ -202,19 +175,6 @@ mod tests {
         );
         assert_eq!(header(&response, "grpc-status"), "4");
         assert!(header(&response, "grpc-message").contains("server's%20limit"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_remaining_time_is_known_inside_a_request_only() {
-        assert_eq!(remaining(), None);
-        let left = within(Duration::from_secs(2), async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            remaining()
-        })
-        .await
-        .unwrap();
-        assert_eq!(left, Some(Duration::from_millis(1500)));
-        assert_eq!(remaining(), None);
     }
 
     #[tokio::test(start_paused = true)]

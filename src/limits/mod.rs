@@ -26,6 +26,7 @@ pub mod hashing;
 pub mod head;
 pub mod regex_searches;
 pub mod serve;
+pub mod time_left;
 
 use std::time::Duration;
 
@@ -127,8 +128,8 @@ impl RequestLimits {
         anyhow::ensure!(
             (1..=MAX_CONCURRENT_REGEX_SEARCHES_BOUND).contains(&self.max_concurrent_regex_searches),
             "--max-concurrent-regex-searches must be between 1 and \
-             {MAX_CONCURRENT_REGEX_SEARCHES_BOUND} (the pool has {} connections)",
-            crate::store::POOL_SIZE
+             {MAX_CONCURRENT_REGEX_SEARCHES_BOUND} (two of the database pool's connections \
+             always stay free)"
         );
         Ok(())
     }

@@ -10,12 +10,12 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
-use crate::store::POOL_SIZE;
 
-/// Default cap: a quarter of the pool.
-pub const DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES: usize = POOL_SIZE as usize / 4;
-/// Largest cap: two connections always stay free for everything else.
-pub const MAX_CONCURRENT_REGEX_SEARCHES_BOUND: usize = POOL_SIZE as usize - 2;
+/// Default cap: a fifth of the pool's 10 connections.
+pub const DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES: usize = 2;
+/// Largest cap: two of the pool's connections always stay free for everything else (the store
+/// asserts it against `store::POOL_SIZE`).
+pub const MAX_CONCURRENT_REGEX_SEARCHES_BOUND: usize = 8;
 /// How long a regex search waits for a place before it is refused.
 pub const QUEUE_WAIT: Duration = Duration::from_millis(100);
 

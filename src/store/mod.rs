@@ -18,6 +18,10 @@ use sea_orm::{
 /// Connections in the pool (sqlx's default, stated here because the cap on concurrent regex
 /// searches, `limits::regex_searches`, must stay below it).
 pub const POOL_SIZE: u32 = 10;
+const _: () = assert!(
+    crate::limits::regex_searches::MAX_CONCURRENT_REGEX_SEARCHES_BOUND + 2 <= POOL_SIZE as usize,
+    "regex searches must always leave two connections of the pool free"
+);
 
 /// Opens a connection pool of [`POOL_SIZE`]. SQLite connections make LIKE case-sensitive (as
 /// on PostgreSQL; ignore-case search uses the folded `*_lower` columns instead), use WAL so
@@ -63,7 +67,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Within a request, a PostgreSQL snapshot runs under `statement_timeout` = what is left of the
 /// request's deadline (which the server's `--request-timeout` caps): a slow statement (a
 /// costly regex, a lock wait) fails with SQLSTATE 57014, which is DeadlineExceeded (see
-/// [`statement_timed_out`]). This is also how the statement is cancelled when the deadline
+/// `error::statement_timed_out`). This is also how the statement is cancelled when the deadline
 /// layer gives up on the request: dropping the request future does not cancel a statement
 /// sqlx has sent, but PostgreSQL stops it by itself at the same moment, so the connection is
 /// back in the pool at the deadline instead of whenever the statement would have finished.
@@ -76,7 +80,7 @@ pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransacti
                     Some(AccessMode::ReadOnly),
                 )
                 .await?;
-            if let Some(remaining) = crate::limits::deadline::remaining() {
+            if let Some(remaining) = crate::limits::time_left::remaining() {
                 // A little before the deadline (a tenth, at most a second), so that the
                 // database's answer arrives before the deadline layer gives up: the client
                 // learns that the database was stopped, and the transaction ends normally.
@@ -94,21 +98,6 @@ pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransacti
 
 /// Longest head start of a snapshot's `statement_timeout` on the request's deadline.
 const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
-
-/// Whether PostgreSQL cancelled the statement (`query_canceled`, SQLSTATE 57014): the
-/// `statement_timeout` of [`begin_snapshot`] ran out.
-pub fn statement_timed_out(error: &DbErr) -> bool {
-    use sea_orm::RuntimeErr;
-    match error {
-        DbErr::Query(RuntimeErr::SqlxError(error)) | DbErr::Exec(RuntimeErr::SqlxError(error)) => {
-            matches!(
-                error.as_ref(),
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")
-            )
-        }
-        _ => false,
-    }
-}
 
 /// A write transaction. On SQLite it takes the write lock at BEGIN, so two writers never both
 /// read and then fail to upgrade their lock.
