@@ -70,6 +70,9 @@ def main():
     parser.add_argument("--budget-mib", type=float, default=200.0)
     parser.add_argument("--concurrent-passwords", type=int, default=120)
     parser.add_argument("--array-elements", type=int, default=1_000_000)
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="one more argument for `userdir serve`, e.g. "
+                             "--serve-arg=--password-hash-queue=200 (repeatable)")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="userdir-memory-")
@@ -79,7 +82,7 @@ def main():
     server = subprocess.Popen(
         [args.binary, "serve", "--listen", f"127.0.0.1:{port}",
          "--database-url", database_url, "--bootstrap-token-file", token_file,
-         "--rate-limit-per-token", "0", "--rate-limit-per-peer", "0"],
+         "--rate-limit-per-token", "0", "--rate-limit-per-peer", "0", *args.serve_arg],
         stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "server.log"), "w"),
     )
     failures = 0
@@ -133,7 +136,8 @@ def main():
             return f"{args.concurrent_passwords} SetPassword: " + ", ".join(
                 f"{n}× HTTP {s}" for s, n in counts.items())
 
-        print(f"server {args.binary}, database {database_url.split('?')[0]}")
+        print(f"server {args.binary} {' '.join(args.serve_arg)}, "
+              f"database {database_url.split('?')[0]}")
         print("| attack | answers | peak RSS before (MiB) | after (MiB) | growth (MiB) | seconds | verdict |")
         print("|---|---|---|---|---|---|---|")
         attack("JSON body, `data` with a million-element array", hostile_body)
