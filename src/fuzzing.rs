@@ -1,6 +1,6 @@
 //! Fuzzing entry points: one function per cargo-fuzz target in `fuzz/fuzz_targets/`, each
 //! taking the fuzzer's raw bytes. The targets are one-liners that call these, and
-//! `tests/fuzz_regressions.rs` replays every saved input (`fuzz/seeds/<target>/`,
+//! `tests/api/fuzz_regressions.rs` replays every saved input (`fuzz/seeds/<target>/`,
 //! `fuzz/regressions/<target>/`) through the same functions in a plain `cargo test`.
 //!
 //! Every function drives one parser we own the way the server does, then compiles whatever

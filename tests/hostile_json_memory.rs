@@ -7,6 +7,9 @@
 //! - A JSON GET of a user whose `data` (written before there was a cap) holds a 600k-element
 //!   list answers without building a second full tree of it (it used to cost ~440 MB).
 
+// The shared harness of the `api` test binary; this binary uses only part of it.
+#[allow(dead_code, unused_macros)]
+#[path = "api/common/mod.rs"]
 mod common;
 
 use common::fixtures::{self, NewUser};

@@ -5,7 +5,7 @@
 //! the matching query, or refused with InvalidArgument naming the field; never Internal, and
 //! the server answers afterwards.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::api::{self, object};

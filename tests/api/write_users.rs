@@ -1,7 +1,7 @@
 //! Users through the write API, on SQLite and PostgreSQL: create, patch, schemas and their
 //! revisions, lifecycle states, delete, uniqueness, contact verification, atomicity.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::api::{self, object};

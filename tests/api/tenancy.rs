@@ -3,7 +3,7 @@
 //! organization-specific usernames and IdP links, no number an organization sees counts
 //! another organization's writes, and every event records who acted.
 
-mod common;
+use crate::common;
 
 use common::api;
 use common::http as h;
@@ -569,7 +569,7 @@ async fn migration_fills_existing_rows(backend: Backend) {
         ]
     );
     // It also rolls back, and applies again.
-    common::migrate_down_and_up(&db, 1).await;
+    common::migrate_down_through_and_up(&db, "m20261201_000006_tenant_uniqueness").await;
     db.close().await.unwrap();
     database.drop().await;
 }

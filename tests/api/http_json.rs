@@ -1,7 +1,7 @@
 //! The HTTP/JSON transcoder on the gRPC port, on SQLite and PostgreSQL: the same answers as
 //! gRPC in canonical proto3 JSON, grpc-gateway's error format, and strict request binding.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, EMPLOYEE, NewUser, ORG_B, user_id};

@@ -5,7 +5,7 @@
 //! (Peak memory of hostile JSON is measured in tests/hostile_json_memory.rs, alone in its
 //! process.)
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::api::{self, json_of, object};

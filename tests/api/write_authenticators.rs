@@ -1,6 +1,6 @@
 //! Authenticators through the write API, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::api::{self, json_of, object};

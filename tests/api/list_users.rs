@@ -1,6 +1,6 @@
 //! ListUsers through the real gRPC interface, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, CUSTOMER, EMPLOYEE, NewUser, ORG_A, ORG_B, user_id};

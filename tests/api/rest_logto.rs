@@ -2,7 +2,7 @@
 //! real server, on SQLite and PostgreSQL: every answer is compared with the equivalent gRPC
 //! ListUsers (or ListRoleUsers) query.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, NewUser, user_id};

@@ -4,7 +4,7 @@
 //! bad credentials over the peer's rate is refused before any token lookup; and control
 //! characters can reach no operator's terminal through token descriptions.
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroU32;
 

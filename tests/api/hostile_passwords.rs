@@ -3,7 +3,7 @@
 //! and floods of hashing (bounded server-wide, refused beyond a short queue, never spent on a
 //! user the caller cannot write).
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::sync::Arc;

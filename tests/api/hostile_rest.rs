@@ -3,7 +3,7 @@
 //! LIKE wildcards, regex syntax, Unicode, NUL and oversized values. Answers agree with an
 //! oracle, or are a 400 that names the key (or the filter position); never a 500.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::hostile::{self, HOSTILE, PROBES, Person};

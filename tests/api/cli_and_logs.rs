@@ -3,7 +3,7 @@
 //! whose logs, at debug level, never contain a secret: passwords, codes, TOTP secrets, private
 //! keys or tokens.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! GetUser and the full user shape, plus the services every deployment expects (health,
 //! reflection), through the real gRPC interface on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, NewUser, ORG_B};

@@ -1,7 +1,7 @@
 //! GET /openapi.json: an OpenAPI 3.0.3 document covering every JSON route, valid under
 //! `openapi-spec-validator` when `USERDIR_OPENAPI_VALIDATOR` names its executable.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::http as h;

@@ -4,7 +4,7 @@
 //! every pooled connection. Regexes are reachable through Logto's `posix` and `similar_to`
 //! modes only (the ZITADEL and OData dialects have none).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! authenticate like access tokens, their claims grant permissions and an organization scope,
 //! and a token for another audience is refused exactly like a bad access token.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

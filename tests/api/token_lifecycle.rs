@@ -3,7 +3,7 @@
 //! that minted it, revoking a token revokes everything minted under it, and no caller can
 //! revoke the last usable admin token.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Statement};

@@ -2,7 +2,7 @@
 //! operation refuses anonymous and under-privileged callers, organization-scoped tokens learn
 //! nothing about other organizations, and tokens are minted, listed, revoked and rate limited.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;

@@ -1,6 +1,6 @@
 //! Organizations and roles through the API, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::api;

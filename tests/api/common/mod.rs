@@ -6,8 +6,6 @@
 //! of each test is skipped with a message, unless `USERDIR_TEST_REQUIRE_POSTGRES=1`, which CI
 //! sets, makes that a failure.
 
-#![allow(dead_code)]
-
 pub mod api;
 pub mod fixtures;
 pub mod hostile;
@@ -131,8 +129,8 @@ impl TestApp {
     }
 }
 
-/// Declares one test per backend for each named `async fn(TestApp)`.
-#[macro_export]
+/// Declares one test per backend for each named `async fn(TestApp)` (in scope for every test
+/// module through `#[macro_use] mod common`).
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -297,17 +295,36 @@ async fn connect_admin(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> 
     Database::connect(options).await
 }
 
-/// Undoes the newest `steps` migrations and applies every pending one again, in one
-/// transaction on one connection, as `store::migrate` does: on SQLite, statements spread over
-/// the pool could meet a connection whose schema predates an index another one just dropped,
-/// and it would refuse to create that index again ("already exists").
-pub async fn migrate_down_and_up(db: &DatabaseConnection, steps: u32) {
+/// Undoes every migration from the newest down to and including the one called `name`, checks
+/// that it is no longer applied (so a test of its backfill cannot pass by undoing a newer one
+/// instead), then applies every pending one again. All of it in one transaction on one
+/// connection, as `store::migrate` does: on SQLite, statements spread over the pool could meet
+/// a connection whose schema predates an index another one just dropped, and it would refuse
+/// to create that index again ("already exists").
+pub async fn migrate_down_through_and_up(db: &DatabaseConnection, name: &str) {
     use migration::MigratorTrait;
     use sea_orm::TransactionTrait;
+    let all = migration::Migrator::migrations();
+    let position = all
+        .iter()
+        .position(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no migration is called {name}"));
+    let steps = u32::try_from(all.len() - position).expect("a few migrations");
     let txn = db.begin().await.expect("begin");
     migration::Migrator::down(&txn, Some(steps))
         .await
         .expect("roll back");
+    let applied: Vec<String> = migration::Migrator::get_applied_migrations(&txn)
+        .await
+        .expect("list the applied migrations")
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let before: Vec<String> = all[..position]
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(applied, before, "rolled back through {name}");
     migration::Migrator::up(&txn, None)
         .await
         .expect("apply again");

@@ -3,7 +3,7 @@
 //! or, for timestamps (which ListUsers cannot filter), with all ListUsers users filtered by
 //! the known fixture times.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, BASE_MILLIS, NewUser, user_id};

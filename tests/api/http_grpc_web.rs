@@ -1,6 +1,6 @@
 //! gRPC and gRPC-Web on the port that also serves JSON, on SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, NewUser, user_id};

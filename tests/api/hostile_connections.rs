@@ -4,7 +4,7 @@
 //! cannot hold more than its share of connections, and other peers are still served. The
 //! connection layer touches no storage, so these run on SQLite only.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The same seeded directory answers identically on SQLite and PostgreSQL, and seeding is
 //! deterministic whatever the batch size.
 
-mod common;
+use crate::common;
 
 use common::queries::{self as q, M};
 use common::{Backend, FreshDatabase};

@@ -2,7 +2,7 @@
 //! protobuf nesting, request heads, deadlines, and the largest configurable queries and texts.
 //! Every limit is a clear status (never Internal or 500), and the server answers afterwards.
 
-mod common;
+use crate::common;
 
 use common::TestApp;
 use common::api::{self, object};

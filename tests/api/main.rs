@@ -1,0 +1,38 @@
+//! The integration tests, one binary: every file a module, sharing `common` (the harness that
+//! runs each storage test on SQLite and PostgreSQL through a real server). One binary links the
+//! dependencies once instead of once per file.
+//!
+//! `tests/hostile_json_memory.rs` stays a binary of its own: it counts the peak memory of its
+//! whole process, so nothing else may run beside it.
+//!
+//! Run one file's tests with `cargo test --test api list_users::`.
+
+#[macro_use]
+mod common;
+
+mod access_control;
+mod backends_agree;
+mod cli_and_logs;
+mod fuzz_regressions;
+mod get_user;
+mod hostile_connections;
+mod hostile_input;
+mod hostile_json;
+mod hostile_limits;
+mod hostile_metering;
+mod hostile_passwords;
+mod hostile_regex;
+mod hostile_rest;
+mod http_grpc_web;
+mod http_json;
+mod http_openapi;
+mod list_users;
+mod migration_backfill;
+mod oidc;
+mod rest_greenlake;
+mod rest_logto;
+mod tenancy;
+mod token_lifecycle;
+mod write_authenticators;
+mod write_roles;
+mod write_users;
