@@ -1,6 +1,7 @@
-//! ZITADEL's ListUsers dialect: `query` (offset/limit/asc), `sortingColumn` and nested
-//! `queries`. Errors name the offending field by its JSON path, e.g.
-//! `queries[0].orQuery.queries[2].emailQuery.address`.
+//! ZITADEL's search requests at the gRPC edge (as ZITADEL's `user_query.go`): the protobuf
+//! `query` (offset/limit/asc), `sortingColumn` and nested `queries` of ListUsers, and the text
+//! queries of other lists, converted into the one query tree. Errors name the offending field
+//! by its JSON path, e.g. `queries[0].orQuery.queries[2].emailQuery.address`.
 
 use crate::domain::UserState;
 use crate::error::{Error, Result};
@@ -87,12 +88,6 @@ pub fn field_name(sort: SortField) -> pb::FieldName {
         SortField::SchemaId => F::SchemaId,
         SortField::SchemaType => F::SchemaType,
     }
-}
-
-/// A user id named in a request: 1 to 200 characters.
-pub fn user_id<'a>(value: &'a str, field: &str) -> Result<&'a str> {
-    check_length(value, field, ID)?;
-    Ok(value)
 }
 
 struct Parser {
