@@ -109,7 +109,7 @@ impl OrganizationService for Organizations {
                 q.method,
                 "nameQuery",
                 "name",
-                search::Length::text(self.request.max_text_chars),
+                search::name_length(self.request.max_text_chars),
             )?),
             None => None,
         };
