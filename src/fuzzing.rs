@@ -17,14 +17,16 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use sea_orm::{DbBackend, QuerySelect, QueryTrait};
 
+use crate::api::grpc::search;
 use crate::api::http::routes::{Lookup, RouteTable};
 use crate::api::http::template::PathTemplate;
 use crate::api::http::{bind, body};
 use crate::domain::fold_case;
 use crate::error::Error;
 use crate::proto::user::v1 as pb;
-use crate::query::dialect::{logto, odata, zitadel};
-use crate::query::{MAX_LEAVES, PageLimits, Query, QueryLimits, SortField, compile, regex};
+use crate::query::dialect::{logto, odata};
+use crate::query::{MAX_LEAVES, PageLimits, Query, QueryLimits, SortField, regex};
+use crate::store::reads::compile;
 
 /// What a target runs on each input.
 pub type Entry = fn(&[u8]);
@@ -83,7 +85,7 @@ pub fn zitadel_query(data: &[u8]) {
 /// The gRPC boundary of ListUsers: the dialect parser, then the SQL compiler.
 fn list_users(request: &pb::ListUsersRequest) {
     let limits = PageLimits::default();
-    match zitadel::parse_list_users(request, limits, QueryLimits::default()) {
+    match search::parse_list_users(request, limits, QueryLimits::default()) {
         Ok(search) => {
             assert!(search.limit >= 1 && search.limit <= u64::from(limits.max));
             assert!(search.offset <= i64::MAX as u64);

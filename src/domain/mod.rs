@@ -11,6 +11,9 @@ pub mod totp;
 mod user;
 
 pub use scope::Scope;
-pub use text::{fold_case, printable, refused_characters};
+pub use text::{
+    Email, Id, Length, Name, Phone, SearchText, Text, TextError, fold_case, printable, refuse_nul,
+    refused_characters,
+};
 pub use time::Timestamp;
 pub use user::*;

@@ -1,8 +1,8 @@
-//! The one query engine. Every dialect parses into the typed tree in [`tree`]; [`compile`] is
-//! the only place that turns a tree into SQL (through sea-query, with every user value bound
-//! as a parameter).
+//! The one query engine, free of SQL and protobuf: the typed tree in [`tree`], the search it
+//! belongs to, and the text dialects (Logto, OData) that parse into it, with the regex subset
+//! both backends agree on. The gRPC edge parses ZITADEL's queries (`api::grpc::search`); the
+//! store compiles a tree into SQL (`store::reads::compile`), nowhere else.
 
-pub mod compile;
 pub mod dialect;
 pub mod regex;
 mod search;

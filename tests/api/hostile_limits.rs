@@ -387,7 +387,7 @@ async fn a_shorter_client_deadline_is_honoured_over_json(app: TestApp) {
 /// ZITADEL dialect and run on the database: neither SQLite's expression depth limit nor
 /// PostgreSQL's stack gets in the way.
 async fn the_largest_configurable_queries_run(app: TestApp) {
-    use userdir::query::dialect::zitadel;
+    use userdir::api::grpc::search as zitadel;
     use userdir::query::{PageLimits, QueryLimits};
     let limits = QueryLimits {
         max_depth: userdir::limits::MAX_QUERY_DEPTH_BOUND,

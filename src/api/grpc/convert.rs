@@ -33,7 +33,7 @@ pub fn list_users_response(
 ) -> pb::ListUsersResponse {
     pb::ListUsersResponse {
         details: Some(list_details(page.total, page.processed)),
-        sorting_column: crate::query::dialect::zitadel::field_name(sort).into(),
+        sorting_column: super::search::field_name(sort).into(),
         result: page.users.into_iter().map(user).collect(),
     }
 }

@@ -1,10 +1,9 @@
 //! Organizations, user schemas and roles.
 
 use sea_orm::DatabaseConnection;
-use sea_orm::sea_query::Expr;
 use tonic::{Request, Response, Status};
 
-use super::{convert, parse, scoped};
+use super::{convert, parse, scoped, search};
 use crate::command::directory as commands;
 use crate::error::Error;
 use crate::limits::RequestLimits;
@@ -13,8 +12,7 @@ use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::organization_service_server::OrganizationService;
 use crate::proto::user::v1::role_service_server::RoleService;
 use crate::proto::user::v1::user_schema_service_server::UserSchemaService;
-use crate::query::dialect::zitadel;
-use crate::query::{Filter, PageLimits, Query, compile};
+use crate::query::{Filter, PageLimits, Query};
 use crate::store::entities::{organization, role, user_schema};
 use crate::store::reads::directory::{self as reads, Paging};
 use crate::store::reads::users;
@@ -22,7 +20,7 @@ use crate::store::reads::users;
 type Answer<T> = Result<Response<T>, Status>;
 
 pub(super) fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Error> {
-    let (offset, limit, ascending) = zitadel::paging(query, limits)?;
+    let (offset, limit, ascending) = search::paging(query, limits)?;
     Ok(Paging {
         offset,
         limit,
@@ -106,23 +104,16 @@ impl OrganizationService for Organizations {
         let r = request.into_inner();
         let paging = paging(r.query, self.limits)?;
         let name = match &r.name_query {
-            Some(q) => {
-                let text = zitadel::text(
-                    &q.name,
-                    q.method,
-                    "nameQuery",
-                    "name",
-                    zitadel::Length::text(self.request.max_text_chars),
-                )?;
-                Some(compile::text_condition(
-                    Expr::col((organization::Entity, organization::Column::Name)),
-                    Expr::col((organization::Entity, organization::Column::NameLower)),
-                    &text,
-                ))
-            }
+            Some(q) => Some(search::text(
+                &q.name,
+                q.method,
+                "nameQuery",
+                "name",
+                search::name_length(self.request.max_text_chars),
+            )?),
             None => None,
         };
-        let page = reads::organizations(&db, name, paging)
+        let page = reads::organizations(&db, name.as_ref(), paging)
             .await
             .map_err(Error::from)?;
         Ok(Response::new(pb::ListOrganizationsResponse {
@@ -374,7 +365,7 @@ impl RoleService for Roles {
         let db = scoped(&self.db, &request)?;
         let r = request.into_inner();
         let role_id = parse::id(&r.role_id, "roleId")?.to_owned();
-        let mut search = zitadel::parse_list_users(
+        let mut search = search::parse_list_users(
             &pb::ListUsersRequest {
                 query: r.query,
                 sorting_column: r.sorting_column,

@@ -3,6 +3,7 @@
 mod convert;
 mod directory_service;
 mod parse;
+pub mod search;
 mod token_service;
 mod user_service;
 

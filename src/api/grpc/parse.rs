@@ -4,106 +4,67 @@ use serde_json::Value;
 
 use crate::command::contact::{ContactValue, Verification};
 use crate::command::users::{NewPassword, PasswordSecret};
-use crate::domain::{Timestamp, password};
+use crate::domain::{
+    Email, Id, Length, Name, Phone, Text, TextError, Timestamp, password, refuse_nul,
+    refused_characters,
+};
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
 
 /// Text of `min..=max` characters without NUL or other control characters
-/// (`domain::refused_characters`).
+/// (`domain::Text`).
 pub fn text(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
-    length(value, field, min, max)?;
-    if let Some(reason) = crate::domain::refused_characters(value) {
-        return Err(Error::invalid(field, reason));
-    }
-    Ok(value.to_owned())
+    Text::parse(value, Length::new(min, max))
+        .map(Text::into_string)
+        .map_err(|error| invalid(field, error))
 }
 
 /// A password as typed: `min..=max` characters without NUL. Unlike names it may hold control
 /// characters: it is never shown to anyone, and refusing them would lock out whoever chose one
 /// before the rule (or in the directory its hash was imported from).
 pub fn password_text(value: &str, field: &str, min: usize, max: usize) -> Result<String> {
-    length(value, field, min, max)?;
-    if value.contains('\0') {
-        return Err(Error::invalid(field, "must not contain NUL characters"));
-    }
+    Length::new(min, max)
+        .check(value)
+        .and_then(|_| refuse_nul(value))
+        .map_err(|error| invalid(field, error))?;
     Ok(value.to_owned())
 }
 
-fn length(value: &str, field: &str, min: usize, max: usize) -> Result<()> {
-    let chars = value.chars().count();
-    if chars < min {
-        return Err(Error::invalid(
-            field,
-            if min == 1 {
-                "must not be empty".to_string()
-            } else {
-                format!("must be at least {min} characters")
-            },
-        ));
-    }
-    if chars > max {
-        return Err(Error::invalid(
-            field,
-            format!("must be at most {max} characters, got {chars}"),
-        ));
-    }
-    Ok(())
+/// The field's error, in the directory's own words.
+fn invalid(field: &str, error: TextError) -> Error {
+    Error::invalid(field, error.to_string())
 }
 
-/// An id named in a request: 1 to 200 characters.
+/// An id named in a request (`domain::Id`), without control characters either, as all text
+/// a gRPC request names.
 pub fn id<'a>(value: &'a str, field: &str) -> Result<&'a str> {
-    text(value, field, 1, 200)?;
+    Id::parse(value).map_err(|error| invalid(field, error))?;
+    if let Some(reason) = refused_characters(value) {
+        return Err(Error::invalid(field, reason));
+    }
     Ok(value)
 }
 
 /// A name (of an organization, role, schema type, authenticator, IdP) or a username: 1 to
-/// `max` characters, not blank.
+/// `max` characters, not blank (`domain::Name`).
 pub fn name(value: &str, field: &str, max: usize) -> Result<String> {
-    let value = text(value, field, 1, max)?;
-    if value.trim().is_empty() {
-        return Err(Error::invalid(field, "must not be blank"));
-    }
-    Ok(value)
+    Name::parse(value, max)
+        .map(Name::into_string)
+        .map_err(|error| invalid(field, error))
 }
 
-/// An email address of at most `max` characters: one `@` with text on both sides, no spaces
-/// (nor, as all text, control characters).
+/// An email address of at most `max` characters (`domain::Email`).
 pub fn email(value: &str, field: &str, max: usize) -> Result<String> {
-    let value = text(value, field, 1, max)?;
-    let valid = match value.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.contains('@')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !value.chars().any(char::is_whitespace)
-        }
-        None => false,
-    };
-    if !valid {
-        return Err(Error::invalid(field, "is not an email address"));
-    }
-    Ok(value)
+    Email::parse(value, max)
+        .map(Email::into_string)
+        .map_err(|error| invalid(field, error))
 }
 
-/// A phone number: an optional `+`, then digits with optional spaces or dashes (at least 3
-/// digits), at most 20 characters.
+/// A phone number (`domain::Phone`).
 pub fn phone(value: &str, field: &str) -> Result<String> {
-    let value = text(value, field, 1, 20)?;
-    let rest = value.strip_prefix('+').unwrap_or(&value);
-    let digits = rest.chars().filter(char::is_ascii_digit).count();
-    if digits < 3
-        || !rest
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
-    {
-        return Err(Error::invalid(
-            field,
-            "is not a phone number (+, digits, spaces, dashes)",
-        ));
-    }
-    Ok(value)
+    Phone::parse(value)
+        .map(Phone::into_string)
+        .map_err(|error| invalid(field, error))
 }
 
 fn verification(choice: Option<Verification>) -> Verification {

@@ -4,7 +4,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 use webauthn_rs::Webauthn;
 
-use super::{convert, parse, scoped};
+use super::{convert, parse, scoped, search};
 use crate::command::authenticators::{
     self as auth, NewIdpLink, NewUsername, OtpChannel, Removable,
 };
@@ -19,7 +19,6 @@ use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
 use crate::query::PageLimits;
-use crate::query::dialect::zitadel;
 use crate::store::ScopedDb;
 use crate::store::reads::users;
 use crate::store::writes::unit::Written;
@@ -87,7 +86,7 @@ impl UserService for UserDirectory {
     ) -> Answer<pb::ListUsersResponse> {
         let db = scoped(&self.db, &request)?;
         let search =
-            zitadel::parse_list_users(request.get_ref(), self.limits, self.request.query())?;
+            search::parse_list_users(request.get_ref(), self.limits, self.request.query())?;
         let page = users::list_users(&db, &self.regex_searches, &search).await?;
         Ok(Response::new(convert::list_users_response(
             page,

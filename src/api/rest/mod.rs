@@ -138,10 +138,10 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
-/// An id named in a path that cannot exist (too long, NUL) is simply not found; it never
-/// reaches the database.
+/// An id named in a path that cannot exist (`domain::Id`: too long, NUL) is simply not found;
+/// it never reaches the database.
 fn plausible_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().count() <= 200 && !id.contains('\0')
+    crate::domain::Id::parse(id).is_ok()
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::query::dialect::{logto, odata};
+
 /// Paths and component schemas of the Logto and GreenLake routes.
 pub fn fragment() -> (Map<String, Value>, Map<String, Value>) {
     let paging = json!([
@@ -12,9 +14,9 @@ pub fn fragment() -> (Map<String, Value>, Map<String, Value>) {
         { "name": "page_size", "in": "query", "description": "Entries per page.",
           "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
         { "name": "search_params", "in": "query", "style": "form", "explode": true,
-          "description": "Logto search keys: `search`, `search.<field>`, `mode`, `mode.<field>` \
-            (exact, like, similar_to, posix), `joint` (or, and), `isCaseSensitive`. Fields: id, \
-            primaryEmail, primaryPhone, username, name.",
+          "description": format!("Logto search keys: `search`, `search.<field>`, `mode`, `mode.<field>` \
+            (exact, like, similar_to, posix), `joint` (or, and), `isCaseSensitive`. Fields: {}.",
+            logto::Field::ALL.map(logto::Field::key).join(", ")),
           "schema": { "type": "object", "additionalProperties": { "type": "string" } } }
     ]);
     let logto_error = |description: &str| {
@@ -64,8 +66,8 @@ pub fn fragment() -> (Map<String, Value>, Map<String, Value>) {
             "operationId": "GreenLake_ListUsers",
             "summary": "HPE GreenLake: list users with an OData filter",
             "parameters": [
-                { "name": "filter", "in": "query", "description": "OData subset: eq, ne, gt, ge, lt; and, or, not; \
-                    parentheses; single-quoted literals. Fields: id, username, userStatus, createdAt, updatedAt, lastLogin.",
+                { "name": "filter", "in": "query", "description": format!("OData subset: eq, ne, gt, ge, lt; and, or, not; \
+                    parentheses; single-quoted literals. Fields: {}.", odata::Field::listed()),
                   "schema": { "type": "string", "default": "" } },
                 { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 600, "default": 300 } },
                 { "name": "offset", "in": "query", "description": "Number of items (not pages) to skip.",
@@ -99,7 +101,7 @@ pub fn fragment() -> (Map<String, Value>, Map<String, Value>) {
         "GreenLakeUser": { "type": "object", "properties": {
             "id": text, "type": text, "generation": { "type": "integer" }, "resourceUri": text,
             "username": text, "firstName": nullable_text, "lastName": nullable_text,
-            "userStatus": { "type": "string", "enum": ["UNVERIFIED", "VERIFIED", "BLOCKED", "DELETE_IN_PROGRESS", "DELETED", "SUSPENDED"] },
+            "userStatus": { "type": "string", "enum": odata::STATUSES.map(|(name, _)| name) },
             "createdAt": { "type": "string", "format": "date-time" },
             "updatedAt": { "type": "string", "format": "date-time" },
             "lastLogin": { "type": "string", "format": "date-time", "nullable": true }

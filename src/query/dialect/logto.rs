@@ -3,7 +3,7 @@
 //! `mode`, `mode.<field>`, `joint` (alias `jointMode`) and `isCaseSensitive`, parsed into the
 //! one query tree. Error texts are Logto's.
 
-use crate::domain::fold_case;
+use crate::domain::{Length, SearchText, TextError, fold_case, refuse_nul};
 use crate::query::{Filter, Query, QueryLimits, TextMatch, TextOp, regex};
 
 /// Page size when a request names none.
@@ -11,8 +11,73 @@ pub const DEFAULT_PAGE_SIZE: u64 = 20;
 /// Largest `page_size`; larger is `guard.invalid_pagination`.
 pub const MAX_PAGE_SIZE: u64 = 100;
 
-/// Searchable fields, by their snake-cased names (as Logto names them in errors).
-pub const FIELDS: [&str; 5] = ["id", "primary_email", "primary_phone", "username", "name"];
+/// A searchable field. Every field in [`Field::ALL`] is matched exhaustively in
+/// [`Field::filter`], so a listed field cannot lack its filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    PrimaryEmail,
+    PrimaryPhone,
+    Username,
+    Name,
+}
+
+impl Field {
+    /// Every field, in the order the general `search` key searches them and errors list them.
+    pub const ALL: [Field; 5] = [
+        Field::Id,
+        Field::PrimaryEmail,
+        Field::PrimaryPhone,
+        Field::Username,
+        Field::Name,
+    ];
+
+    /// The snake-cased name, as Logto names the field in errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::PrimaryEmail => "primary_email",
+            Field::PrimaryPhone => "primary_phone",
+            Field::Username => "username",
+            Field::Name => "name",
+        }
+    }
+
+    /// The camel-cased name, as a client writes it in a key (`search.primaryEmail`);
+    /// [`snake_case`] turns it into [`Field::name`].
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::PrimaryEmail => "primaryEmail",
+            Field::PrimaryPhone => "primaryPhone",
+            Field::Username => "username",
+            Field::Name => "name",
+        }
+    }
+
+    /// The field of a snake-cased name.
+    fn parse(name: &str) -> Option<Field> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// `id, primary_email, ...`: the list the errors name.
+    fn listed() -> String {
+        Self::ALL.map(Field::name).join(", ")
+    }
+
+    fn filter(self, text: TextMatch) -> Filter {
+        match self {
+            Field::Id => Filter::UserId(text),
+            Field::PrimaryEmail => Filter::Email(text),
+            Field::PrimaryPhone => Filter::Phone(text),
+            Field::Name => Filter::Name(text),
+            Field::Username => Filter::Username {
+                text,
+                organization_specific: None,
+            },
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -110,22 +175,20 @@ fn snake_case(name: &str) -> String {
     out
 }
 
-fn field_name(raw: &str) -> Result<String, Error> {
+fn field(raw: &str) -> Result<Field, Error> {
     if raw.contains('.') {
         return Err(Error::Input(format!(
             "Unsupported nested search field path `{raw}` detected. Only the first level field \
              is supported."
         )));
     }
-    let field = snake_case(raw);
-    if FIELDS.contains(&field.as_str()) {
-        Ok(field)
-    } else {
-        Err(Error::Input(format!(
-            "Search field `{field}` is not valid, expect one of {}.",
-            FIELDS.join(", ")
-        )))
-    }
+    let name = snake_case(raw);
+    Field::parse(&name).ok_or_else(|| {
+        Error::Input(format!(
+            "Search field `{name}` is not valid, expect one of {}.",
+            Field::listed()
+        ))
+    })
 }
 
 /// The search of a request: None when it has no search keys. Keys other than the search keys
@@ -136,9 +199,9 @@ fn field_name(raw: &str) -> Result<String, Error> {
 pub fn search(params: &[(String, String)], limits: QueryLimits) -> Result<Option<Query>, Error> {
     // (None = the general key, Some(field)), the key as first written, values, in order of
     // first appearance.
-    let mut keys: Vec<(Option<String>, &str, Vec<String>)> = Vec::new();
+    let mut keys: Vec<(Option<Field>, &str, Vec<String>)> = Vec::new();
     let mut general_mode: Option<Mode> = None;
-    let mut field_modes: Vec<(String, Mode)> = Vec::new();
+    let mut field_modes: Vec<(Field, Mode)> = Vec::new();
     let mut joint: Option<&str> = None;
     let mut case_sensitive: Option<bool> = None;
     for (key, value) in params {
@@ -152,11 +215,11 @@ pub fn search(params: &[(String, String)], limits: QueryLimits) -> Result<Option
             match key.split_once('.') {
                 None => general_mode = Some(Mode::parse(value, None)?),
                 Some((_, raw)) => {
-                    let field = snake_case(raw);
-                    let mode = Mode::parse(value, Some(&field))?;
+                    let name = snake_case(raw);
+                    let mode = Mode::parse(value, Some(&name))?;
                     // A mode for a field that is never searched is ignored (as in Logto);
                     // keeping only known fields also bounds this list.
-                    if FIELDS.contains(&field.as_str()) {
+                    if let Some(field) = Field::parse(&name) {
                         field_modes.retain(|(f, _)| *f != field);
                         field_modes.push((field, mode));
                     }
@@ -165,7 +228,7 @@ pub fn search(params: &[(String, String)], limits: QueryLimits) -> Result<Option
         } else if key.starts_with("search") {
             let field = match key.split_once('.') {
                 None => None,
-                Some((_, raw)) => Some(field_name(raw)?),
+                Some((_, raw)) => Some(self::field(raw)?),
             };
             match keys.iter_mut().find(|(f, _, _)| *f == field) {
                 Some((_, _, values)) => values.push(value.clone()),
@@ -187,8 +250,7 @@ pub fn search(params: &[(String, String)], limits: QueryLimits) -> Result<Option
     let mut leaves = 0;
     for (field, key, values) in &keys {
         let mode = field
-            .as_ref()
-            .and_then(|f| field_modes.iter().find(|(m, _)| m == f).map(|(_, m)| *m))
+            .and_then(|f| field_modes.iter().find(|(m, _)| *m == f).map(|(_, m)| *m))
             .or(general_mode)
             .unwrap_or(Mode::Like);
         if values.iter().any(|v| v.is_empty()) {
@@ -208,16 +270,16 @@ pub fn search(params: &[(String, String)], limits: QueryLimits) -> Result<Option
             .iter()
             .map(|value| text(mode, !case_sensitive, value, key, limits.max_text_chars))
             .collect::<Result<Vec<_>, _>>()?;
-        let fields: Vec<&str> = match field {
-            Some(field) => vec![field.as_str()],
-            None => FIELDS.to_vec(),
+        let fields: Vec<Field> = match field {
+            Some(field) => vec![*field],
+            None => Field::ALL.to_vec(),
         };
         let per_field: Vec<Query> = fields
             .iter()
             .map(|field| {
                 any(texts
                     .iter()
-                    .map(|text| Query::Filter(filter(field, text.clone())))
+                    .map(|text| Query::Filter(field.filter(text.clone())))
                     .collect())
             })
             .collect();
@@ -247,19 +309,6 @@ fn any(mut queries: Vec<Query>) -> Query {
     }
 }
 
-fn filter(field: &str, text: TextMatch) -> Filter {
-    match field {
-        "id" => Filter::UserId(text),
-        "primary_email" => Filter::Email(text),
-        "primary_phone" => Filter::Phone(text),
-        "name" => Filter::Name(text),
-        _ => Filter::Username {
-            text,
-            organization_specific: None,
-        },
-    }
-}
-
 /// The value of `key`; errors name the key.
 fn text(
     mode: Mode,
@@ -270,18 +319,16 @@ fn text(
 ) -> Result<TextMatch, Error> {
     let invalid =
         |reason: String| Error::Input(format!("Search value is invalid: {key}: {reason}."));
-    if value.contains('\0') {
-        return Err(invalid("it may not contain NUL".into()));
-    }
-    let chars = value.chars().count();
+    // Logto reports a NUL before a length, and refuses it in every mode (regular expressions
+    // have their own length rule).
+    refuse_nul(value).map_err(|error| invalid(reason(error)))?;
     let (op, value) = match mode {
         Mode::Exact | Mode::Like => {
-            if chars > max_chars {
-                return Err(invalid(format!(
-                    "it must be at most {max_chars} characters, got {chars}"
-                )));
-            }
-            if mode == Mode::Like && ends_with_lone_escape(value) {
+            // Empty values were refused with the whole key.
+            let value = SearchText::parse(value, Length::new(0, max_chars))
+                .map_err(|error| invalid(reason(error)))?
+                .into_string();
+            if mode == Mode::Like && ends_with_lone_escape(&value) {
                 return Err(invalid("the like pattern ends with a lone `\\`".into()));
             }
             let op = if mode == Mode::Exact {
@@ -289,7 +336,7 @@ fn text(
             } else {
                 TextOp::Like
             };
-            (op, value.to_owned())
+            (op, value)
         }
         Mode::SimilarTo => (TextOp::Regex, regex::similar_to(value).map_err(invalid)?),
         Mode::Posix => {
@@ -303,6 +350,17 @@ fn text(
         }
     };
     Ok(TextMatch::new(op, ignore_case, value))
+}
+
+/// A refused value's reason, in Logto's words.
+fn reason(error: TextError) -> String {
+    match error {
+        TextError::Nul => "it may not contain NUL".into(),
+        TextError::TooLong { length, chars } => {
+            format!("it must be at most {} characters, got {chars}", length.max)
+        }
+        other => format!("it {other}"),
+    }
 }
 
 /// A LIKE pattern whose last `\` escapes nothing.
@@ -395,7 +453,7 @@ mod tests {
         let Query::Or(fields) = query else {
             panic!("{query:?}")
         };
-        assert_eq!(fields.len(), FIELDS.len());
+        assert_eq!(fields.len(), Field::ALL.len());
         assert_eq!(
             fields[0],
             leaf(Filter::UserId(TextMatch::new(TextOp::Equals, true, "ann")))
@@ -584,6 +642,13 @@ mod tests {
                 "a"
             )))))
         );
+    }
+
+    #[test]
+    fn camel_cased_keys_name_their_fields() {
+        for field in Field::ALL {
+            assert_eq!(Field::parse(&snake_case(field.key())), Some(field));
+        }
     }
 
     #[test]

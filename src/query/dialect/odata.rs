@@ -8,22 +8,55 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
-use crate::domain::{Timestamp, UserState};
+use crate::domain::{Id, Length, SearchText, TextError, Timestamp, UserState, refuse_nul};
 use crate::query::{CompareOp, Comparison, Filter, Query, QueryLimits, TextMatch};
 
 /// Longest accepted filter, in characters.
 pub const MAX_FILTER_CHARS: usize = 4096;
-/// Longest string literal for `id`.
-pub const MAX_ID_CHARS: usize = 200;
+/// A filterable field. Every field in [`Field::ALL`] is matched exhaustively when a comparison
+/// becomes a filter, so a listed field cannot lack its filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    Username,
+    UserStatus,
+    CreatedAt,
+    UpdatedAt,
+    LastLogin,
+}
 
-pub const FIELDS: [&str; 6] = [
-    "id",
-    "username",
-    "userStatus",
-    "createdAt",
-    "updatedAt",
-    "lastLogin",
-];
+impl Field {
+    /// Every field, in the order errors and the OpenAPI description list them.
+    pub const ALL: [Field; 6] = [
+        Field::Id,
+        Field::Username,
+        Field::UserStatus,
+        Field::CreatedAt,
+        Field::UpdatedAt,
+        Field::LastLogin,
+    ];
+
+    /// The name as written in a filter (case-sensitive).
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::Username => "username",
+            Field::UserStatus => "userStatus",
+            Field::CreatedAt => "createdAt",
+            Field::UpdatedAt => "updatedAt",
+            Field::LastLogin => "lastLogin",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Field> {
+        Self::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// `id, username, ...`: the list errors and the OpenAPI description name.
+    pub fn listed() -> String {
+        Self::ALL.map(Field::name).join(", ")
+    }
+}
 
 /// GreenLake's `userStatus` values and the userdir state each means. `UNVERIFIED` and
 /// `DELETE_IN_PROGRESS` have no userdir state: `eq` matches nobody, `ne` everybody.
@@ -353,7 +386,7 @@ impl Parser {
     fn comparison(&mut self) -> Result<Query, Error> {
         let field = self.take();
         let name = match &field.kind {
-            Kind::Word(name) if FIELDS.contains(&name.as_str()) => name.clone(),
+            Kind::Word(name) if let Some(known) = Field::parse(name) => known,
             Kind::Word(name)
                 if matches!(
                     name.as_str(),
@@ -365,7 +398,7 @@ impl Parser {
             Kind::Word(_) => {
                 return Err(error(
                     &field,
-                    format!("unknown field, expected one of {}", FIELDS.join(", ")),
+                    format!("unknown field, expected one of {}", Field::listed()),
                 ));
             }
             _ => return Err(error(&field, "expected a field, `not` or `(`")),
@@ -399,7 +432,7 @@ impl Parser {
                 "expected a value in single quotes, e.g. 'text'",
             ));
         };
-        let query = self.leaf(&name, op, &op_token, value, &literal)?;
+        let query = self.leaf(name, op, &op_token, value, &literal)?;
         self.leaves += 1;
         let max_leaves = self.limits.max_leaves;
         if self.leaves > max_leaves {
@@ -413,7 +446,7 @@ impl Parser {
 
     fn leaf(
         &self,
-        field: &str,
+        field: Field,
         op: CompareOp,
         op_token: &Token,
         value: &str,
@@ -425,33 +458,29 @@ impl Parser {
                 CompareOp::Ne => Ok(Query::Not(Box::new(Query::Filter(filter)))),
                 _ => Err(error(
                     op_token,
-                    format!("`{field}` supports only eq and ne"),
+                    format!("`{}` supports only eq and ne", field.name()),
                 )),
             }
         };
-        let text = |value: &str, max: usize| -> Result<String, Error> {
-            let chars = value.chars().count();
-            if value.contains('\0') {
-                return Err(error(literal, "the value may not contain NUL"));
-            }
-            if chars == 0 || chars > max {
-                return Err(error(
-                    literal,
-                    format!("the value must be 1 to {max} characters, got {chars}"),
-                ));
-            }
-            Ok(value.to_owned())
+        // A literal compared with stored text (`Id::LENGTH` for ids); GreenLake reports a NUL
+        // before a length.
+        let text = |length: Length| -> Result<String, Error> {
+            refuse_nul(value)
+                .and_then(|()| SearchText::parse(value, length))
+                .map(SearchText::into_string)
+                .map_err(|refused| error(literal, reason(refused)))
+        };
+        let time = |filter: fn(Comparison) -> Filter| -> Result<Query, Error> {
+            let value = timestamp(value).map_err(|message| error(literal, message))?;
+            Ok(Query::Filter(filter(Comparison { op, value })))
         };
         match field {
-            "id" => equality(Filter::UserId(TextMatch::equals(text(
-                value,
-                MAX_ID_CHARS,
-            )?))),
-            "username" => equality(Filter::Username {
-                text: TextMatch::equals(text(value, self.limits.max_text_chars)?),
+            Field::Id => equality(Filter::UserId(TextMatch::equals(text(Id::LENGTH)?))),
+            Field::Username => equality(Filter::Username {
+                text: TextMatch::equals(text(Length::new(1, self.limits.max_text_chars))?),
                 organization_specific: None,
             }),
-            "userStatus" => {
+            Field::UserStatus => {
                 let Some((_, state)) = STATUSES.iter().find(|(name, _)| *name == value) else {
                     let names: Vec<&str> = STATUSES.iter().map(|(name, _)| *name).collect();
                     return Err(error(
@@ -467,16 +496,22 @@ impl Parser {
                     None => Filter::Nothing,
                 })
             }
-            _ => {
-                let value = timestamp(value).map_err(|message| error(literal, message))?;
-                let comparison = Comparison { op, value };
-                Ok(Query::Filter(match field {
-                    "createdAt" => Filter::CreatedAt(comparison),
-                    "updatedAt" => Filter::ChangedAt(comparison),
-                    _ => Filter::LastLogin(comparison),
-                }))
-            }
+            Field::CreatedAt => time(Filter::CreatedAt),
+            Field::UpdatedAt => time(Filter::ChangedAt),
+            Field::LastLogin => time(Filter::LastLogin),
         }
+    }
+}
+
+/// A refused literal's reason, in GreenLake's words.
+fn reason(error: TextError) -> String {
+    match error {
+        TextError::Nul => "the value may not contain NUL".into(),
+        TextError::TooShort { length, chars } | TextError::TooLong { length, chars } => format!(
+            "the value must be {} to {} characters, got {chars}",
+            length.min, length.max
+        ),
+        other => format!("the value {other}"),
     }
 }
 

@@ -6,7 +6,9 @@ use sea_orm::{
 };
 
 use crate::domain::{Scope, Timestamp};
+use crate::query::TextMatch;
 use crate::store::entities::{organization, role, user_schema};
+use crate::store::reads::compile;
 use crate::store::writes::events;
 use crate::store::{ScopedDb, begin_snapshot};
 
@@ -122,18 +124,18 @@ pub async fn organization(db: &ScopedDb, id: &str) -> Result<Option<organization
     one(db, organization::Entity::find_by_id(id)).await
 }
 
-/// Organizations within the caller's scope, optionally filtered by a condition on their name.
+/// Organizations within the caller's scope, optionally those whose name matches `name`.
 pub async fn organizations(
     db: &ScopedDb,
-    name: Option<sea_orm::Condition>,
+    name: Option<&TextMatch>,
     paging: Paging,
 ) -> Result<Page<organization::Model>, DbErr> {
     let mut select = organization::Entity::find();
     if let Some(own) = db.scope().organization() {
         select = select.filter(organization::Column::Id.eq(own));
     }
-    if let Some(condition) = name {
-        select = select.filter(condition);
+    if let Some(name) = name {
+        select = select.filter(compile::organization_name(name));
     }
     page(
         db,

@@ -15,11 +15,12 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::limits::regex_searches::RegexSearches;
-use crate::query::{Filter, Query, TextMatch, TextOp, UserSearch, compile};
+use crate::query::{Filter, Query, TextMatch, TextOp, UserSearch};
 use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password, totp, user, username,
     webauthn_credential,
 };
+use crate::store::reads::compile;
 use crate::store::writes::events;
 use crate::store::{ScopedDb, begin_snapshot};
 

@@ -1,8 +1,9 @@
-//! ZITADEL's ListUsers dialect: `query` (offset/limit/asc), `sortingColumn` and nested
-//! `queries`. Errors name the offending field by its JSON path, e.g.
-//! `queries[0].orQuery.queries[2].emailQuery.address`.
+//! ZITADEL's search requests at the gRPC edge (as ZITADEL's `user_query.go`): the protobuf
+//! `query` (offset/limit/asc), `sortingColumn` and nested `queries` of ListUsers, and the text
+//! queries of other lists, converted into the one query tree. Errors name the offending field
+//! by its JSON path, e.g. `queries[0].orQuery.queries[2].emailQuery.address`.
 
-use crate::domain::UserState;
+use crate::domain::{Id, Length, Phone, SearchText, TextError, UserState};
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
 use crate::query::{
@@ -89,36 +90,19 @@ pub fn field_name(sort: SortField) -> pb::FieldName {
     }
 }
 
-/// A user id named in a request: 1 to 200 characters.
-pub fn user_id<'a>(value: &'a str, field: &str) -> Result<&'a str> {
-    check_length(value, field, ID)?;
-    Ok(value)
-}
-
 struct Parser {
     leaves: usize,
     limits: QueryLimits,
 }
 
-/// Allowed length of a text value, in characters.
-pub struct Length {
-    min: usize,
-    max: usize,
+/// The length of a searched name, username or schema type: 1 to `max` characters.
+pub fn name_length(max: usize) -> Length {
+    Length::new(1, max)
 }
 
-pub const ID: Length = Length { min: 1, max: 200 };
-const PHONE: Length = Length { min: 1, max: 20 };
-
-impl Length {
-    /// A name, username or email address: 1 to `max` characters.
-    pub fn text(max: usize) -> Self {
-        Self { min: 1, max }
-    }
-
-    /// Email queries may search for the empty address.
-    fn email(max: usize) -> Self {
-        Self { min: 0, max }
-    }
+/// Email queries may search for the empty address.
+fn email_length(max: usize) -> Length {
+    Length::new(0, max)
 }
 
 impl Parser {
@@ -130,7 +114,7 @@ impl Parser {
                 format!("queries may be nested at most {max_depth} levels deep"),
             ));
         }
-        let text_length = Length::text(self.limits.max_text_chars);
+        let text_length = name_length(self.limits.max_text_chars);
         let Some(query) = &query.query else {
             return Err(Error::invalid(
                 path,
@@ -162,14 +146,14 @@ impl Parser {
                 q.method,
                 &format!("{path}.userIdQuery"),
                 "id",
-                ID,
+                Id::LENGTH,
             )?),
             Pq::OrganizationIdQuery(q) => Filter::OrganizationId(text(
                 &q.id,
                 q.method,
                 &format!("{path}.organizationIdQuery"),
                 "id",
-                ID,
+                Id::LENGTH,
             )?),
             Pq::UsernameQuery(q) => Filter::Username {
                 text: text(
@@ -186,21 +170,22 @@ impl Parser {
                 q.method,
                 &format!("{path}.emailQuery"),
                 "address",
-                Length::email(self.limits.max_text_chars),
+                email_length(self.limits.max_text_chars),
             )?),
             Pq::PhoneQuery(q) => Filter::Phone(text(
                 &q.number,
                 q.method,
                 &format!("{path}.phoneQuery"),
                 "number",
-                PHONE,
+                Phone::LENGTH,
             )?),
             Pq::StateQuery(q) => {
                 Filter::State(state(q.state, &format!("{path}.stateQuery.state"))?)
             }
             Pq::SchemaIdQuery(q) => {
-                check_length(&q.id, &format!("{path}.schemaIDQuery.id"), ID)?;
-                Filter::SchemaId(q.id.clone())
+                let id = Id::parse(&q.id)
+                    .map_err(|error| invalid(&format!("{path}.schemaIDQuery.id"), error))?;
+                Filter::SchemaId(id.into_string())
             }
             Pq::SchemaTypeQuery(q) => Filter::SchemaType(text(
                 &q.r#type,
@@ -246,7 +231,8 @@ pub fn text(
     field: &str,
     length: Length,
 ) -> Result<TextMatch> {
-    check_length(value, &format!("{path}.{field}"), length)?;
+    let value = SearchText::parse(value, length)
+        .map_err(|error| invalid(&format!("{path}.{field}"), error))?;
     use pb::TextQueryMethod as M;
     let method = M::try_from(method).map_err(|_| {
         Error::invalid(
@@ -264,25 +250,12 @@ pub fn text(
         M::EndsWith => (TextOp::EndsWith, false),
         M::EndsWithIgnoreCase => (TextOp::EndsWith, true),
     };
-    Ok(TextMatch::new(op, ignore_case, value))
+    Ok(TextMatch::new(op, ignore_case, value.into_string()))
 }
 
-fn check_length(value: &str, path: &str, length: Length) -> Result<()> {
-    let chars = value.chars().count();
-    if chars < length.min {
-        return Err(Error::invalid(path, "must not be empty"));
-    }
-    if chars > length.max {
-        return Err(Error::invalid(
-            path,
-            format!("must be at most {} characters, got {chars}", length.max),
-        ));
-    }
-    // No database stores NUL in text (PostgreSQL rejects it), so no stored value contains one.
-    if value.contains('\0') {
-        return Err(Error::invalid(path, "must not contain NUL characters"));
-    }
-    Ok(())
+/// A value's error in the directory's own words, after its path.
+fn invalid(path: &str, error: TextError) -> Error {
+    Error::invalid(path, error.to_string())
 }
 
 fn state(number: i32, path: &str) -> Result<UserState> {

@@ -1,15 +1,16 @@
-//! Compiles the query tree into sea-query expressions over the `users` table. Values are bound
-//! as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL NULL), so
-//! NOT is the true complement of its inner query.
+//! The store's SQL for searches: compiles the query tree into sea-query expressions over the
+//! `users` table (and a text match on organization names with the same rules). Values are
+//! bound as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL
+//! NULL), so NOT is the true complement of its inner query.
 
 use sea_orm::sea_query::{
     Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
 };
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
-use super::{CompareOp, Comparison, Filter, Query, SortField, TextMatch, TextOp};
 use crate::domain::fold_case;
-use crate::store::entities::{role_assignment, user, username};
+use crate::query::{CompareOp, Comparison, Filter, Query, SortField, TextMatch, TextOp};
+use crate::store::entities::{organization, role_assignment, user, username};
 
 /// The escape character of every LIKE pattern we build.
 const LIKE_ESCAPE: char = '\\';
@@ -151,16 +152,15 @@ fn compare(column: user::Column, nullable: bool, comparison: &Comparison) -> Exp
     }
 }
 
-/// A text match on any table's column pair (exact, folded), e.g. organization names.
-pub fn text_condition(exact: Expr, folded: Expr, text: &TextMatch) -> Condition {
-    Condition::all().add(text_expr(
-        TextColumn {
-            exact,
-            folded,
-            nullable: false,
-        },
-        text,
-    ))
+/// Organizations whose name matches `text`, compared as users' text properties are.
+pub fn organization_name(text: &TextMatch) -> Condition {
+    use organization::Column as O;
+    let column = TextColumn {
+        exact: Expr::col((organization::Entity, O::Name)),
+        folded: Expr::col((organization::Entity, O::NameLower)),
+        nullable: false,
+    };
+    Condition::all().add(text_expr(column, text))
 }
 
 /// `id IN (users with a matching username)`: the database seeks the username index first
