@@ -10,6 +10,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod limits;
 pub mod query;
+pub mod refusal;
 pub mod seed;
 pub mod startup;
 pub mod store;

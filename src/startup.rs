@@ -254,20 +254,18 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
             crate::limits::grpc_status::client_errors,
         ));
     let documented = crate::api::rest::openapi::fragment();
-    let router =
-        crate::api::http::router(grpc, proto::DESCRIPTOR_SET, documented, max_message)?.merge(rest);
+    let transcoder = crate::api::http::Transcoder::new(proto::DESCRIPTOR_SET)?;
+    let routes = transcoder.resolver();
+    let router = transcoder
+        .router(grpc, documented, max_message)?
+        .merge(rest);
     // One gate in front of everything on the port: gRPC, gRPC-Web, HTTP/JSON (judged by the
     // gRPC method each route calls) and the REST dialects.
     let oidc = match &settings.oidc {
         Some(oidc) => Some(OidcVerifier::new(oidc.clone()).await?),
         None => None,
     };
-    let gate = Gate::new(
-        db,
-        oidc,
-        rate_limits,
-        crate::api::http::route_resolver(proto::DESCRIPTOR_SET)?,
-    );
+    let gate = Gate::new(db, oidc, rate_limits, routes);
     // The deadline covers every protocol, the gate included; the header list limit comes first
     // of all, before anything reads a header.
     Ok(router
@@ -279,5 +277,6 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .layer(axum::middleware::from_fn_with_state(
             request.max_header_bytes,
             crate::limits::head::enforce,
-        )))
+        ))
+        .layer(axum::middleware::from_fn(crate::api::rescue::rescue)))
 }

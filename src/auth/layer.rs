@@ -4,8 +4,9 @@
 //! limit, asks `policy` whether the caller may run the operation, and hands the caller's
 //! `Principal` to the services in the request's extensions.
 //!
-//! gRPC and gRPC-Web calls are refused with a gRPC status; everything else with a JSON error
-//! (grpc-gateway's, or a REST dialect's on its routes) and the matching HTTP status.
+//! A request it turns away gets a [`Refusal`] (with RFC 6750's challenge on an authentication
+//! failure and `Retry-After` on a rate limit); the rescue layer at the edge (`api::rescue`)
+//! draws it in the caller's protocol.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,22 +14,26 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Method, header};
 use sea_orm::DatabaseConnection;
-use tonic::Status;
+use tonic::Code;
 
 use super::oidc::{OidcVerifier, looks_like_jwt};
 use super::policy::{self, Rule};
 use super::rate_limit::{RateLimits, retry_after_seconds};
 use super::{Credential, Grant, Principal, UNAUTHENTICATED, secret};
 use crate::domain::Timestamp;
+use crate::refusal::{Refusal, grpc_content_type};
 use crate::store::entities::access_token;
 use crate::store::reads::tokens;
 
 /// Maps an HTTP/JSON route to the gRPC method it calls (`/package.Service/Method`), so JSON
 /// calls are judged by the same rules as the gRPC calls they become.
 pub type RouteResolver = Arc<dyn Fn(&Method, &str) -> Option<String> + Send + Sync>;
+
+/// RFC 6750's challenge on a refused credential (answers that are not gRPC).
+const CHALLENGE: &str = "Bearer realm=\"userdir\"";
 
 /// Longest credential accepted; anything longer is refused before any work is done.
 const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
@@ -143,13 +148,6 @@ fn principal_of(row: access_token::Model) -> Option<Principal> {
     })
 }
 
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
-}
-
 /// The client's IP address, from the `ConnectInfo` the listener puts on every request.
 pub(super) fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
     extensions
@@ -159,7 +157,7 @@ pub(super) fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
 
 /// The middleware (`axum::middleware::from_fn_with_state(gate, enforce)`).
 pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
-    let grpc = is_grpc(request.headers());
+    let grpc = grpc_content_type(request.headers()).is_some();
     let (operation, rule) = gate.rule(grpc, request.method(), request.uri().path());
     let peer = peer(request.extensions());
     let limits = &gate.inner.limits;
@@ -171,7 +169,7 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
     if let Some(wait) = peer_wait
         && (rule == Rule::Public || !limits.exempts_bootstrap())
     {
-        return rate_limited(&request, &operation, peer, wait);
+        return rate_limited(&operation, peer, wait);
     }
     if rule == Rule::Public {
         return next.run(request).await;
@@ -180,11 +178,7 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
         Ok(principal) => principal,
         Err(error) => {
             tracing::error!(%error, "looking up an access token");
-            return refuse(
-                &request,
-                Status::unavailable("the directory is unavailable"),
-                None,
-            );
+            return Refusal::new(Code::Unavailable, "the directory is unavailable").into_response();
         }
     };
     let exempt =
@@ -196,51 +190,30 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
             (None, None) => Ok(()),
         };
         if let Err(wait) = waited {
-            return rate_limited(&request, &operation, peer, wait);
+            return rate_limited(&operation, peer, wait);
         }
     }
     let Some(principal) = principal else {
         tracing::debug!(%operation, ?peer, "unauthenticated request refused");
-        return refuse(&request, Status::unauthenticated(UNAUTHENTICATED), None);
+        // The challenge replaces grpc-gateway's copy of the message in `WWW-Authenticate`.
+        return Refusal::new(Code::Unauthenticated, UNAUTHENTICATED)
+            .with_challenge(CHALLENGE)
+            .into_response();
     };
     if let Err(policy::Denied(reason)) = policy::authorize(&principal, rule, &operation) {
         tracing::debug!(%operation, subject = %principal.subject(), "permission denied");
-        return refuse(&request, Status::permission_denied(reason), None);
+        return Refusal::new(Code::PermissionDenied, reason).into_response();
     }
     tracing::debug!(%operation, subject = %principal.subject(), "authorized");
     request.extensions_mut().insert(principal);
     next.run(request).await
 }
 
-fn rate_limited(
-    request: &Request,
-    operation: &str,
-    peer: Option<IpAddr>,
-    wait: Duration,
-) -> Response {
+fn rate_limited(operation: &str, peer: Option<IpAddr>, wait: Duration) -> Response {
     tracing::debug!(%operation, ?peer, "rate limited");
-    let status = Status::resource_exhausted("rate limit exceeded; retry later");
-    refuse(request, status, Some(wait))
-}
-
-/// The refusal in the request's own protocol (see `api::refusal`), with RFC 6750's challenge
-/// on a 401 and when to come back on a 429.
-fn refuse(request: &Request, status: Status, retry_after: Option<Duration>) -> Response {
-    let mut response = crate::api::refusal(request.headers(), request.uri().path(), &status);
-    if !is_grpc(request.headers()) && status.code() == tonic::Code::Unauthenticated {
-        // In place of grpc-gateway's copy of the message.
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"userdir\""),
-        );
-    }
-    if let Some(wait) = retry_after {
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(retry_after_seconds(wait)),
-        );
-    }
-    response
+    Refusal::new(Code::ResourceExhausted, "rate limit exceeded; retry later")
+        .with_retry_after(retry_after_seconds(wait))
+        .into_response()
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The request deadline: every request ends within the server's `request_timeout`, or sooner
 //! when the client sends a shorter `grpc-timeout` (gRPC, gRPC-Web and HTTP/JSON alike, as
 //! grpc-gateway honours it). A request past its deadline is dropped (its transaction rolls
-//! back) and answered with DeadlineExceeded: a gRPC status for gRPC and gRPC-Web, 504 with an
-//! error body for everything else (grpc-gateway's, or a REST dialect's on its routes).
+//! back) and refused with DeadlineExceeded, which the rescue layer (`api::rescue`) draws: a gRPC
+//! status for gRPC and gRPC-Web, 504 with an error body for everything else.
 //!
 //! The deadline is also known to the code the request runs (`time_left::remaining`): PostgreSQL reads
 //! run under a `statement_timeout` of what is left of it (see `store::begin_snapshot`), so a
@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderMap, header};
-use tonic::Status;
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
+use tonic::Code;
+
+use crate::refusal::Refusal;
 
 /// Longest `grpc-timeout` value: 8 digits (gRPC's wire format).
 const MAX_TIMEOUT_DIGITS: usize = 8;
@@ -25,20 +27,16 @@ pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) 
         Some(client) if client < max => (client, "the client's grpc-timeout"),
         _ => (max, "the server's limit"),
     };
-    // What the refusal needs of the request (its protocol), kept before the request moves on.
-    let mut headers = HeaderMap::new();
-    if let Some(content_type) = request.headers().get(header::CONTENT_TYPE) {
-        headers.insert(header::CONTENT_TYPE, content_type.clone());
-    }
     let path = request.uri().path().to_owned();
     match super::time_left::within(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(path, ?limit, whose, "request deadline exceeded");
-            let status = Status::deadline_exceeded(format!(
-                "the request did not finish within {limit:?} ({whose})"
-            ));
-            crate::api::refusal(&headers, &path, &status)
+            Refusal::new(
+                Code::DeadlineExceeded,
+                format!("the request did not finish within {limit:?} ({whose})"),
+            )
+            .into_response()
         }
     }
 }
@@ -97,10 +95,6 @@ mod tests {
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 
-    fn header<'a>(response: &'a Response, name: &str) -> &'a str {
-        response.headers()[name].to_str().unwrap()
-    }
-
     #[test]
     fn grpc_timeouts_parse_by_the_spec() {
         let parse = |value: &str| {
@@ -124,57 +118,32 @@ mod tests {
     // tests neither sleep nor depend on the machine's speed.
 
     #[tokio::test(start_paused = true)]
-    async fn json_requests_past_the_server_limit_are_504() {
+    async fn past_the_deadline_the_request_is_refused_and_a_shorter_client_timeout_wins() {
+        let refusal = |response: Response| Refusal::of(&response).cloned().unwrap();
         let response = app(Duration::from_secs(30))
             .oneshot(request("/never", &[]))
             .await
             .unwrap();
-        assert_eq!(response.status(), 504);
-        assert_eq!(header(&response, "content-type"), "application/json");
-        let json: serde_json::Value = serde_json::from_str(&body(response).await).unwrap();
-        assert_eq!(json["code"], 4);
+        let refused = refusal(response);
+        assert_eq!(refused.code(), Code::DeadlineExceeded);
         assert_eq!(
-            json["message"],
+            refused.message(),
             "the request did not finish within 30s (the server's limit)"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn grpc_requests_get_deadline_exceeded_and_a_shorter_client_timeout_wins() {
         let response = app(Duration::from_secs(30))
-            .oneshot(request(
-                "/never",
-                &[
-                    ("content-type", "application/grpc"),
-                    ("grpc-timeout", "250m"),
-                ],
-            ))
+            .oneshot(request("/never", &[("grpc-timeout", "250m")]))
             .await
             .unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(header(&response, "content-type"), "application/grpc");
-        assert_eq!(header(&response, "grpc-status"), "4");
         assert_eq!(
-            header(&response, "grpc-message"),
-            "the%20request%20did%20not%20finish%20within%20250ms%20(the%20client's%20grpc-timeout)"
+            refusal(response).message(),
+            "the request did not finish within 250ms (the client's grpc-timeout)"
         );
         // A longer client timeout does not extend the server's limit.
         let response = app(Duration::from_secs(1))
-            .oneshot(request(
-                "/never",
-                &[
-                    ("content-type", "application/grpc-web+proto"),
-                    ("grpc-timeout", "1H"),
-                ],
-            ))
+            .oneshot(request("/never", &[("grpc-timeout", "1H")]))
             .await
             .unwrap();
-        assert_eq!(
-            header(&response, "content-type"),
-            "application/grpc-web+proto"
-        );
-        assert_eq!(header(&response, "grpc-status"), "4");
-        assert!(header(&response, "grpc-message").contains("server's%20limit"));
+        assert!(refusal(response).message().contains("server's limit"));
     }
 
     #[tokio::test(start_paused = true)]

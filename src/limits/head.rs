@@ -3,17 +3,20 @@
 //! clients can only report as Unknown. So h2's limit is set to twice ours ([`h2_ceiling`]: it
 //! still bounds what one stream may make the server hold), and this middleware measures each
 //! HTTP/2 request's header list as RFC 9113 §6.5.2 does (name, value and 32 octets an entry,
-//! pseudo-headers included) and refuses one over `--max-header-bytes`: ResourceExhausted for
-//! gRPC and gRPC-Web, 431 with an error body for everything else.
+//! pseudo-headers included) and refuses one over `--max-header-bytes` with ResourceExhausted,
+//! which the rescue layer (`api::rescue`) draws: a gRPC status for gRPC and gRPC-Web, 431 with
+//! an error body for everything else.
 //!
 //! HTTP/1 needs none of this: hyper's read buffer, which must hold the whole request head, is
 //! the limit there (431 from hyper).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{StatusCode, Version};
-use tonic::Status;
+use tonic::Code;
+
+use crate::refusal::Refusal;
 
 /// RFC 9113 §6.5.2: each entry counts 32 octets besides its name and value.
 const ENTRY_OVERHEAD: usize = 32;
@@ -34,16 +37,15 @@ pub async fn enforce(State(max): State<usize>, request: Request, next: Next) -> 
         return next.run(request).await;
     }
     tracing::debug!(size, max, "HTTP/2 header list over the limit");
-    let status = Status::resource_exhausted(format!(
-        "the request headers (metadata) are {size} bytes; the server's limit is {max} \
-         (--max-header-bytes)"
-    ));
-    crate::api::refusal_with(
-        request.headers(),
-        request.uri().path(),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        &status,
+    Refusal::new(
+        Code::ResourceExhausted,
+        format!(
+            "the request headers (metadata) are {size} bytes; the server's limit is {max} \
+             (--max-header-bytes)"
+        ),
     )
+    .with_http_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    .into_response()
 }
 
 /// The size of the request's header list as HTTP/2 counts it.
@@ -115,35 +117,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn over_the_limit_is_refused_in_the_requests_protocol() {
+    async fn over_the_limit_is_refused_as_too_large() {
         let max = 8192;
         let served = app(max)
             .oneshot(request(Version::HTTP_2, "application/grpc", 7000))
             .await
             .unwrap();
         assert_eq!(served.status(), 200);
-        assert!(served.headers().get("grpc-status").is_none());
+        assert_eq!(Refusal::of(&served), None);
 
-        let grpc = app(max)
-            .oneshot(request(Version::HTTP_2, "application/grpc+proto", 9000))
-            .await
-            .unwrap();
-        assert_eq!(grpc.status(), 200, "gRPC carries its status in grpc-status");
-        assert_eq!(grpc.headers()["grpc-status"], "8");
-        assert_eq!(grpc.headers()["content-type"], "application/grpc+proto");
-        let message = grpc.headers()["grpc-message"].to_str().unwrap();
-        assert!(message.contains("--max-header-bytes"), "{message}");
-
-        let json = app(max)
+        let refused = app(max)
             .oneshot(request(Version::HTTP_2, "application/json", 9000))
             .await
             .unwrap();
-        assert_eq!(json.status(), 431);
-        let body = axum::body::to_bytes(json.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body["code"], 8);
+        let refusal = Refusal::of(&refused).unwrap();
+        assert_eq!(refusal.code(), Code::ResourceExhausted);
+        assert_eq!(
+            refusal.http_status(),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
+        assert!(
+            refusal.message().contains("--max-header-bytes"),
+            "{}",
+            refusal.message()
+        );
 
         // HTTP/1's head is bounded by hyper's buffer, not here.
         let http1 = app(max)

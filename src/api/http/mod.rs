@@ -2,7 +2,9 @@
 //!
 //! Routes come from the `google.api.http` rules in the descriptor set, not from per-RPC code.
 //! A JSON request is bound to a `DynamicMessage`, sent through the gRPC router in process (so
-//! its layers apply) and the response is written as canonical proto3 JSON.
+//! the layers on that router apply to it, as they do to a gRPC call; the layers on the whole
+//! port, such as the gate and the deadline, have already judged the JSON request itself) and the
+//! response is written as canonical proto3 JSON.
 
 pub mod bind;
 pub mod body;
@@ -21,7 +23,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use http::{HeaderName, Method, StatusCode, header};
 use prost_reflect::{
     DescriptorPool, DynamicMessage, Kind, ReflectMessage, SerializeOptions, Value,
 };
@@ -29,77 +31,93 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tower::ServiceExt;
 
+use super::rescue::Protocol;
+use crate::auth::layer::RouteResolver;
 use dispatch::GrpcRouter;
 use routes::{Lookup, Route, RouteTable};
 
 const OPENAPI_PATH: &str = "/openapi.json";
 
-/// The one-port router: `grpc` (the gRPC services, with their layers) answers
-/// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else goes
-/// to the JSON routes. JSON calls are dispatched to `grpc` itself.
-/// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
-/// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC services'
-/// message limit) and [`body::max_values`] JSON values; larger is 413 with a
-/// ResourceExhausted body.
-pub fn router(
-    grpc: GrpcRouter,
-    descriptor_set: &[u8],
-    extra_openapi: (
-        serde_json::Map<String, serde_json::Value>,
-        serde_json::Map<String, serde_json::Value>,
-    ),
-    max_message_bytes: usize,
-) -> anyhow::Result<axum::Router> {
-    let pool = DescriptorPool::decode(descriptor_set)?;
-    let table = RouteTable::from_pool(&pool)?;
-    let openapi = Bytes::from(serde_json::to_vec(&openapi::document(
-        &table,
-        extra_openapi,
-    ))?);
-    tracing::debug!(routes = table.routes().len(), "HTTP/JSON routes");
-    let gateway = Gateway {
-        pool,
-        responses: responses::pool(descriptor_set)?,
-        table: Arc::new(table),
-        grpc: grpc.clone(),
-        openapi,
-        max_body: max_message_bytes,
-        max_values: body::max_values(max_message_bytes),
-    };
-    let grpc_and_json = grpc.fallback(move |request: Request| {
-        let gateway = gateway.clone();
-        async move { gateway.handle(request).await }
-    });
-    // tonic-web refuses HTTP/1.1 requests that are not gRPC-Web, so only those go through it.
-    let grpc_web = grpc_and_json.clone().layer(tonic_web::GrpcWebLayer::new());
-    let by_content_type = tower::service_fn(move |request: Request| {
-        let target = if is_grpc_web(request.headers()) {
-            grpc_web.clone()
-        } else {
-            grpc_and_json.clone()
+/// The transcoder's routes, decoded and built once from the descriptor set: the router serves
+/// them, and the gate judges a JSON call by the gRPC method its route names ([`Self::resolver`]).
+pub struct Transcoder {
+    /// For error details (`Any`) whose types our protos define.
+    pool: DescriptorPool,
+    /// For responses: [`responses::pool`].
+    responses: DescriptorPool,
+    table: Arc<RouteTable>,
+}
+
+impl Transcoder {
+    pub fn new(descriptor_set: &[u8]) -> anyhow::Result<Self> {
+        let pool = DescriptorPool::decode(descriptor_set)?;
+        let table = RouteTable::from_pool(&pool)?;
+        Ok(Self {
+            pool,
+            responses: responses::pool(descriptor_set)?,
+            table: Arc::new(table),
+        })
+    }
+
+    /// The gRPC method each HTTP/JSON route calls, for the gate in front of the router (which
+    /// judges a JSON call by its gRPC method's rule, before the body is even read).
+    pub fn resolver(&self) -> RouteResolver {
+        let table = self.table.clone();
+        Arc::new(
+            move |method: &Method, path: &str| match table.lookup(method, path) {
+                Lookup::Found(route, _) => Some(route.grpc_path.clone()),
+                _ => None,
+            },
+        )
+    }
+
+    /// The one-port router: `grpc` (the gRPC services, with their layers) answers
+    /// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else
+    /// goes to the JSON routes. JSON calls are dispatched to `grpc` itself.
+    /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
+    /// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC
+    /// services' message limit) and [`body::max_values`] JSON values; larger is 413 with a
+    /// ResourceExhausted body.
+    pub fn router(
+        self,
+        grpc: GrpcRouter,
+        extra_openapi: (
+            serde_json::Map<String, serde_json::Value>,
+            serde_json::Map<String, serde_json::Value>,
+        ),
+        max_message_bytes: usize,
+    ) -> anyhow::Result<axum::Router> {
+        let openapi = Bytes::from(serde_json::to_vec(&openapi::document(
+            &self.table,
+            extra_openapi,
+        ))?);
+        tracing::debug!(routes = self.table.routes().len(), "HTTP/JSON routes");
+        let gateway = Gateway {
+            pool: self.pool,
+            responses: self.responses,
+            table: self.table,
+            grpc: grpc.clone(),
+            openapi,
+            max_body: max_message_bytes,
+            max_values: body::max_values(max_message_bytes),
         };
-        target.oneshot(request)
-    });
-    Ok(axum::Router::new().fallback_service(by_content_type))
-}
-
-/// The gRPC method each HTTP/JSON route calls, for the auth layer in front of the router (which
-/// judges a JSON call by its gRPC method's rule, before the body is even read).
-pub fn route_resolver(descriptor_set: &[u8]) -> anyhow::Result<crate::auth::layer::RouteResolver> {
-    let table = RouteTable::from_pool(&DescriptorPool::decode(descriptor_set)?)?;
-    Ok(Arc::new(move |method: &Method, path: &str| {
-        match table.lookup(method, path) {
-            Lookup::Found(route, _) => Some(route.grpc_path.clone()),
-            _ => None,
-        }
-    }))
-}
-
-fn is_grpc_web(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc-web"))
+        let grpc_and_json = grpc.fallback(move |request: Request| {
+            let gateway = gateway.clone();
+            async move { gateway.handle(request).await }
+        });
+        // tonic-web refuses HTTP/1.1 requests that are not gRPC-Web, so only those go through it.
+        let grpc_web = grpc_and_json.clone().layer(tonic_web::GrpcWebLayer::new());
+        let by_content_type = tower::service_fn(move |request: Request| {
+            let protocol = Protocol::of(request.headers(), request.uri().path());
+            let target = if matches!(protocol, Protocol::GrpcWeb(_)) {
+                grpc_web.clone()
+            } else {
+                grpc_and_json.clone()
+            };
+            target.oneshot(request)
+        });
+        Ok(axum::Router::new().fallback_service(by_content_type))
+    }
 }
 
 #[derive(Clone)]
@@ -122,7 +140,7 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         // A gRPC call that no service registered must fail as gRPC, never as JSON (a streaming
         // client would otherwise wait forever).
-        if is_grpc(&parts.headers) {
+        if Protocol::of(&parts.headers, parts.uri.path()).is_grpc() {
             return Status::unimplemented(format!("unknown method {}", parts.uri.path()))
                 .into_http::<Body>();
         }
@@ -236,13 +254,6 @@ fn is_length_limit(error: &axum::Error) -> bool {
         source = error.source();
     }
     false
-}
-
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 /// 200 with the response (or its `response_body` field) as canonical JSON; the response's

@@ -352,13 +352,14 @@ fn echo_server() -> axum::Router {
     let mut compiler = protox::Compiler::new([root, protos]).unwrap();
     compiler.include_imports(true);
     compiler.open_file("transcode.proto").unwrap();
-    super::router(
-        grpc,
-        &compiler.encode_file_descriptor_set(),
-        Default::default(),
-        crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
-    )
-    .unwrap()
+    super::Transcoder::new(&compiler.encode_file_descriptor_set())
+        .unwrap()
+        .router(
+            grpc,
+            Default::default(),
+            crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
+        )
+        .unwrap()
 }
 
 async fn call(

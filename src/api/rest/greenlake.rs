@@ -22,6 +22,12 @@ pub const DEFAULT_LIMIT: u64 = 300;
 /// Largest `limit`.
 pub const MAX_LIMIT: u64 = 600;
 
+/// The dialect's entry in `rest::DIALECTS`.
+pub const DIALECT: super::RestDialect = super::RestDialect {
+    prefix: "/identity/",
+    refusal: |http, status| GreenLakeError::refusal(http, status).into_response(),
+};
+
 /// A GreenLake-style error body.
 pub struct GreenLakeError {
     status: StatusCode,

@@ -18,6 +18,12 @@ use crate::query::{Filter, Query, SortField, UserSearch};
 use crate::store::ScopedDb;
 use crate::store::reads::{directory, users};
 
+/// The dialect's entry in `rest::DIALECTS`.
+pub const DIALECT: super::RestDialect = super::RestDialect {
+    prefix: "/api/",
+    refusal: |http, status| LogtoError::refusal(http, status).into_response(),
+};
+
 /// A Logto error: `{code, message[, details]}` with its HTTP status.
 pub struct LogtoError {
     status: StatusCode,

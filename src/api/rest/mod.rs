@@ -9,38 +9,38 @@ pub mod openapi;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use http::StatusCode;
 use http::request::Parts;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
 use sea_orm::DatabaseConnection;
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::auth::Principal;
 use crate::limits::regex_searches::RegexSearches;
 use crate::query::{PageLimits, QueryLimits};
+use crate::refusal::Refusal;
 use crate::store::ScopedDb;
 
 /// The directory as the calling principal may see it (see `api::grpc::scoped`): the auth layer
 /// in front of these routes puts the principal on the request; without one the request is
-/// refused, never served instance-wide.
+/// refused (drawn by `api::rescue` like the gate's refusals), never served instance-wide.
 struct Caller(ScopedDb);
 
 impl FromRequestParts<Rest> for Caller {
-    type Rejection = Response;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, rest: &Rest) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, rest: &Rest) -> Result<Self, Refusal> {
         match parts.extensions.get::<Principal>() {
             Some(principal) => Ok(Caller(ScopedDb::new(
                 rest.db.clone(),
                 principal.scope(),
                 principal.subject(),
             ))),
-            None => Err(refusal(
-                parts.uri.path(),
-                StatusCode::UNAUTHORIZED,
-                &Status::unauthenticated(crate::auth::UNAUTHENTICATED),
+            None => Err(Refusal::new(
+                Code::Unauthenticated,
+                crate::auth::UNAUTHENTICATED,
             )),
         }
     }
@@ -77,22 +77,22 @@ pub fn routes(
         })
 }
 
-/// Path prefixes of the dialects' routes.
-const LOGTO_PREFIX: &str = "/api/";
-const GREENLAKE_PREFIX: &str = "/identity/";
+/// A REST dialect: what the rest of the server needs to know of it.
+pub struct RestDialect {
+    /// Path prefix of all its routes: a request under it is answered in the dialect's shape.
+    pub prefix: &'static str,
+    /// A refusal before any handler ran (no credential, no permission, a rate limit, the
+    /// deadline, a head too large), in the dialect's error shape, so its clients read their
+    /// own dialect's errors.
+    pub refusal: fn(StatusCode, &Status) -> Response,
+}
 
-/// The answer to an HTTP request refused before any handler ran (no credential, no permission,
-/// a rate limit, the deadline, a head too large), in the error shape of the API its path
-/// belongs to: a Logto or GreenLake client reads its own dialect's errors, everyone else
-/// grpc-gateway's.
-pub fn refusal(path: &str, http: StatusCode, status: &Status) -> Response {
-    if path.starts_with(LOGTO_PREFIX) {
-        logto::LogtoError::refusal(http, status).into_response()
-    } else if path.starts_with(GREENLAKE_PREFIX) {
-        greenlake::GreenLakeError::refusal(http, status).into_response()
-    } else {
-        crate::api::http::errors::error_response_with(http, status, None)
-    }
+/// Every REST dialect on the port.
+pub static DIALECTS: &[RestDialect] = &[logto::DIALECT, greenlake::DIALECT];
+
+/// The dialect whose routes `path` is under; None for everything else (grpc-gateway's).
+pub fn dialect_of(path: &str) -> Option<&'static RestDialect> {
+    DIALECTS.iter().find(|d| path.starts_with(d.prefix))
 }
 
 /// Decodes a raw query string into its pairs, in order (`+` is a space). None when a decoded
@@ -147,53 +147,6 @@ fn plausible_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The JSON body and HTTP status of a refusal.
-    async fn refused(path: &str, status: Status) -> (u16, serde_json::Value) {
-        let http = crate::api::http::errors::http_status(status.code());
-        let response = refusal(path, http, &status);
-        let code = response.status().as_u16();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (code, serde_json::from_slice(&body).unwrap())
-    }
-
-    #[tokio::test]
-    async fn refusals_speak_the_dialect_of_their_path() {
-        let (code, body) = refused("/api/users", Status::unauthenticated("who?")).await;
-        assert_eq!(code, 401);
-        assert_eq!(body["code"], "auth.unauthorized");
-        assert_eq!(body.get("details"), None, "no hint of what was wrong");
-        let (code, body) = refused(
-            "/api/roles/r/users",
-            Status::permission_denied("needs role.read"),
-        )
-        .await;
-        assert_eq!(code, 403);
-        assert_eq!(body["code"], "auth.forbidden");
-        assert_eq!(body["details"], "needs role.read");
-        let (code, body) = refused("/api/users/u", Status::resource_exhausted("slow down")).await;
-        assert_eq!(code, 429);
-        assert_eq!(body["code"], "request.general");
-        assert_eq!(body["details"], "slow down");
-
-        let (code, body) = refused("/identity/v1/users", Status::unauthenticated("who?")).await;
-        assert_eq!(code, 401);
-        assert_eq!(body["httpStatusCode"], 401);
-        assert_eq!(body["errorCode"], "HPE_GL_ERROR_UNAUTHORIZED");
-        assert_eq!(body["message"], "who?");
-        let (code, body) = refused("/identity/v1/users", Status::deadline_exceeded("late")).await;
-        assert_eq!(code, 504);
-        assert_eq!(body["errorCode"], "HPE_GL_ERROR_GATEWAY_TIMEOUT");
-
-        let (code, body) = refused("/v1/users/_search", Status::permission_denied("no")).await;
-        assert_eq!(code, 403);
-        assert_eq!(body["code"], 7);
-        // Only the dialects' own prefixes: a lookalike is grpc-gateway's.
-        let (_, body) = refused("/apis/users", Status::unauthenticated("who?")).await;
-        assert_eq!(body["code"], 16);
-    }
 
     #[test]
     fn query_strings_decode_in_order_and_refuse_non_utf8() {
