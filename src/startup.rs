@@ -6,11 +6,16 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tower::ServiceBuilder;
+
+use axum::middleware::{from_fn, from_fn_with_state};
 
 use std::sync::Arc;
 
 use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSchemas};
-use crate::auth::layer::{Gate, enforce};
+use crate::api::http::Transcoder;
+use crate::auth::layer::{Gate, RouteResolver, enforce};
 use crate::auth::oidc::{OidcSettings, OidcVerifier};
 use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
 use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStreams};
@@ -158,19 +163,52 @@ impl Application {
     }
 }
 
-/// The gRPC services: the directory, health and reflection (v1 and v1alpha, so that old and
-/// new grpcurl both work without proto files); on the same port, gRPC-Web, the HTTP/JSON routes
-/// and /openapi.json (see `api::http`).
+/// Everything served on the one port, read in order: the gRPC services (the directory, health,
+/// reflection), the HTTP/JSON transcoder and gRPC-Web in front of them (`api::http`), the REST
+/// dialects beside them (`api::rest`), and the layer stack over all of it ([`behind_edge_layers`]).
 async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<axum::Router> {
+    let request = settings.request;
+    // The gate and the reflection streams charge the same per-peer budgets.
+    let rate_limits = Arc::new(RateLimits::new(settings.rate_limits));
+    // One cap on regex searches for every surface of this server.
+    let regex_searches = RegexSearches::new(request.max_concurrent_regex_searches);
+
+    let grpc = directory_services(Routes::default(), &db, settings, regex_searches.clone())?;
+    let grpc = health_service(grpc, request.max_message_bytes).await;
+    let grpc = reflection_services(grpc, &rate_limits, request.max_message_bytes)?;
+    let grpc = grpc.prepare().into_axum_router().layer(from_fn(
+        // tonic's own refusals of a message (too large, undecodable) get the client's code.
+        crate::limits::grpc_status::client_errors,
+    ));
+
+    // The route table is built once: the transcoder serves it and the gate judges by it.
+    let transcoder = Transcoder::new(proto::DESCRIPTOR_SET)?;
+    let routes = transcoder.resolver();
+    let served = transcoder
+        .router(
+            grpc,
+            crate::api::rest::openapi::fragment(),
+            request.max_message_bytes,
+        )?
+        .merge(rest_routes(&db, settings, regex_searches));
+    let gate = gate(db, settings, rate_limits, routes).await?;
+    Ok(behind_edge_layers(served, gate, request))
+}
+
+/// The directory's own gRPC services, each with the server's message limit.
+fn directory_services(
+    routes: Routes,
+    db: &DatabaseConnection,
+    settings: &Settings,
+    regex_searches: RegexSearches,
+) -> anyhow::Result<Routes> {
     let limits = settings.limits;
     let request = settings.request;
+    let max_message = request.max_message_bytes;
     let webauthn = Arc::new(crate::command::webauthn::relying_party(
         &settings.webauthn_rp_id,
         &settings.webauthn_origin,
     )?);
-    let max_message = request.max_message_bytes;
-    // One cap on regex searches for every surface of this server.
-    let regex_searches = RegexSearches::new(request.max_concurrent_regex_searches);
     // Every service that hashes or verifies passwords shares this one bound.
     let hashing = Hashing::new(settings.hashing)?;
     let users = UserServiceServer::new(UserDirectory::new(
@@ -187,46 +225,24 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
             .max_decoding_message_size(max_message);
     let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits, request))
         .max_decoding_message_size(max_message);
-    let roles = RoleServiceServer::new(Roles::new(
-        db.clone(),
-        limits,
-        request,
-        regex_searches.clone(),
-    ))
-    .max_decoding_message_size(max_message);
+    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits, request, regex_searches))
+        .max_decoding_message_size(max_message);
     let tokens = TokenServiceServer::new(AccessTokens::new(db.clone(), limits))
         .max_decoding_message_size(max_message);
-    // The Logto and GreenLake REST dialects (HTTP/1.1 and h2c on the same port).
-    let rest = crate::api::rest::routes(db.clone(), limits, request.query(), regex_searches);
+    Ok(routes
+        .add_service(users)
+        .add_service(organizations)
+        .add_service(schemas)
+        .add_service(roles)
+        .add_service(tokens))
+}
 
+/// `grpc.health.v1.Health`, reporting every directory service as serving.
+async fn health_service(routes: Routes, max_message: usize) -> Routes {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<UserServiceServer<UserDirectory>>()
         .await;
-
-    let health = health.max_decoding_message_size(max_message);
-    // The gate and the reflection streams charge the same per-peer budgets.
-    let rate_limits = Arc::new(RateLimits::new(settings.rate_limits));
-    // Reflection is public and one stream can carry any number of requests: each is metered.
-    let reflection_v1 = MeteredStreams::new(
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?
-            .max_decoding_message_size(max_message),
-        rate_limits.clone(),
-        MAX_REFLECTION_REQUESTS_PER_STREAM,
-    );
-    let reflection_v1alpha = MeteredStreams::new(
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?
-            .max_decoding_message_size(max_message),
-        rate_limits.clone(),
-        MAX_REFLECTION_REQUESTS_PER_STREAM,
-    );
-
     health_reporter
         .set_serving::<OrganizationServiceServer<Organizations>>()
         .await;
@@ -239,44 +255,89 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     health_reporter
         .set_serving::<TokenServiceServer<AccessTokens>>()
         .await;
+    routes.add_service(health.max_decoding_message_size(max_message))
+}
 
-    let grpc = tonic::service::Routes::new(users)
-        .add_service(organizations)
-        .add_service(schemas)
-        .add_service(roles)
-        .add_service(tokens)
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .prepare()
-        .into_axum_router()
-        .layer(axum::middleware::from_fn(
-            crate::limits::grpc_status::client_errors,
-        ));
-    let documented = crate::api::rest::openapi::fragment();
-    let transcoder = crate::api::http::Transcoder::new(proto::DESCRIPTOR_SET)?;
-    let routes = transcoder.resolver();
-    let router = transcoder
-        .router(grpc, documented, max_message)?
-        .merge(rest);
-    // One gate in front of everything on the port: gRPC, gRPC-Web, HTTP/JSON (judged by the
-    // gRPC method each route calls) and the REST dialects.
+/// Server reflection, v1 and v1alpha, so that old and new grpcurl both work without proto
+/// files. Reflection is public and one stream can carry any number of requests: each is
+/// metered against the caller's peer budget.
+fn reflection_services(
+    routes: Routes,
+    rate_limits: &Arc<RateLimits>,
+    max_message: usize,
+) -> anyhow::Result<Routes> {
+    let v1 = MeteredStreams::new(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?
+            .max_decoding_message_size(max_message),
+        rate_limits.clone(),
+        MAX_REFLECTION_REQUESTS_PER_STREAM,
+    );
+    let v1alpha = MeteredStreams::new(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?
+            .max_decoding_message_size(max_message),
+        rate_limits.clone(),
+        MAX_REFLECTION_REQUESTS_PER_STREAM,
+    );
+    Ok(routes.add_service(v1).add_service(v1alpha))
+}
+
+/// The REST dialects (HTTP/1.1 and h2c on the same port).
+fn rest_routes(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    regex_searches: RegexSearches,
+) -> axum::Router {
+    crate::api::rest::routes(
+        db.clone(),
+        settings.limits,
+        settings.request.query(),
+        regex_searches,
+    )
+}
+
+/// The gate: access tokens from the database, JWTs of the OIDC issuer when one is configured,
+/// and JSON routes judged by the gRPC method they call (`routes`).
+async fn gate(
+    db: DatabaseConnection,
+    settings: &Settings,
+    rate_limits: Arc<RateLimits>,
+    routes: RouteResolver,
+) -> anyhow::Result<Gate> {
     let oidc = match &settings.oidc {
         Some(oidc) => Some(OidcVerifier::new(oidc.clone()).await?),
         None => None,
     };
-    let gate = Gate::new(db, oidc, rate_limits, routes);
-    // The deadline covers every protocol, the gate included; the header list limit comes first
-    // of all, before anything reads a header.
-    Ok(router
-        .layer(axum::middleware::from_fn_with_state(gate, enforce))
-        .layer(axum::middleware::from_fn_with_state(
-            request.request_timeout,
-            crate::limits::deadline::enforce,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            request.max_header_bytes,
-            crate::limits::head::enforce,
-        ))
-        .layer(axum::middleware::from_fn(crate::api::rescue::rescue)))
+    Ok(Gate::new(db, oidc, rate_limits, routes))
+}
+
+/// `served` behind the layers in front of everything on the port (gRPC, gRPC-Web, HTTP/JSON,
+/// the REST dialects), read outermost first.
+fn behind_edge_layers(served: axum::Router, gate: Gate, request: RequestLimits) -> axum::Router {
+    served.layer(
+        ServiceBuilder::new()
+            // Outermost, so that every refusal below is answered in the caller's protocol; it
+            // reads only the content type and the path, which even a head too large must be
+            // answered by.
+            .layer(from_fn(crate::api::rescue::rescue))
+            // Before anything else reads a header: an HTTP/2 header list over the limit costs no
+            // further work.
+            .layer(from_fn_with_state(
+                request.max_header_bytes,
+                crate::limits::head::enforce,
+            ))
+            // Over everything that takes time, the gate's credential lookups included.
+            .layer(from_fn_with_state(
+                request.request_timeout,
+                crate::limits::deadline::enforce,
+            ))
+            // Innermost, right in front of the services: every protocol is judged by one policy
+            // (JSON calls by the gRPC method they call, before their body is read).
+            .layer(from_fn_with_state(gate, enforce)),
+    )
 }

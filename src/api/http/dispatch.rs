@@ -1,6 +1,9 @@
 //! The in-process gRPC call: a bound request goes through the very router that serves gRPC, so
-//! every tonic interceptor and tower layer on it (auth, limits, tracing) applies to JSON calls
-//! too. The only cost is one protobuf encode/decode per hop.
+//! what that router does to a gRPC call applies to JSON calls too: the services' message limits
+//! and the layer on it (`limits::grpc_status`). The layers in front of the whole port (the
+//! rescue, the header limit, the deadline and the gate, see `startup`) judged the HTTP request
+//! already and do not run again; the principal the gate found travels in the extensions. The
+//! only cost is one protobuf encode/decode per hop.
 
 use bytes::Buf;
 use http::HeaderMap;
