@@ -302,7 +302,8 @@ fn rest_routes(
 }
 
 /// The gate: access tokens from the database, JWTs of the OIDC issuer when one is configured,
-/// and JSON routes judged by the gRPC method they call (`routes`).
+/// JSON routes judged by the gRPC method they call (`routes`), and the REST dialects' own
+/// access rules.
 async fn gate(
     db: DatabaseConnection,
     settings: &Settings,
@@ -313,7 +314,13 @@ async fn gate(
         Some(oidc) => Some(OidcVerifier::new(oidc.clone()).await?),
         None => None,
     };
-    Ok(Gate::new(db, oidc, rate_limits, routes))
+    Ok(Gate::new(
+        db,
+        oidc,
+        rate_limits,
+        routes,
+        crate::api::rest::access_rules(),
+    ))
 }
 
 /// `served` behind the layers in front of everything on the port (gRPC, gRPC-Web, HTTP/JSON,

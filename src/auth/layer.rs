@@ -20,7 +20,7 @@ use sea_orm::DatabaseConnection;
 use tonic::Code;
 
 use super::oidc::{OidcVerifier, looks_like_jwt};
-use super::policy::{self, Rule};
+use super::policy::{self, RestRule, Rule};
 use super::rate_limit::{RateLimits, retry_after_seconds};
 use super::{Credential, Grant, Principal, UNAUTHENTICATED, secret};
 use crate::domain::Timestamp;
@@ -51,6 +51,8 @@ struct Inner {
     /// Shared with the metered public streams (`stream_meter`), which charge the same peers.
     limits: Arc<RateLimits>,
     routes: RouteResolver,
+    /// The REST dialects' access rules (see [`RestRule`] for why they are handed in).
+    rest: Vec<RestRule>,
 }
 
 impl Gate {
@@ -59,6 +61,7 @@ impl Gate {
         oidc: Option<OidcVerifier>,
         limits: Arc<RateLimits>,
         routes: RouteResolver,
+        rest: Vec<RestRule>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -66,6 +69,7 @@ impl Gate {
                 oidc,
                 limits,
                 routes,
+                rest,
             }),
         }
     }
@@ -75,7 +79,7 @@ impl Gate {
         if grpc {
             return (path.to_owned(), policy::grpc_rule(path));
         }
-        if let Some(rule) = policy::http_rule(method, path) {
+        if let Some(rule) = policy::http_rule(&self.inner.rest, method, path) {
             return (format!("{method} {path}"), rule);
         }
         match (self.inner.routes)(method, path) {

@@ -1,20 +1,23 @@
 //! HPE GreenLake's `GET /identity/v1/users?filter=&limit=&offset=`: an OData-subset filter,
 //! an item offset, and `{offset, count, total, items}`.
 
-use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{Value, json};
 use tonic::Status;
 
-use super::{Caller, Rest, query_pairs};
+use super::openapi::{Fragment, fragment_of, nullable_text, text};
+use super::{Caller, Rest, RestDialect, query_pairs};
 use crate::api::http::errors::http_status;
+use crate::auth::Permission::UserRead;
+use crate::auth::policy::{RestRule, needs};
 use crate::domain::{Timestamp, User};
 use crate::error::Error;
 use crate::query::dialect::odata;
 use crate::query::{SortField, UserSearch};
-use crate::store::ScopedDb;
 use crate::store::reads::users;
 
 /// Default `limit`.
@@ -23,10 +26,23 @@ pub const DEFAULT_LIMIT: u64 = 300;
 pub const MAX_LIMIT: u64 = 600;
 
 /// The dialect's entry in `rest::DIALECTS`.
-pub const DIALECT: super::RestDialect = super::RestDialect {
+pub const DIALECT: RestDialect = RestDialect {
     prefix: "/identity/",
+    routes,
+    access: ACCESS,
     refusal: |http, status| GreenLakeError::refusal(http, status).into_response(),
+    openapi,
 };
+
+fn routes() -> Router<Rest> {
+    Router::new().route("/identity/v1/users", get(list_users))
+}
+
+const ACCESS: &[RestRule] = &[RestRule {
+    method: "GET",
+    pattern: "/identity/v1/users",
+    rule: needs(&[UserRead]),
+}];
 
 /// A GreenLake-style error body.
 pub struct GreenLakeError {
@@ -112,6 +128,23 @@ impl IntoResponse for GreenLakeError {
     }
 }
 
+/// The page a request asks for: `limit` items (default [`DEFAULT_LIMIT`], at most
+/// [`MAX_LIMIT`] or the server's page maximum when smaller) after skipping `offset` items.
+struct Paging {
+    offset: u64,
+    limit: u64,
+}
+
+impl Paging {
+    fn of(params: &[(String, String)], page_max: u64) -> Result<Self, GreenLakeError> {
+        let max = MAX_LIMIT.min(page_max).max(1);
+        Ok(Self {
+            limit: integer(params, "limit", DEFAULT_LIMIT.min(max), 1, max)?,
+            offset: integer(params, "offset", 0, 0, i64::MAX as u64)?,
+        })
+    }
+}
+
 fn integer(
     params: &[(String, String)],
     key: &str,
@@ -139,20 +172,11 @@ pub async fn list_users(
     State(rest): State<Rest>,
     Caller(db): Caller,
     RawQuery(raw): RawQuery,
-) -> Response {
-    match list(&rest, &db, raw.as_deref()).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn list(rest: &Rest, db: &ScopedDb, raw: Option<&str>) -> Result<Response, GreenLakeError> {
-    let params = query_pairs(raw).ok_or_else(|| {
+) -> Result<Response, GreenLakeError> {
+    let params = query_pairs(raw.as_deref()).ok_or_else(|| {
         GreenLakeError::bad_request("query", "the query string is not valid UTF-8")
     })?;
-    let max = MAX_LIMIT.min(rest.limits.max.into()).max(1);
-    let limit = integer(&params, "limit", DEFAULT_LIMIT.min(max), 1, max)?;
-    let offset = integer(&params, "offset", 0, 0, i64::MAX as u64)?;
+    let Paging { offset, limit } = Paging::of(&params, rest.limits.max.into())?;
     let filter = params
         .iter()
         .find(|(k, _)| k == "filter")
@@ -166,7 +190,7 @@ async fn list(rest: &Rest, db: &ScopedDb, raw: Option<&str>) -> Result<Response,
         offset,
         limit,
     };
-    let page = users::list_users(db, &rest.regex_searches, &search).await?;
+    let page = users::list_users(&db, &rest.regex_searches, &search).await?;
     let items: Vec<Value> = page.users.iter().map(user_json).collect();
     Ok(Json(json!({
         "offset": offset,
@@ -198,4 +222,46 @@ pub fn user_json(user: &User) -> Value {
         "firstName": string("givenName"),
         "lastName": string("familyName"),
     })
+}
+
+/// GreenLake's part of `/openapi.json`.
+fn openapi() -> Fragment {
+    let paths = json!({
+        "/identity/v1/users": { "get": {
+            "operationId": "GreenLake_ListUsers",
+            "summary": "HPE GreenLake: list users with an OData filter",
+            "parameters": [
+                { "name": "filter", "in": "query", "description": format!("OData subset: eq, ne, gt, ge, lt; and, or, not; \
+                    parentheses; single-quoted literals. Fields: {}.", odata::Field::listed()),
+                  "schema": { "type": "string", "default": "" } },
+                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT } },
+                { "name": "offset", "in": "query", "description": "Number of items (not pages) to skip.",
+                  "schema": { "type": "integer", "minimum": 0, "default": 0 } }
+            ],
+            "responses": {
+                "200": { "description": "The page of users, oldest first.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GreenLakeUserList" } } } },
+                "400": { "description": "Bad filter or paging: the position and token that failed.",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GreenLakeError" } } } }
+            }
+        } }
+    });
+    let text = text();
+    let nullable_text = nullable_text();
+    let schemas = json!({
+        "GreenLakeUser": { "type": "object", "properties": {
+            "id": text, "type": text, "generation": { "type": "integer" }, "resourceUri": text,
+            "username": text, "firstName": nullable_text, "lastName": nullable_text,
+            "userStatus": { "type": "string", "enum": odata::STATUSES.map(|(name, _)| name) },
+            "createdAt": { "type": "string", "format": "date-time" },
+            "updatedAt": { "type": "string", "format": "date-time" },
+            "lastLogin": { "type": "string", "format": "date-time", "nullable": true }
+        } },
+        "GreenLakeUserList": { "type": "object", "required": ["offset", "count", "total", "items"], "properties": {
+            "offset": { "type": "integer" }, "count": { "type": "integer" }, "total": { "type": "integer" },
+            "items": { "type": "array", "items": { "$ref": "#/components/schemas/GreenLakeUser" } } } },
+        "GreenLakeError": { "type": "object", "properties": {
+            "httpStatusCode": { "type": "integer" }, "errorCode": text, "message": text,
+            "errorDetails": { "type": "array", "items": { "type": "object", "additionalProperties": true } } } }
+    });
+    fragment_of(paths, schemas)
 }

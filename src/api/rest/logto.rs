@@ -1,16 +1,20 @@
 //! Logto's Management API: `GET /api/users`, `GET /api/users/{userId}` and
 //! `GET /api/roles/{id}/users`, with Logto's paging headers, error codes and user JSON.
 
-use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use tonic::{Code, Status};
 
-use super::{Caller, Rest, encode_pairs, plausible_id, query_pairs};
+use super::openapi::{Fragment, fragment_of, nullable_text, text};
+use super::{Caller, Rest, RestDialect, encode_pairs, plausible_id, query_pairs};
 use crate::api::http::errors::http_status;
+use crate::auth::Permission::{RoleRead, UserRead};
+use crate::auth::policy::{RestRule, needs};
 use crate::domain::{User, UserState, display_name};
 use crate::error::Error;
 use crate::query::dialect::logto::{self as dialect, Page};
@@ -19,10 +23,38 @@ use crate::store::ScopedDb;
 use crate::store::reads::{directory, users};
 
 /// The dialect's entry in `rest::DIALECTS`.
-pub const DIALECT: super::RestDialect = super::RestDialect {
+pub const DIALECT: RestDialect = RestDialect {
     prefix: "/api/",
+    routes,
+    access: ACCESS,
     refusal: |http, status| LogtoError::refusal(http, status).into_response(),
+    openapi,
 };
+
+fn routes() -> Router<Rest> {
+    Router::new()
+        .route("/api/users", get(list_users))
+        .route("/api/users/{user_id}", get(get_user))
+        .route("/api/roles/{role_id}/users", get(role_users))
+}
+
+const ACCESS: &[RestRule] = &[
+    RestRule {
+        method: "GET",
+        pattern: "/api/users",
+        rule: needs(&[UserRead]),
+    },
+    RestRule {
+        method: "GET",
+        pattern: "/api/users/*",
+        rule: needs(&[UserRead]),
+    },
+    RestRule {
+        method: "GET",
+        pattern: "/api/roles/*/users",
+        rule: needs(&[RoleRead, UserRead]),
+    },
+];
 
 /// A Logto error: `{code, message[, details]}` with its HTTP status.
 pub struct LogtoError {
@@ -373,6 +405,85 @@ pub fn user_json(user: &User, include_sso_identities: bool) -> Value {
         json["ssoIdentities"] = json!([]);
     }
     json
+}
+
+/// Logto's part of `/openapi.json`.
+fn openapi() -> Fragment {
+    let paging = json!([
+        { "name": "page", "in": "query", "description": "Page number (starts from 1).",
+          "schema": { "type": "integer", "minimum": 1, "default": 1 } },
+        { "name": "page_size", "in": "query", "description": "Entries per page.",
+          "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
+        { "name": "search_params", "in": "query", "style": "form", "explode": true,
+          "description": format!("Logto search keys: `search`, `search.<field>`, `mode`, `mode.<field>` \
+            (exact, like, similar_to, posix), `joint` (or, and), `isCaseSensitive`. Fields: {}.",
+            dialect::Field::ALL.map(dialect::Field::key).join(", ")),
+          "schema": { "type": "object", "additionalProperties": { "type": "string" } } }
+    ]);
+    let logto_error = |description: &str| {
+        json!({ "description": description,
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/LogtoError" } } } })
+    };
+    let users_page = json!({
+        "description": "The page of users, newest first.",
+        "headers": {
+            "Total-Number": { "description": "Number of matching users.", "schema": { "type": "integer" } },
+            "Link": { "description": "RFC 8288 links: first, prev, next, last.", "schema": { "type": "string" } }
+        },
+        "content": { "application/json": { "schema": {
+            "type": "array", "items": { "$ref": "#/components/schemas/LogtoUser" } } } }
+    });
+    let mut role_parameters = vec![
+        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }),
+    ];
+    role_parameters.extend(paging.as_array().cloned().unwrap_or_default());
+    let paths = json!({
+        "/api/users": { "get": {
+            "operationId": "Logto_ListUsers",
+            "summary": "Logto: list and search users",
+            "parameters": paging,
+            "responses": { "200": users_page, "400": logto_error("guard.invalid_pagination or request.invalid_input") }
+        } },
+        "/api/users/{userId}": { "get": {
+            "operationId": "Logto_GetUser",
+            "summary": "Logto: one user",
+            "parameters": [
+                { "name": "userId", "in": "path", "required": true, "schema": { "type": "string" } },
+                { "name": "includeSsoIdentities", "in": "query", "schema": { "type": "string", "default": "false" } }
+            ],
+            "responses": {
+                "200": { "description": "The user.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/LogtoUser" } } } },
+                "404": logto_error("entity.not_found")
+            }
+        } },
+        "/api/roles/{id}/users": { "get": {
+            "operationId": "Logto_ListRoleUsers",
+            "summary": "Logto: users having a role",
+            "parameters": role_parameters,
+            "responses": { "200": users_page, "400": logto_error("guard.invalid_pagination or request.invalid_input"),
+                           "404": logto_error("entity.not_exists_with_id") }
+        } }
+    });
+    let text = text();
+    let nullable_text = nullable_text();
+    let epoch_ms =
+        json!({ "type": "integer", "format": "int64", "description": "Epoch milliseconds." });
+    let schemas = json!({
+        "LogtoUser": { "type": "object", "properties": {
+            "id": text, "username": nullable_text, "primaryEmail": nullable_text, "primaryPhone": nullable_text,
+            "name": nullable_text, "avatar": nullable_text, "applicationId": nullable_text,
+            "customData": { "type": "object", "additionalProperties": true },
+            "profile": { "type": "object", "additionalProperties": true },
+            "identities": { "type": "object", "additionalProperties": { "type": "object", "additionalProperties": true } },
+            "ssoIdentities": { "type": "array", "items": { "type": "object", "additionalProperties": true } },
+            "lastSignInAt": { "type": "integer", "format": "int64", "nullable": true, "description": "Epoch milliseconds." },
+            "createdAt": epoch_ms, "updatedAt": epoch_ms,
+            "isSuspended": { "type": "boolean" }, "hasPassword": { "type": "boolean" }
+        } },
+        "LogtoError": { "type": "object", "required": ["code", "message"], "properties": {
+            "code": text, "message": text, "details": text } }
+    });
+    fragment_of(paths, schemas)
 }
 
 #[cfg(test)]

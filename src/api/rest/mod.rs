@@ -2,6 +2,11 @@
 //! ListUsers: Logto's Management API user search ([`logto`]) and HPE GreenLake's
 //! OData-filtered user list ([`greenlake`]). Handlers only parse (into the one query tree),
 //! call `store::reads::users` and map the domain `User` to each dialect's JSON.
+//!
+//! A dialect is one module exporting a [`RestDialect`] (path prefix, routes, access rules,
+//! refusal body, OpenAPI fragment) and keeping its paging and error type beside its handlers;
+//! the routes here, the gate's rules, the rescue layer and `/openapi.json` iterate over
+//! [`DIALECTS`]. A new dialect is a new module plus its line there.
 
 mod greenlake;
 mod logto;
@@ -10,7 +15,6 @@ pub mod openapi;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::response::Response;
-use axum::routing::get;
 use http::StatusCode;
 use http::request::Parts;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
@@ -18,6 +22,7 @@ use sea_orm::DatabaseConnection;
 use tonic::{Code, Status};
 
 use crate::auth::Principal;
+use crate::auth::policy::RestRule;
 use crate::limits::regex_searches::RegexSearches;
 use crate::query::{PageLimits, QueryLimits};
 use crate::refusal::Refusal;
@@ -46,6 +51,7 @@ impl FromRequestParts<Rest> for Caller {
     }
 }
 
+/// What every dialect's handlers share.
 #[derive(Clone)]
 struct Rest {
     db: DatabaseConnection,
@@ -54,21 +60,20 @@ struct Rest {
     regex_searches: RegexSearches,
 }
 
-/// `GET /api/users`, `GET /api/users/{userId}`, `GET /api/roles/{id}/users` (Logto) and
-/// `GET /identity/v1/users` (GreenLake). `limits.max` lowers each dialect's own page maximum
-/// when it is smaller; `query` bounds the searches; regex searches share `regex_searches`
-/// with the gRPC services.
+/// Every dialect's routes (see each module). `limits.max` lowers each dialect's own page
+/// maximum when it is smaller; `query` bounds the searches; regex searches share
+/// `regex_searches` with the gRPC services.
 pub fn routes(
     db: DatabaseConnection,
     limits: PageLimits,
     query: QueryLimits,
     regex_searches: RegexSearches,
 ) -> Router {
-    Router::new()
-        .route("/api/users", get(logto::list_users))
-        .route("/api/users/{user_id}", get(logto::get_user))
-        .route("/api/roles/{role_id}/users", get(logto::role_users))
-        .route("/identity/v1/users", get(greenlake::list_users))
+    DIALECTS
+        .iter()
+        .fold(Router::new(), |router, dialect| {
+            router.merge((dialect.routes)())
+        })
         .with_state(Rest {
             db,
             limits,
@@ -77,14 +82,21 @@ pub fn routes(
         })
 }
 
-/// A REST dialect: what the rest of the server needs to know of it.
+/// A REST dialect: everything the rest of the server needs to know of it.
 pub struct RestDialect {
     /// Path prefix of all its routes: a request under it is answered in the dialect's shape.
     pub prefix: &'static str,
+    /// Its routes, on the state every dialect shares.
+    routes: fn() -> Router<Rest>,
+    /// What each route requires of the caller (the gate judges by them).
+    pub access: &'static [RestRule],
     /// A refusal before any handler ran (no credential, no permission, a rate limit, the
     /// deadline, a head too large), in the dialect's error shape, so its clients read their
     /// own dialect's errors.
     pub refusal: fn(StatusCode, &Status) -> Response,
+    /// Its part of `/openapi.json`: hand-written routes have no `google.api.http` rules to
+    /// generate it from, so each dialect describes its own.
+    pub openapi: fn() -> openapi::Fragment,
 }
 
 /// Every REST dialect on the port.
@@ -93,6 +105,14 @@ pub static DIALECTS: &[RestDialect] = &[logto::DIALECT, greenlake::DIALECT];
 /// The dialect whose routes `path` is under; None for everything else (grpc-gateway's).
 pub fn dialect_of(path: &str) -> Option<&'static RestDialect> {
     DIALECTS.iter().find(|d| path.starts_with(d.prefix))
+}
+
+/// Every dialect's access rules, for the gate.
+pub fn access_rules() -> Vec<RestRule> {
+    DIALECTS
+        .iter()
+        .flat_map(|d| d.access.iter().copied())
+        .collect()
 }
 
 /// Decodes a raw query string into its pairs, in order (`+` is a space). None when a decoded
@@ -147,6 +167,39 @@ fn plausible_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Permission::*;
+    use crate::auth::policy::{http_rule, needs};
+
+    #[test]
+    fn access_rules_cover_the_dialect_routes() {
+        let rules = access_rules();
+        let http_rule = |method: &http::Method, path: &str| http_rule(&rules, method, path);
+        let get = http::Method::GET;
+        assert_eq!(
+            http_rule(&get, "/api/roles/r1/users"),
+            Some(needs(&[RoleRead, UserRead]))
+        );
+        assert_eq!(http_rule(&get, "/api/roles//users"), None);
+        assert_eq!(http_rule(&get, "/api/users/u1/x"), None);
+        assert_eq!(http_rule(&http::Method::POST, "/api/users"), None);
+        assert_eq!(http_rule(&get, "/v2/users"), None);
+        assert_eq!(
+            http_rule(&get, "/identity/v1/users"),
+            Some(needs(&[UserRead]))
+        );
+    }
+
+    #[test]
+    fn each_dialect_keeps_to_its_prefix() {
+        for dialect in DIALECTS {
+            for rule in dialect.access {
+                assert!(rule.pattern.starts_with(dialect.prefix), "{rule:?}");
+            }
+            for path in (dialect.openapi)().0.keys() {
+                assert!(path.starts_with(dialect.prefix), "{path}");
+            }
+        }
+    }
 
     #[test]
     fn query_strings_decode_in_order_and_refuse_non_utf8() {
