@@ -1,7 +1,7 @@
 //! What is left of the current request's deadline, for the code the request runs: PostgreSQL
 //! reads set their `statement_timeout` from it (`store::begin_snapshot`). Its own module, free
 //! of imports, so the store can ask without depending on the layer that enforces the deadline
-//! (`limits::deadline`, which draws refusals at the edge).
+//! (`limits::deadline`, which returns a refusal for the edge to draw).
 
 use std::future::Future;
 use std::time::Duration;
