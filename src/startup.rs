@@ -11,14 +11,15 @@ use std::sync::Arc;
 
 use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSchemas};
 use crate::auth::layer::{Gate, enforce};
-use crate::auth::oidc::{OidcSettings, OidcVerifier};
-use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
+use crate::auth::oidc::OidcVerifier;
+use crate::auth::rate_limit::RateLimits;
 use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStreams};
 use crate::command::tokens;
+use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
 use crate::limits::connections::ConnectionLimits;
-use crate::limits::hashing::{Hashing, HashingLimits};
+use crate::limits::hashing::Hashing;
 use crate::limits::regex_searches::RegexSearches;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
@@ -26,43 +27,8 @@ use crate::proto::user::v1::role_service_server::RoleServiceServer;
 use crate::proto::user::v1::token_service_server::TokenServiceServer;
 use crate::proto::user::v1::user_schema_service_server::UserSchemaServiceServer;
 use crate::proto::user::v1::user_service_server::UserServiceServer;
-use crate::query::PageLimits;
 use crate::store::reads::tokens as reads;
 use crate::store::{self, ScopedDb};
-
-/// What the services need besides the database.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub limits: PageLimits,
-    /// WebAuthn relying party id (the domain credentials are bound to).
-    pub webauthn_rp_id: String,
-    /// The origin browsers register credentials from.
-    pub webauthn_origin: String,
-    pub rate_limits: RateLimitSettings,
-    /// Accept JWTs of this OIDC issuer besides access tokens.
-    pub oidc: Option<OidcSettings>,
-    /// Sizes, depths and deadlines of requests.
-    pub request: RequestLimits,
-    /// How many password hashes run and wait at once, server-wide.
-    pub hashing: HashingLimits,
-    /// Timeouts and caps of connections.
-    pub connections: ConnectionLimits,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            limits: PageLimits::default(),
-            webauthn_rp_id: "localhost".into(),
-            webauthn_origin: "http://localhost:8080".into(),
-            rate_limits: RateLimitSettings::default(),
-            oidc: None,
-            request: RequestLimits::default(),
-            hashing: HashingLimits::default(),
-            connections: ConnectionLimits::default(),
-        }
-    }
-}
 
 /// A bound, ready server.
 pub struct Application {
