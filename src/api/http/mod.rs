@@ -4,14 +4,14 @@
 //! A JSON request is bound to a `DynamicMessage`, sent through the gRPC router in process (so
 //! its layers apply) and the response is written as canonical proto3 JSON.
 
-pub mod bind;
-pub mod body;
-pub mod dispatch;
-pub mod errors;
-pub mod openapi;
-pub mod responses;
-pub mod routes;
-pub mod template;
+pub(crate) mod bind;
+pub(crate) mod body;
+pub(crate) mod dispatch;
+pub(crate) mod errors;
+pub(crate) mod openapi;
+pub(crate) mod responses;
+pub(crate) mod routes;
+pub(crate) mod template;
 #[cfg(test)]
 mod tests;
 
