@@ -9,7 +9,9 @@ use tokio::net::TcpListener;
 
 use std::sync::Arc;
 
-use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSchemas};
+use crate::api::grpc::{
+    AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas,
+};
 use crate::auth::layer::{Gate, enforce};
 use crate::auth::oidc::OidcVerifier;
 use crate::auth::rate_limit::RateLimits;
@@ -35,7 +37,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     db: DatabaseConnection,
-    request: RequestLimits,
+    limits: RequestLimits,
     connections: ConnectionLimits,
 }
 
@@ -56,7 +58,7 @@ impl Application {
         listen: SocketAddr,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        settings.request.validate()?;
+        settings.limits.validate()?;
         settings.hashing.validate()?;
         settings.connections.validate()?;
         let listener = TcpListener::bind(listen)
@@ -67,7 +69,7 @@ impl Application {
             listener,
             router,
             db,
-            request: settings.request,
+            limits: settings.limits,
             connections: settings.connections,
         })
     }
@@ -116,7 +118,7 @@ impl Application {
         crate::limits::serve::serve(
             self.listener,
             self.router,
-            self.request,
+            self.limits,
             self.connections,
             shutdown,
         )
@@ -128,42 +130,34 @@ impl Application {
 /// new grpcurl both work without proto files); on the same port, gRPC-Web, the HTTP/JSON routes
 /// and /openapi.json (see `api::http`).
 async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<axum::Router> {
+    let pages = settings.pages;
     let limits = settings.limits;
-    let request = settings.request;
     let webauthn = Arc::new(crate::command::webauthn::relying_party(
         &settings.webauthn_rp_id,
         &settings.webauthn_origin,
     )?);
-    let max_message = request.max_message_bytes;
-    // One cap on regex searches for every surface of this server.
-    let regex_searches = RegexSearches::new(request.max_concurrent_regex_searches);
+    let max_message = limits.max_message_bytes;
+    let state = ServiceState {
+        db: db.clone(),
+        pages,
+        limits,
+        // One cap on regex searches for every surface of this server.
+        regex_searches: RegexSearches::new(limits.max_concurrent_regex_searches),
+    };
     // Every service that hashes or verifies passwords shares this one bound.
     let hashing = Hashing::new(settings.hashing)?;
-    let users = UserServiceServer::new(UserDirectory::new(
-        db.clone(),
-        limits,
-        request,
-        webauthn,
-        regex_searches.clone(),
-        hashing,
-    ))
-    .max_decoding_message_size(max_message);
-    let organizations =
-        OrganizationServiceServer::new(Organizations::new(db.clone(), limits, request))
-            .max_decoding_message_size(max_message);
-    let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits, request))
+    let users = UserServiceServer::new(UserDirectory::new(state.clone(), webauthn, hashing))
         .max_decoding_message_size(max_message);
-    let roles = RoleServiceServer::new(Roles::new(
-        db.clone(),
-        limits,
-        request,
-        regex_searches.clone(),
-    ))
-    .max_decoding_message_size(max_message);
-    let tokens = TokenServiceServer::new(AccessTokens::new(db.clone(), limits))
+    let organizations = OrganizationServiceServer::new(Organizations::new(state.clone()))
+        .max_decoding_message_size(max_message);
+    let schemas = UserSchemaServiceServer::new(UserSchemas::new(state.clone()))
+        .max_decoding_message_size(max_message);
+    let roles =
+        RoleServiceServer::new(Roles::new(state.clone())).max_decoding_message_size(max_message);
+    let tokens = TokenServiceServer::new(AccessTokens::new(state.clone()))
         .max_decoding_message_size(max_message);
     // The Logto and GreenLake REST dialects (HTTP/1.1 and h2c on the same port).
-    let rest = crate::api::rest::routes(db.clone(), limits, request.query(), regex_searches);
+    let rest = crate::api::rest::routes(db.clone(), pages, limits.query(), state.regex_searches);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -239,11 +233,11 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     Ok(router
         .layer(axum::middleware::from_fn_with_state(gate, enforce))
         .layer(axum::middleware::from_fn_with_state(
-            request.request_timeout,
+            limits.request_timeout,
             crate::limits::deadline::enforce,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            request.max_header_bytes,
+            limits.max_header_bytes,
             crate::limits::head::enforce,
         )))
 }

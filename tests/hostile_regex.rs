@@ -199,7 +199,7 @@ async fn the_cap_refuses_the_second_search(app: TestApp) {
     population(&app).await;
     let capped = app
         .with_settings(Settings {
-            request: RequestLimits {
+            limits: RequestLimits {
                 max_concurrent_regex_searches: 1,
                 ..RequestLimits::default()
             },

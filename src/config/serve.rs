@@ -61,7 +61,7 @@ pub struct ServeArgs {
     #[arg(long, env = "USERDIR_BOOTSTRAP_TOKEN_FILE")]
     pub bootstrap_token_file: Option<PathBuf>,
     #[command(flatten)]
-    pub request: LimitArgs,
+    pub limits: LimitArgs,
 
     #[command(flatten)]
     pub oidc: OidcArgs,
@@ -134,7 +134,7 @@ impl OidcArgs {
 impl ServeArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
         Ok(Settings {
-            limits: self.page_limits()?,
+            pages: self.page_limits()?,
             webauthn_rp_id: self.webauthn_rp_id.clone(),
             webauthn_origin: self.webauthn_origin.clone(),
             rate_limits: RateLimitSettings {
@@ -142,9 +142,9 @@ impl ServeArgs {
                 per_peer: rate(self.rate_limit_per_peer),
                 exempt_bootstrap: self.rate_limit_exempt_bootstrap,
             },
-            request: self.request.limits()?,
-            hashing: self.request.hashing()?,
-            connections: self.request.connections()?,
+            limits: self.limits.limits()?,
+            hashing: self.limits.hashing()?,
+            connections: self.limits.connections()?,
             oidc: self.oidc.settings()?,
         })
     }

@@ -11,7 +11,8 @@ use crate::query::PageLimits;
 /// What the services need besides the database.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub limits: PageLimits,
+    /// Default and largest page of list requests.
+    pub pages: PageLimits,
     /// WebAuthn relying party id (the domain credentials are bound to).
     pub webauthn_rp_id: String,
     /// The origin browsers register credentials from.
@@ -20,7 +21,7 @@ pub struct Settings {
     /// Accept JWTs of this OIDC issuer besides access tokens.
     pub oidc: Option<OidcSettings>,
     /// Sizes, depths and deadlines of requests.
-    pub request: RequestLimits,
+    pub limits: RequestLimits,
     /// How many password hashes run and wait at once, server-wide.
     pub hashing: HashingLimits,
     /// Timeouts and caps of connections.
@@ -30,12 +31,12 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            limits: PageLimits::default(),
+            pages: PageLimits::default(),
             webauthn_rp_id: "localhost".into(),
             webauthn_origin: "http://localhost:8080".into(),
             rate_limits: RateLimitSettings::default(),
             oidc: None,
-            request: RequestLimits::default(),
+            limits: RequestLimits::default(),
             hashing: HashingLimits::default(),
             connections: ConnectionLimits::default(),
         }

@@ -109,7 +109,7 @@ impl TestApp {
     /// Another server over the same database, with other page limits.
     pub async fn with_limits(&self, limits: PageLimits) -> TestApp {
         self.with_settings(Settings {
-            limits,
+            pages: limits,
             ..Settings::default()
         })
         .await

@@ -1,14 +1,11 @@
 //! Organizations, user schemas and roles.
 
-use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Expr;
 use tonic::{Request, Response, Status};
 
-use super::{convert, parse, scoped};
+use super::{ServiceState, convert, parse};
 use crate::command::directory as commands;
 use crate::error::Error;
-use crate::limits::RequestLimits;
-use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::organization_service_server::OrganizationService;
 use crate::proto::user::v1::role_service_server::RoleService;
@@ -21,8 +18,8 @@ use crate::store::reads::users;
 
 type Answer<T> = Result<Response<T>, Status>;
 
-pub(super) fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Error> {
-    let (offset, limit, ascending) = zitadel::paging(query, limits)?;
+pub(super) fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<Paging, Error> {
+    let (offset, limit, ascending) = zitadel::paging(query, pages)?;
     Ok(Paging {
         offset,
         limit,
@@ -36,18 +33,12 @@ pub(super) fn list_details<T>(page: &reads::Page<T>) -> Option<pb::ListDetails> 
 
 #[derive(Clone)]
 pub struct Organizations {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
+    state: ServiceState,
 }
 
 impl Organizations {
-    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
-        Self {
-            db,
-            limits,
-            request,
-        }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -72,8 +63,8 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Answer<pb::CreateOrganizationResponse> {
-        let db = scoped(&self.db, &request)?;
-        let name = parse::name(&request.get_ref().name, "name", self.request.max_text_chars)?;
+        let db = self.state.scoped(&request)?;
+        let name = parse::name(&request.get_ref().name, "name", self.state.max_text())?;
         let (organization_id, written) = commands::create_organization(&db, name).await?;
         Ok(Response::new(pb::CreateOrganizationResponse {
             organization_id,
@@ -85,7 +76,7 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Answer<pb::GetOrganizationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = parse::id(&request.get_ref().organization_id, "organizationId")?;
         let row = reads::organization(&db, id)
             .await
@@ -102,9 +93,9 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Answer<pb::ListOrganizationsResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
-        let paging = paging(r.query, self.limits)?;
+        let paging = paging(r.query, self.state.pages)?;
         let name = match &r.name_query {
             Some(q) => {
                 let text = zitadel::text(
@@ -112,7 +103,7 @@ impl OrganizationService for Organizations {
                     q.method,
                     "nameQuery",
                     "name",
-                    zitadel::Length::text(self.request.max_text_chars),
+                    zitadel::Length::text(self.state.max_text()),
                 )?;
                 Some(compile::text_condition(
                     Expr::col((organization::Entity, organization::Column::Name)),
@@ -134,18 +125,12 @@ impl OrganizationService for Organizations {
 
 #[derive(Clone)]
 pub struct UserSchemas {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
+    state: ServiceState,
 }
 
 impl UserSchemas {
-    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
-        Self {
-            db,
-            limits,
-            request,
-        }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -172,9 +157,9 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::CreateUserSchemaRequest>,
     ) -> Answer<pb::CreateUserSchemaResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
-        let schema_type = parse::name(&r.r#type, "type", self.request.max_text_chars)?;
+        let schema_type = parse::name(&r.r#type, "type", self.state.max_text())?;
         let schema = r
             .schema
             .as_ref()
@@ -192,13 +177,13 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::UpdateUserSchemaRequest>,
     ) -> Answer<pb::UpdateUserSchemaResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = parse::id(&r.schema_id, "schemaId")?;
         let schema_type = r
             .r#type
             .as_deref()
-            .map(|t| parse::name(t, "type", self.request.max_text_chars))
+            .map(|t| parse::name(t, "type", self.state.max_text()))
             .transpose()?;
         let schema = r
             .schema
@@ -216,7 +201,7 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::GetUserSchemaRequest>,
     ) -> Answer<pb::GetUserSchemaResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = parse::id(&request.get_ref().schema_id, "schemaId")?;
         let row = reads::schema(&db, id)
             .await
@@ -231,8 +216,8 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::ListUserSchemasRequest>,
     ) -> Answer<pb::ListUserSchemasResponse> {
-        let db = scoped(&self.db, &request)?;
-        let paging = paging(request.into_inner().query, self.limits)?;
+        let db = self.state.scoped(&request)?;
+        let paging = paging(request.into_inner().query, self.state.pages)?;
         let page = reads::schemas(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListUserSchemasResponse {
             details: list_details(&page),
@@ -243,25 +228,12 @@ impl UserSchemaService for UserSchemas {
 
 #[derive(Clone)]
 pub struct Roles {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
-    regex_searches: RegexSearches,
+    state: ServiceState,
 }
 
 impl Roles {
-    pub fn new(
-        db: DatabaseConnection,
-        limits: PageLimits,
-        request: RequestLimits,
-        regex_searches: RegexSearches,
-    ) -> Self {
-        Self {
-            db,
-            limits,
-            request,
-            regex_searches,
-        }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -291,9 +263,9 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Answer<pb::CreateRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
-        let name = parse::name(&r.name, "name", self.request.max_text_chars)?;
+        let name = parse::name(&r.name, "name", self.state.max_text())?;
         let description = parse::text(&r.description, "description", 0, 1000)?;
         let (role_id, written) = commands::create_role(&db, name, description).await?;
         Ok(Response::new(pb::CreateRoleResponse {
@@ -303,7 +275,7 @@ impl RoleService for Roles {
     }
 
     async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Answer<pb::GetRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = parse::id(&request.get_ref().role_id, "roleId")?;
         let row = reads::role(&db, id)
             .await
@@ -318,8 +290,8 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Answer<pb::ListRolesResponse> {
-        let db = scoped(&self.db, &request)?;
-        let paging = paging(request.into_inner().query, self.limits)?;
+        let db = self.state.scoped(&request)?;
+        let paging = paging(request.into_inner().query, self.state.pages)?;
         let page = reads::roles(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListRolesResponse {
             details: list_details(&page),
@@ -331,7 +303,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::AssignRoleRequest>,
     ) -> Answer<pb::AssignRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = parse::id(&r.role_id, "roleId")?;
         if r.user_ids.is_empty() || r.user_ids.len() > 100 {
@@ -354,7 +326,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::UnassignRoleRequest>,
     ) -> Answer<pb::UnassignRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = commands::unassign_role(
             &db,
@@ -371,7 +343,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::ListRoleUsersRequest>,
     ) -> Answer<pb::ListUsersResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let role_id = parse::id(&r.role_id, "roleId")?.to_owned();
         let mut search = zitadel::parse_list_users(
@@ -380,8 +352,8 @@ impl RoleService for Roles {
                 sorting_column: r.sorting_column,
                 queries: r.queries,
             },
-            self.limits,
-            self.request.query(),
+            self.state.pages,
+            self.state.limits.query(),
         )?;
         if !reads::role_exists(&db, &role_id)
             .await
@@ -394,7 +366,7 @@ impl RoleService for Roles {
             Some(query) => Query::And(vec![role, query]),
             None => role,
         });
-        let page = users::list_users(&db, &self.regex_searches, &search).await?;
+        let page = users::list_users(&db, &self.state.regex_searches, &search).await?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,
