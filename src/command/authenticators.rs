@@ -5,7 +5,6 @@ use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
-use super::users::{NewPassword, PasswordSecret};
 use super::{
     CodePurpose, commit_then_fail, consume_code, issue_code, new_id, precheck_user_for_write,
     touch, user_for_write,
@@ -21,6 +20,32 @@ use crate::store::entities::{
     user, username,
 };
 use crate::store::writes::unit::{UnitOfWork, Written};
+
+/// A password to set, as the request gave it (already validated).
+#[derive(Clone, Debug)]
+pub struct NewPassword {
+    pub secret: PasswordSecret,
+    pub change_required: bool,
+}
+
+/// A plain password is hashed only once the write is known to apply (the user or organization
+/// exists in the caller's scope), before the write's unit begins; an imported hash was checked
+/// against the cost ceiling when it was parsed.
+#[derive(Clone)]
+pub enum PasswordSecret {
+    Plain(String),
+    Hash(String),
+}
+
+impl std::fmt::Debug for PasswordSecret {
+    /// Neither a password nor its hash reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PasswordSecret::Plain(_) => "Plain(..)",
+            PasswordSecret::Hash(_) => "Hash(..)",
+        })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewUsername {

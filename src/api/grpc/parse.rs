@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use crate::command::authenticators::{NewPassword, PasswordSecret};
 use crate::command::contact::{ContactValue, Verification};
-use crate::command::users::{NewPassword, PasswordSecret};
 use crate::domain::{Timestamp, password};
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
