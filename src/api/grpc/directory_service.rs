@@ -355,7 +355,7 @@ impl RoleService for Roles {
             self.state.pages,
             self.state.limits.query(),
         )?;
-        if !reads::role_exists(&db, &role_id)
+        if !reads::role_exists(db.connection(), &role_id)
             .await
             .map_err(Error::from)?
         {
