@@ -348,7 +348,7 @@ pub async fn start_totp(db: &ScopedDb, user_id: &str, name: String) -> Result<To
     let user = user_for_write(&uow, user_id).await?;
     let account = user.email.clone().unwrap_or_else(|| user.id.clone());
     let registration =
-        totp::register(&account).map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+        totp::register(&account).map_err(Error::Internal)?;
     let id = new_id();
     totp_row::Entity::insert(totp_row::ActiveModel {
         id: Set(id.clone()),
@@ -399,7 +399,7 @@ pub async fn verify_totp(
         ));
     }
     let valid =
-        totp::check(&row.secret, code).map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+        totp::check(&row.secret, code).map_err(Error::Internal)?;
     if !valid {
         return Err(Error::invalid("code", "is not the current TOTP code"));
     }
@@ -643,7 +643,7 @@ pub async fn add_key(
     user_id: &str,
     expiration: Option<Timestamp>,
 ) -> Result<KeyAdded> {
-    let pair = keys::generate().map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    let pair = keys::generate().map_err(Error::Internal)?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     if let Some(at) = expiration
