@@ -347,8 +347,7 @@ pub async fn start_totp(db: &ScopedDb, user_id: &str, name: String) -> Result<To
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let account = user.email.clone().unwrap_or_else(|| user.id.clone());
-    let registration =
-        totp::register(&account).map_err(Error::Internal)?;
+    let registration = totp::register(&account).map_err(Error::Internal)?;
     let id = new_id();
     totp_row::Entity::insert(totp_row::ActiveModel {
         id: Set(id.clone()),
@@ -398,8 +397,7 @@ pub async fn verify_totp(
             "totpId: the TOTP authenticator is already verified".into(),
         ));
     }
-    let valid =
-        totp::check(&row.secret, code).map_err(Error::Internal)?;
+    let valid = totp::check(&row.secret, code).map_err(Error::Internal)?;
     if !valid {
         return Err(Error::invalid("code", "is not the current TOTP code"));
     }
