@@ -14,7 +14,7 @@ use crate::query::PageLimits;
 /// How the server listens and answers.
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
-    /// Address for gRPC (and later HTTP/JSON) on one port.
+    /// Address of every protocol, on one port: gRPC, gRPC-Web, HTTP/JSON and the REST dialects.
     #[arg(long, env = "USERDIR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
