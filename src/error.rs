@@ -24,6 +24,11 @@ pub enum Error {
     /// Details stay in the server log; the client learns only that it was not its fault.
     #[error("database error: {0}")]
     Database(#[source] sea_orm::DbErr),
+    /// A fault of the server that is not the database's: a blocking task (password hashing)
+    /// that died, a secret or key that could not be made. Logged, and Internal to the client,
+    /// like a database error.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// A statement the database cancelled because the request's deadline ran out (see
@@ -87,6 +92,10 @@ impl From<Error> for Status {
             Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Database(source) => {
                 tracing::error!(error = %source, "database error");
+                return Status::internal("internal error");
+            }
+            Error::Internal(message) => {
+                tracing::error!(error = %message, "internal error");
                 return Status::internal("internal error");
             }
         };

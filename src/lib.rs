@@ -6,6 +6,8 @@ pub mod command;
 pub mod config;
 pub mod domain;
 pub mod error;
+// Test harness, not part of the service: only the fuzz crate and the tests enable it.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;

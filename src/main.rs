@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate the database and serve gRPC on one port.
+    /// Migrate the database and serve gRPC, gRPC-Web, HTTP/JSON and REST on one port.
     Serve(Box<ServeArgs>),
     /// Bring the database schema up to date, then exit.
     Migrate(DatabaseArgs),
@@ -79,7 +79,10 @@ async fn main() -> anyhow::Result<()> {
                 hand_over_bootstrap_token(token, args.bootstrap_token_file.as_deref())
             })
             .await?;
-            tracing::info!(address = %app.local_addr()?, "serving gRPC");
+            tracing::info!(
+                address = %app.local_addr()?,
+                "serving gRPC, gRPC-Web, HTTP/JSON and REST"
+            );
             app.run_until(shutdown_signal()).await?;
         }
         Command::Token(command) => token_command(command).await?,

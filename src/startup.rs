@@ -2,28 +2,29 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
+use axum::middleware::{from_fn, from_fn_with_state};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
 
-use axum::middleware::{from_fn, from_fn_with_state};
-
-use std::sync::Arc;
-
-use crate::api::grpc::{AccessTokens, Organizations, Roles, UserDirectory, UserSchemas};
+use crate::api::grpc::{
+    AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas,
+};
 use crate::api::http::Transcoder;
 use crate::auth::layer::{Gate, RouteResolver, enforce};
-use crate::auth::oidc::{OidcSettings, OidcVerifier};
-use crate::auth::rate_limit::{RateLimitSettings, RateLimits};
+use crate::auth::oidc::OidcVerifier;
+use crate::auth::rate_limit::RateLimits;
 use crate::auth::stream_meter::{MAX_REFLECTION_REQUESTS_PER_STREAM, MeteredStreams};
 use crate::command::tokens;
+use crate::config::Settings;
 use crate::domain::Timestamp;
 use crate::limits::RequestLimits;
 use crate::limits::connections::ConnectionLimits;
-use crate::limits::hashing::{Hashing, HashingLimits};
+use crate::limits::hashing::Hashing;
 use crate::limits::regex_searches::RegexSearches;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
@@ -31,50 +32,15 @@ use crate::proto::user::v1::role_service_server::RoleServiceServer;
 use crate::proto::user::v1::token_service_server::TokenServiceServer;
 use crate::proto::user::v1::user_schema_service_server::UserSchemaServiceServer;
 use crate::proto::user::v1::user_service_server::UserServiceServer;
-use crate::query::PageLimits;
 use crate::store::reads::tokens as reads;
 use crate::store::{self, ScopedDb};
-
-/// What the services need besides the database.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub limits: PageLimits,
-    /// WebAuthn relying party id (the domain credentials are bound to).
-    pub webauthn_rp_id: String,
-    /// The origin browsers register credentials from.
-    pub webauthn_origin: String,
-    pub rate_limits: RateLimitSettings,
-    /// Accept JWTs of this OIDC issuer besides access tokens.
-    pub oidc: Option<OidcSettings>,
-    /// Sizes, depths and deadlines of requests.
-    pub request: RequestLimits,
-    /// How many password hashes run and wait at once, server-wide.
-    pub hashing: HashingLimits,
-    /// Timeouts and caps of connections.
-    pub connections: ConnectionLimits,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            limits: PageLimits::default(),
-            webauthn_rp_id: "localhost".into(),
-            webauthn_origin: "http://localhost:8080".into(),
-            rate_limits: RateLimitSettings::default(),
-            oidc: None,
-            request: RequestLimits::default(),
-            hashing: HashingLimits::default(),
-            connections: ConnectionLimits::default(),
-        }
-    }
-}
 
 /// A bound, ready server.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     db: DatabaseConnection,
-    request: RequestLimits,
+    limits: RequestLimits,
     connections: ConnectionLimits,
 }
 
@@ -95,7 +61,7 @@ impl Application {
         listen: SocketAddr,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        settings.request.validate()?;
+        settings.limits.validate()?;
         settings.hashing.validate()?;
         settings.connections.validate()?;
         let listener = TcpListener::bind(listen)
@@ -106,7 +72,7 @@ impl Application {
             listener,
             router,
             db,
-            request: settings.request,
+            limits: settings.limits,
             connections: settings.connections,
         })
     }
@@ -155,7 +121,7 @@ impl Application {
         crate::limits::serve::serve(
             self.listener,
             self.router,
-            self.request,
+            self.limits,
             self.connections,
             shutdown,
         )
@@ -167,15 +133,20 @@ impl Application {
 /// reflection), the HTTP/JSON transcoder and gRPC-Web in front of them (`api::http`), the REST
 /// dialects beside them (`api::rest`), and the layer stack over all of it ([`behind_edge_layers`]).
 async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<axum::Router> {
-    let request = settings.request;
+    let limits = settings.limits;
     // The gate and the reflection streams charge the same per-peer budgets.
     let rate_limits = Arc::new(RateLimits::new(settings.rate_limits));
-    // One cap on regex searches for every surface of this server.
-    let regex_searches = RegexSearches::new(request.max_concurrent_regex_searches);
+    let state = ServiceState {
+        db: db.clone(),
+        pages: settings.pages,
+        limits,
+        // One cap on regex searches for every surface of this server.
+        regex_searches: RegexSearches::new(limits.max_concurrent_regex_searches),
+    };
 
-    let grpc = directory_services(Routes::default(), &db, settings, regex_searches.clone())?;
-    let grpc = health_service(grpc, request.max_message_bytes).await;
-    let grpc = reflection_services(grpc, &rate_limits, request.max_message_bytes)?;
+    let grpc = directory_services(Routes::default(), &state, settings)?;
+    let grpc = health_service(grpc, limits.max_message_bytes).await;
+    let grpc = reflection_services(grpc, &rate_limits, limits.max_message_bytes)?;
     let grpc = grpc.prepare().into_axum_router().layer(from_fn(
         // tonic's own refusals of a message (too large, undecodable) get the client's code.
         crate::limits::grpc_status::client_errors,
@@ -188,46 +159,35 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         .router(
             grpc,
             crate::api::rest::openapi::fragment(),
-            request.max_message_bytes,
+            limits.max_message_bytes,
         )?
-        .merge(rest_routes(&db, settings, regex_searches));
+        .merge(rest_routes(&state));
     let gate = gate(db, settings, rate_limits, routes).await?;
-    Ok(behind_edge_layers(served, gate, request))
+    Ok(behind_edge_layers(served, gate, limits))
 }
 
-/// The directory's own gRPC services, each with the server's message limit.
+/// The directory's own gRPC services, sharing one state, each with the server's message limit.
 fn directory_services(
     routes: Routes,
-    db: &DatabaseConnection,
+    state: &ServiceState,
     settings: &Settings,
-    regex_searches: RegexSearches,
 ) -> anyhow::Result<Routes> {
-    let limits = settings.limits;
-    let request = settings.request;
-    let max_message = request.max_message_bytes;
+    let max_message = state.limits.max_message_bytes;
     let webauthn = Arc::new(crate::command::webauthn::relying_party(
         &settings.webauthn_rp_id,
         &settings.webauthn_origin,
     )?);
     // Every service that hashes or verifies passwords shares this one bound.
     let hashing = Hashing::new(settings.hashing)?;
-    let users = UserServiceServer::new(UserDirectory::new(
-        db.clone(),
-        limits,
-        request,
-        webauthn,
-        regex_searches.clone(),
-        hashing,
-    ))
-    .max_decoding_message_size(max_message);
-    let organizations =
-        OrganizationServiceServer::new(Organizations::new(db.clone(), limits, request))
-            .max_decoding_message_size(max_message);
-    let schemas = UserSchemaServiceServer::new(UserSchemas::new(db.clone(), limits, request))
+    let users = UserServiceServer::new(UserDirectory::new(state.clone(), webauthn, hashing))
         .max_decoding_message_size(max_message);
-    let roles = RoleServiceServer::new(Roles::new(db.clone(), limits, request, regex_searches))
+    let organizations = OrganizationServiceServer::new(Organizations::new(state.clone()))
         .max_decoding_message_size(max_message);
-    let tokens = TokenServiceServer::new(AccessTokens::new(db.clone(), limits))
+    let schemas = UserSchemaServiceServer::new(UserSchemas::new(state.clone()))
+        .max_decoding_message_size(max_message);
+    let roles =
+        RoleServiceServer::new(Roles::new(state.clone())).max_decoding_message_size(max_message);
+    let tokens = TokenServiceServer::new(AccessTokens::new(state.clone()))
         .max_decoding_message_size(max_message);
     Ok(routes
         .add_service(users)
@@ -287,17 +247,13 @@ fn reflection_services(
     Ok(routes.add_service(v1).add_service(v1alpha))
 }
 
-/// The REST dialects (HTTP/1.1 and h2c on the same port).
-fn rest_routes(
-    db: &DatabaseConnection,
-    settings: &Settings,
-    regex_searches: RegexSearches,
-) -> axum::Router {
+/// The REST dialects (HTTP/1.1 and h2c on the same port), on the services' state.
+fn rest_routes(state: &ServiceState) -> axum::Router {
     crate::api::rest::routes(
-        db.clone(),
-        settings.limits,
-        settings.request.query(),
-        regex_searches,
+        state.db.clone(),
+        state.pages,
+        state.limits.query(),
+        state.regex_searches.clone(),
     )
 }
 
@@ -325,7 +281,7 @@ async fn gate(
 
 /// `served` behind the layers in front of everything on the port (gRPC, gRPC-Web, HTTP/JSON,
 /// the REST dialects), read outermost first.
-fn behind_edge_layers(served: axum::Router, gate: Gate, request: RequestLimits) -> axum::Router {
+fn behind_edge_layers(served: axum::Router, gate: Gate, limits: RequestLimits) -> axum::Router {
     served.layer(
         ServiceBuilder::new()
             // Outermost, so that every refusal below is answered in the caller's protocol; it
@@ -335,12 +291,12 @@ fn behind_edge_layers(served: axum::Router, gate: Gate, request: RequestLimits) 
             // Before anything else reads a header: an HTTP/2 header list over the limit costs no
             // further work.
             .layer(from_fn_with_state(
-                request.max_header_bytes,
+                limits.max_header_bytes,
                 crate::limits::head::enforce,
             ))
             // Over everything that takes time, the gate's credential lookups included.
             .layer(from_fn_with_state(
-                request.request_timeout,
+                limits.request_timeout,
                 crate::limits::deadline::enforce,
             ))
             // Innermost, right in front of the services: every protocol is judged by one policy

@@ -1,6 +1,7 @@
 //! The OIDC issuer's public keys (its JWKS): parsing, loading from a URL or a file, and a cache
 //! that refreshes them without letting bad tokens hammer the issuer.
 
+use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -12,7 +13,23 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
-use super::oidc::JwksSource;
+/// Where the issuer's public keys come from.
+#[derive(Clone, Debug)]
+pub enum JwksSource {
+    /// The issuer's `jwks_uri`, fetched over HTTP(S).
+    Url(String),
+    /// A JWKS document on disk, for air-gapped setups and tests; re-read like a URL is refetched.
+    File(PathBuf),
+}
+
+impl fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwksSource::Url(url) => f.write_str(url),
+            JwksSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
 
 /// How long a JWKS fetch may take in all; the verifier waits on it.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);

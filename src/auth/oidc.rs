@@ -1,8 +1,6 @@
 //! JWTs from an external OIDC issuer (ZITADEL, Keycloak, Auth0, ...): signature against the
 //! issuer's JWKS, the registered claims, and the configured claims mapped to a [`Principal`].
 
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +10,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+// Part of the settings this module takes; it lives with the loading it selects.
+pub use super::jwks::JwksSource;
 use super::jwks::{JwksCache, Key, Lookup, allowed_algorithm};
 use super::permission::Grant;
 use super::principal::{Credential, Principal};
@@ -46,24 +46,6 @@ impl OidcSettings {
             permissions_claim: "permissions".into(),
             organization_claim: "organization_id".into(),
             refresh_interval: Duration::from_secs(300),
-        }
-    }
-}
-
-/// Where the issuer's public keys come from.
-#[derive(Clone, Debug)]
-pub enum JwksSource {
-    /// The issuer's `jwks_uri`, fetched over HTTP(S).
-    Url(String),
-    /// A JWKS document on disk, for air-gapped setups and tests; re-read like a URL is refetched.
-    File(PathBuf),
-}
-
-impl fmt::Display for JwksSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JwksSource::Url(url) => f.write_str(url),
-            JwksSource::File(path) => write!(f, "{}", path.display()),
         }
     }
 }

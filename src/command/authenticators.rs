@@ -5,7 +5,6 @@ use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
-use super::users::{NewPassword, PasswordSecret};
 use super::{
     CodePurpose, commit_then_fail, consume_code, issue_code, new_id, precheck_user_for_write,
     touch, user_for_write,
@@ -21,6 +20,32 @@ use crate::store::entities::{
     user, username,
 };
 use crate::store::writes::unit::{UnitOfWork, Written};
+
+/// A password to set, as the request gave it (already validated).
+#[derive(Clone, Debug)]
+pub struct NewPassword {
+    pub secret: PasswordSecret,
+    pub change_required: bool,
+}
+
+/// A plain password is hashed only once the write is known to apply (the user or organization
+/// exists in the caller's scope), before the write's unit begins; an imported hash was checked
+/// against the cost ceiling when it was parsed.
+#[derive(Clone)]
+pub enum PasswordSecret {
+    Plain(String),
+    Hash(String),
+}
+
+impl std::fmt::Debug for PasswordSecret {
+    /// Neither a password nor its hash reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PasswordSecret::Plain(_) => "Plain(..)",
+            PasswordSecret::Hash(_) => "Hash(..)",
+        })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewUsername {
@@ -322,8 +347,7 @@ pub async fn start_totp(db: &ScopedDb, user_id: &str, name: String) -> Result<To
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     let account = user.email.clone().unwrap_or_else(|| user.id.clone());
-    let registration =
-        totp::register(&account).map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    let registration = totp::register(&account).map_err(Error::Internal)?;
     let id = new_id();
     totp_row::Entity::insert(totp_row::ActiveModel {
         id: Set(id.clone()),
@@ -373,8 +397,7 @@ pub async fn verify_totp(
             "totpId: the TOTP authenticator is already verified".into(),
         ));
     }
-    let valid =
-        totp::check(&row.secret, code).map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    let valid = totp::check(&row.secret, code).map_err(Error::Internal)?;
     if !valid {
         return Err(Error::invalid("code", "is not the current TOTP code"));
     }
@@ -618,7 +641,7 @@ pub async fn add_key(
     user_id: &str,
     expiration: Option<Timestamp>,
 ) -> Result<KeyAdded> {
-    let pair = keys::generate().map_err(|e| Error::Database(sea_orm::DbErr::Custom(e)))?;
+    let pair = keys::generate().map_err(Error::Internal)?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
     if let Some(at) = expiration

@@ -20,8 +20,6 @@ use crate::store::ScopedDb;
 use crate::store::entities::{user, verification_code};
 use crate::store::writes::unit::{UnitOfWork, Written};
 
-pub use crate::store::writes::unit::Written as Details;
-
 /// A new UUIDv7: ids sort by creation time.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

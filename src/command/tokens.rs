@@ -169,7 +169,10 @@ async fn insert(
         return Err(Error::invalid("expirationDate", "must be in the future"));
     }
     let id = new_id();
-    let (plain, hash) = secret::mint();
+    let secret::NewSecret {
+        secret: plain,
+        hash,
+    } = secret::mint();
     let permissions = new.grant.to_names();
     let owner = new.organization_id.clone().unwrap_or_default();
     let parent_id = minter.parent().map(str::to_owned);

@@ -4,7 +4,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
-use super::authenticators::{NewUsername, hashed, insert_password, insert_username};
+use super::authenticators::{
+    NewPassword, NewUsername, PasswordSecret, hashed, insert_password, insert_username,
+};
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_in_scope};
 use crate::domain::{
@@ -15,32 +17,6 @@ use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
 use crate::store::writes::unit::{UnitOfWork, Written};
-
-/// A password to set, as the request gave it (already validated).
-#[derive(Clone, Debug)]
-pub struct NewPassword {
-    pub secret: PasswordSecret,
-    pub change_required: bool,
-}
-
-/// A plain password is hashed only once the write is known to apply (the user or organization
-/// exists in the caller's scope), before the write's unit begins; an imported hash was checked
-/// against the cost ceiling when it was parsed.
-#[derive(Clone)]
-pub enum PasswordSecret {
-    Plain(String),
-    Hash(String),
-}
-
-impl std::fmt::Debug for PasswordSecret {
-    /// Neither a password nor its hash reaches a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PasswordSecret::Plain(_) => "Plain(..)",
-            PasswordSecret::Hash(_) => "Hash(..)",
-        })
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct NewUser {

@@ -23,7 +23,7 @@ pub fn relying_party(rp_id: &str, origin: &str) -> anyhow::Result<Webauthn> {
 }
 
 fn internal(error: impl std::fmt::Display) -> Error {
-    Error::Database(sea_orm::DbErr::Custom(error.to_string()))
+    Error::Internal(error.to_string())
 }
 
 pub async fn start(

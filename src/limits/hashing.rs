@@ -149,7 +149,7 @@ fn work(waiting: &Mutex<Receiver<Job>>) {
 }
 
 fn internal(message: String) -> Error {
-    Error::Database(sea_orm::DbErr::Custom(message))
+    Error::Internal(message)
 }
 
 #[cfg(test)]

@@ -154,15 +154,9 @@ impl ScopedDb {
         &self.actor
     }
 
+    /// The database without the scope, for reads that are not about one organization's users
+    /// (e.g. whether a role exists). Deliberately no `Deref`: an unscoped read says so.
     pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
-    }
-}
-
-impl std::ops::Deref for ScopedDb {
-    type Target = DatabaseConnection;
-
-    fn deref(&self) -> &DatabaseConnection {
         &self.db
     }
 }

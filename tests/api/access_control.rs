@@ -17,8 +17,8 @@ use tonic::Code;
 use userdir::auth::policy::{self, Rule};
 use userdir::auth::rate_limit::{Rate, RateLimitSettings};
 use userdir::auth::{Grant, Permission};
+use userdir::config::Settings;
 use userdir::proto::user::v1 as pb;
-use userdir::startup::Settings;
 
 backend_tests!(
     every_rpc_refuses_anonymous_and_unpermitted_callers,

@@ -6,10 +6,11 @@ use crate::common;
 use common::queries::{self as q, M};
 use common::{Backend, FreshDatabase};
 use tonic::transport::Channel;
+use userdir::config::Settings;
 use userdir::proto::user::v1::user_service_client::UserServiceClient;
 use userdir::proto::user::v1::{self as pb, FieldName};
 use userdir::seed::{self, SeedOptions};
-use userdir::startup::{Application, Settings};
+use userdir::startup::Application;
 use userdir::store;
 
 const USERS: u64 = 400;

@@ -12,8 +12,8 @@ use std::time::Duration;
 use common::{Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use userdir::config::Settings;
 use userdir::limits::connections::ConnectionLimits;
-use userdir::startup::Settings;
 
 /// Far longer than any timeout the tests set: a connection still open then was kept.
 const PATIENCE: Duration = Duration::from_secs(5);

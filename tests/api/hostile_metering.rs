@@ -21,8 +21,8 @@ use tonic_reflection::pb::v1::{
 };
 use userdir::auth::rate_limit::{Rate, RateLimitSettings};
 use userdir::auth::stream_meter::MAX_REFLECTION_REQUESTS_PER_STREAM;
+use userdir::config::Settings;
 use userdir::proto::user::v1 as pb;
-use userdir::startup::Settings;
 
 backend_tests!(
     bad_credentials_over_the_peer_rate_cost_no_token_lookup,

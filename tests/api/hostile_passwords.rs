@@ -18,9 +18,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use tonic::Code;
+use userdir::config::Settings;
 use userdir::limits::hashing::HashingLimits;
 use userdir::proto::user::v1 as pb;
-use userdir::startup::Settings;
 use userdir::store::entities::password as password_row;
 
 backend_tests!(

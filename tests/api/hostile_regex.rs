@@ -14,9 +14,9 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 use serde_json::Value;
+use userdir::config::Settings;
 use userdir::limits::RequestLimits;
 use userdir::proto::user::v1 as pb;
-use userdir::startup::Settings;
 
 backend_tests!(hostile_patterns_are_refused_at_once_and_benign_ones_still_match);
 
@@ -199,7 +199,7 @@ async fn the_cap_refuses_the_second_search(app: TestApp) {
     population(&app).await;
     let capped = app
         .with_settings(Settings {
-            request: RequestLimits {
+            limits: RequestLimits {
                 max_concurrent_regex_searches: 1,
                 ..RequestLimits::default()
             },

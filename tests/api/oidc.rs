@@ -13,8 +13,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tonic::Code;
 use userdir::auth::oidc::{JwksSource, OidcSettings};
+use userdir::config::Settings;
 use userdir::proto::user::v1 as pb;
-use userdir::startup::Settings;
 
 backend_tests!(
     issuer_jwts_authenticate_and_scope_callers,

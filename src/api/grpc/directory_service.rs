@@ -1,13 +1,10 @@
 //! Organizations, user schemas and roles.
 
-use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
-use super::{convert, parse, scoped, search};
+use super::{ServiceState, convert, parse, search};
 use crate::command::directory as commands;
 use crate::error::Error;
-use crate::limits::RequestLimits;
-use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::organization_service_server::OrganizationService;
 use crate::proto::user::v1::role_service_server::RoleService;
@@ -19,8 +16,8 @@ use crate::store::reads::users;
 
 type Answer<T> = Result<Response<T>, Status>;
 
-pub(super) fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<Paging, Error> {
-    let (offset, limit, ascending) = search::paging(query, limits)?;
+pub(super) fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<Paging, Error> {
+    let (offset, limit, ascending) = search::paging(query, pages)?;
     Ok(Paging {
         offset,
         limit,
@@ -34,18 +31,12 @@ pub(super) fn list_details<T>(page: &reads::Page<T>) -> Option<pb::ListDetails> 
 
 #[derive(Clone)]
 pub struct Organizations {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
+    state: ServiceState,
 }
 
 impl Organizations {
-    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
-        Self {
-            db,
-            limits,
-            request,
-        }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -70,8 +61,8 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Answer<pb::CreateOrganizationResponse> {
-        let db = scoped(&self.db, &request)?;
-        let name = parse::name(&request.get_ref().name, "name", self.request.max_text_chars)?;
+        let db = self.state.scoped(&request)?;
+        let name = parse::name(&request.get_ref().name, "name", self.state.max_text())?;
         let (organization_id, written) = commands::create_organization(&db, name).await?;
         Ok(Response::new(pb::CreateOrganizationResponse {
             organization_id,
@@ -83,7 +74,7 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::GetOrganizationRequest>,
     ) -> Answer<pb::GetOrganizationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = parse::id(&request.get_ref().organization_id, "organizationId")?;
         let row = reads::organization(&db, id)
             .await
@@ -100,16 +91,16 @@ impl OrganizationService for Organizations {
         &self,
         request: Request<pb::ListOrganizationsRequest>,
     ) -> Answer<pb::ListOrganizationsResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
-        let paging = paging(r.query, self.limits)?;
+        let paging = paging(r.query, self.state.pages)?;
         let name = match &r.name_query {
             Some(q) => Some(search::text(
                 &q.name,
                 q.method,
                 "nameQuery",
                 "name",
-                search::name_length(self.request.max_text_chars),
+                search::name_length(self.state.max_text()),
             )?),
             None => None,
         };
@@ -125,18 +116,12 @@ impl OrganizationService for Organizations {
 
 #[derive(Clone)]
 pub struct UserSchemas {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
+    state: ServiceState,
 }
 
 impl UserSchemas {
-    pub fn new(db: DatabaseConnection, limits: PageLimits, request: RequestLimits) -> Self {
-        Self {
-            db,
-            limits,
-            request,
-        }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -163,9 +148,9 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::CreateUserSchemaRequest>,
     ) -> Answer<pb::CreateUserSchemaResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
-        let schema_type = parse::name(&r.r#type, "type", self.request.max_text_chars)?;
+        let schema_type = parse::name(&r.r#type, "type", self.state.max_text())?;
         let schema = r
             .schema
             .as_ref()
@@ -183,13 +168,13 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::UpdateUserSchemaRequest>,
     ) -> Answer<pb::UpdateUserSchemaResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = parse::id(&r.schema_id, "schemaId")?;
         let schema_type = r
             .r#type
             .as_deref()
-            .map(|t| parse::name(t, "type", self.request.max_text_chars))
+            .map(|t| parse::name(t, "type", self.state.max_text()))
             .transpose()?;
         let schema = r
             .schema
@@ -207,7 +192,7 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::GetUserSchemaRequest>,
     ) -> Answer<pb::GetUserSchemaResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = parse::id(&request.get_ref().schema_id, "schemaId")?;
         let row = reads::schema(&db, id)
             .await
@@ -222,8 +207,8 @@ impl UserSchemaService for UserSchemas {
         &self,
         request: Request<pb::ListUserSchemasRequest>,
     ) -> Answer<pb::ListUserSchemasResponse> {
-        let db = scoped(&self.db, &request)?;
-        let paging = paging(request.into_inner().query, self.limits)?;
+        let db = self.state.scoped(&request)?;
+        let paging = paging(request.into_inner().query, self.state.pages)?;
         let page = reads::schemas(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListUserSchemasResponse {
             details: list_details(&page),
@@ -234,25 +219,12 @@ impl UserSchemaService for UserSchemas {
 
 #[derive(Clone)]
 pub struct Roles {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
-    regex_searches: RegexSearches,
+    state: ServiceState,
 }
 
 impl Roles {
-    pub fn new(
-        db: DatabaseConnection,
-        limits: PageLimits,
-        request: RequestLimits,
-        regex_searches: RegexSearches,
-    ) -> Self {
-        Self {
-            db,
-            limits,
-            request,
-            regex_searches,
-        }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -282,9 +254,9 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Answer<pb::CreateRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
-        let name = parse::name(&r.name, "name", self.request.max_text_chars)?;
+        let name = parse::name(&r.name, "name", self.state.max_text())?;
         let description = parse::text(&r.description, "description", 0, 1000)?;
         let (role_id, written) = commands::create_role(&db, name, description).await?;
         Ok(Response::new(pb::CreateRoleResponse {
@@ -294,7 +266,7 @@ impl RoleService for Roles {
     }
 
     async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Answer<pb::GetRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = parse::id(&request.get_ref().role_id, "roleId")?;
         let row = reads::role(&db, id)
             .await
@@ -309,8 +281,8 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Answer<pb::ListRolesResponse> {
-        let db = scoped(&self.db, &request)?;
-        let paging = paging(request.into_inner().query, self.limits)?;
+        let db = self.state.scoped(&request)?;
+        let paging = paging(request.into_inner().query, self.state.pages)?;
         let page = reads::roles(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListRolesResponse {
             details: list_details(&page),
@@ -322,7 +294,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::AssignRoleRequest>,
     ) -> Answer<pb::AssignRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = parse::id(&r.role_id, "roleId")?;
         if r.user_ids.is_empty() || r.user_ids.len() > 100 {
@@ -345,7 +317,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::UnassignRoleRequest>,
     ) -> Answer<pb::UnassignRoleResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = commands::unassign_role(
             &db,
@@ -362,7 +334,7 @@ impl RoleService for Roles {
         &self,
         request: Request<pb::ListRoleUsersRequest>,
     ) -> Answer<pb::ListUsersResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let role_id = parse::id(&r.role_id, "roleId")?.to_owned();
         let mut search = search::parse_list_users(
@@ -371,10 +343,10 @@ impl RoleService for Roles {
                 sorting_column: r.sorting_column,
                 queries: r.queries,
             },
-            self.limits,
-            self.request.query(),
+            self.state.pages,
+            self.state.limits.query(),
         )?;
-        if !reads::role_exists(&db, &role_id)
+        if !reads::role_exists(db.connection(), &role_id)
             .await
             .map_err(Error::from)?
         {
@@ -385,7 +357,7 @@ impl RoleService for Roles {
             Some(query) => Query::And(vec![role, query]),
             None => role,
         });
-        let page = users::list_users(&db, &self.regex_searches, &search).await?;
+        let page = users::list_users(&db, &self.state.regex_searches, &search).await?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,

@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use crate::command::authenticators::{NewPassword, PasswordSecret};
 use crate::command::contact::{ContactValue, Verification};
-use crate::command::users::{NewPassword, PasswordSecret};
 use crate::domain::{
     Email, Id, Length, Name, Phone, Text, TextError, Timestamp, password, refuse_nul,
     refused_characters,

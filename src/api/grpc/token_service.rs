@@ -1,17 +1,15 @@
 //! `userdir.user.v1.TokenService`: personal access tokens over the directory.
 
-use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 
 use super::directory_service::{list_details, paging};
-use super::{convert, parse, scoped};
+use super::{ServiceState, convert, parse};
 use crate::auth::{Grant, Permission, Principal};
 use crate::command::tokens::{self as commands, Minter, NewToken};
 use crate::domain::Timestamp;
 use crate::error::Error;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::token_service_server::TokenService;
-use crate::query::PageLimits;
 use crate::store::entities::access_token;
 use crate::store::reads::tokens as reads;
 
@@ -19,13 +17,12 @@ type Answer<T> = Result<Response<T>, Status>;
 
 #[derive(Clone)]
 pub struct AccessTokens {
-    db: DatabaseConnection,
-    limits: PageLimits,
+    state: ServiceState,
 }
 
 impl AccessTokens {
-    pub fn new(db: DatabaseConnection, limits: PageLimits) -> Self {
-        Self { db, limits }
+    pub fn new(state: ServiceState) -> Self {
+        Self { state }
     }
 }
 
@@ -94,7 +91,7 @@ impl TokenService for AccessTokens {
         &self,
         request: Request<pb::CreateAccessTokenRequest>,
     ) -> Answer<pb::CreateAccessTokenResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let principal = principal(&request)?;
         let r = request.into_inner();
         let new = NewToken {
@@ -123,8 +120,8 @@ impl TokenService for AccessTokens {
         &self,
         request: Request<pb::ListAccessTokensRequest>,
     ) -> Answer<pb::ListAccessTokensResponse> {
-        let db = scoped(&self.db, &request)?;
-        let paging = paging(request.into_inner().query, self.limits)?;
+        let db = self.state.scoped(&request)?;
+        let paging = paging(request.into_inner().query, self.state.pages)?;
         let page = reads::list(&db, paging).await.map_err(Error::from)?;
         Ok(Response::new(pb::ListAccessTokensResponse {
             details: list_details(&page),
@@ -136,7 +133,7 @@ impl TokenService for AccessTokens {
         &self,
         request: Request<pb::RevokeAccessTokenRequest>,
     ) -> Answer<pb::RevokeAccessTokenResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let principal = principal(&request)?;
         let id = parse::id(&request.get_ref().token_id, "tokenId")?;
         let revoked = commands::revoke(&db, Minter::Caller(&principal), id).await?;

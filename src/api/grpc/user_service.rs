@@ -1,10 +1,9 @@
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
 use tonic::{Request, Response, Status};
 use webauthn_rs::Webauthn;
 
-use super::{convert, parse, scoped, search};
+use super::{ServiceState, convert, parse, search};
 use crate::command::authenticators::{
     self as auth, NewIdpLink, NewUsername, OtpChannel, Removable,
 };
@@ -13,12 +12,9 @@ use crate::command::users::{self as user_commands, NewUser, UserPatch};
 use crate::command::webauthn;
 use crate::domain::StateChange;
 use crate::error::Error;
-use crate::limits::RequestLimits;
 use crate::limits::hashing::Hashing;
-use crate::limits::regex_searches::RegexSearches;
 use crate::proto::user::v1 as pb;
 use crate::proto::user::v1::user_service_server::UserService;
-use crate::query::PageLimits;
 use crate::store::ScopedDb;
 use crate::store::reads::users;
 use crate::store::writes::unit::Written;
@@ -28,36 +24,24 @@ type Answer<T> = Result<Response<T>, Status>;
 /// `userdir.user.v1.UserService` over the directory.
 #[derive(Clone)]
 pub struct UserDirectory {
-    db: DatabaseConnection,
-    limits: PageLimits,
-    request: RequestLimits,
+    state: ServiceState,
     webauthn: Arc<Webauthn>,
-    regex_searches: RegexSearches,
+    /// Every service that hashes or verifies passwords shares one server-wide bound.
     hashing: Hashing,
 }
 
 impl UserDirectory {
-    pub fn new(
-        db: DatabaseConnection,
-        limits: PageLimits,
-        request: RequestLimits,
-        webauthn: Arc<Webauthn>,
-        regex_searches: RegexSearches,
-        hashing: Hashing,
-    ) -> Self {
+    pub fn new(state: ServiceState, webauthn: Arc<Webauthn>, hashing: Hashing) -> Self {
         Self {
-            db,
-            limits,
-            request,
+            state,
             webauthn,
-            regex_searches,
             hashing,
         }
     }
 
     /// Longest name, username or email address.
     fn max_text(&self) -> usize {
-        self.request.max_text_chars
+        self.state.max_text()
     }
 
     async fn change_state(
@@ -84,10 +68,13 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Answer<pb::ListUsersResponse> {
-        let db = scoped(&self.db, &request)?;
-        let search =
-            search::parse_list_users(request.get_ref(), self.limits, self.request.query())?;
-        let page = users::list_users(&db, &self.regex_searches, &search).await?;
+        let db = self.state.scoped(&request)?;
+        let search = search::parse_list_users(
+            request.get_ref(),
+            self.state.pages,
+            self.state.limits.query(),
+        )?;
+        let page = users::list_users(&db, &self.state.regex_searches, &search).await?;
         Ok(Response::new(convert::list_users_response(
             page,
             search.sort,
@@ -95,7 +82,7 @@ impl UserService for UserDirectory {
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let id = user_id(&request.get_ref().user_id)?;
         let user = users::get_user(&db, id)
             .await
@@ -110,7 +97,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Answer<pb::CreateUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let contact = r.contact.unwrap_or_default();
         let mut usernames = Vec::with_capacity(r.usernames.len());
@@ -163,7 +150,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::PatchUserRequest>,
     ) -> Answer<pb::PatchUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let id = user_id(&r.user_id)?;
         let contact = r.contact.unwrap_or_default();
@@ -196,7 +183,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Answer<pb::DeleteUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let written = user_commands::delete(&db, user_id(&request.get_ref().user_id)?).await?;
         Ok(Response::new(pb::DeleteUserResponse {
             details: details(&written),
@@ -207,7 +194,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::DeactivateUserRequest>,
     ) -> Answer<pb::DeactivateUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let written =
             Self::change_state(&db, &request.get_ref().user_id, StateChange::Deactivate).await?;
         Ok(Response::new(pb::DeactivateUserResponse {
@@ -219,7 +206,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::ReactivateUserRequest>,
     ) -> Answer<pb::ReactivateUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let written =
             Self::change_state(&db, &request.get_ref().user_id, StateChange::Reactivate).await?;
         Ok(Response::new(pb::ReactivateUserResponse {
@@ -231,7 +218,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::LockUserRequest>,
     ) -> Answer<pb::LockUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let written =
             Self::change_state(&db, &request.get_ref().user_id, StateChange::Lock).await?;
         Ok(Response::new(pb::LockUserResponse {
@@ -243,7 +230,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::UnlockUserRequest>,
     ) -> Answer<pb::UnlockUserResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let written =
             Self::change_state(&db, &request.get_ref().user_id, StateChange::Unlock).await?;
         Ok(Response::new(pb::UnlockUserResponse {
@@ -255,7 +242,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::SetContactEmailRequest>,
     ) -> Answer<pb::SetContactEmailResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let id = user_id(&r.user_id)?;
         let email = r
@@ -279,7 +266,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyContactEmailRequest>,
     ) -> Answer<pb::VerifyContactEmailResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let code = parse::code(&r.verification_code, "verificationCode")?;
         let written = contact::verify(&db, user_id(&r.user_id)?, ContactKind::Email, &code).await?;
@@ -292,7 +279,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::SetContactPhoneRequest>,
     ) -> Answer<pb::SetContactPhoneResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let id = user_id(&r.user_id)?;
         let phone = r
@@ -316,7 +303,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyContactPhoneRequest>,
     ) -> Answer<pb::VerifyContactPhoneResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let code = parse::code(&r.verification_code, "verificationCode")?;
         let written = contact::verify(&db, user_id(&r.user_id)?, ContactKind::Phone, &code).await?;
@@ -329,7 +316,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddUsernameRequest>,
     ) -> Answer<pb::AddUsernameResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let name = r
@@ -351,7 +338,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveUsernameRequest>,
     ) -> Answer<pb::RemoveUsernameResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove_username(
             &db,
@@ -368,7 +355,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::SetPasswordRequest>,
     ) -> Answer<pb::SetPasswordResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let password = r
@@ -386,7 +373,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemovePasswordRequest>,
     ) -> Answer<pb::RemovePasswordResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let written = auth::remove_password(&db, user_id(&request.get_ref().user_id)?).await?;
         Ok(Response::new(pb::RemovePasswordResponse {
             details: details(&written),
@@ -397,7 +384,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyPasswordRequest>,
     ) -> Answer<pb::VerifyPasswordResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         parse::password_text(&r.password, "password", 1, 200)?;
@@ -413,7 +400,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::StartWebAuthNRegistrationRequest>,
     ) -> Answer<pb::StartWebAuthNRegistrationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let name = parse::name(&r.name, "name", self.max_text())?;
@@ -430,7 +417,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyWebAuthNRegistrationRequest>,
     ) -> Answer<pb::VerifyWebAuthNRegistrationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let web_auth_n_id = parse::id(&r.web_auth_n_id, "webAuthNId")?;
@@ -455,7 +442,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RenameWebAuthNAuthenticatorRequest>,
     ) -> Answer<pb::RenameWebAuthNAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = webauthn::rename(
             &db,
@@ -473,7 +460,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveWebAuthNAuthenticatorRequest>,
     ) -> Answer<pb::RemoveWebAuthNAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove(
             &db,
@@ -491,7 +478,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::StartTotpRegistrationRequest>,
     ) -> Answer<pb::StartTotpRegistrationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let name = if r.name.is_empty() {
@@ -512,7 +499,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyTotpRegistrationRequest>,
     ) -> Answer<pb::VerifyTotpRegistrationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let code = parse::code(&r.code, "code")?;
         let written = auth::verify_totp(
@@ -531,7 +518,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveTotpAuthenticatorRequest>,
     ) -> Answer<pb::RemoveTotpAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove(
             &db,
@@ -549,7 +536,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddOtpsmsAuthenticatorRequest>,
     ) -> Answer<pb::AddOtpsmsAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let phone = parse::phone(&r.phone, "phone")?;
@@ -566,7 +553,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyOtpsmsRegistrationRequest>,
     ) -> Answer<pb::VerifyOtpsmsRegistrationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let code = parse::code(&r.code, "code")?;
         let written = auth::verify_otp(
@@ -586,7 +573,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveOtpsmsAuthenticatorRequest>,
     ) -> Answer<pb::RemoveOtpsmsAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove(
             &db,
@@ -604,7 +591,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddOtpEmailAuthenticatorRequest>,
     ) -> Answer<pb::AddOtpEmailAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let address = parse::email(&r.address, "address", self.max_text())?;
@@ -621,7 +608,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::VerifyOtpEmailRegistrationRequest>,
     ) -> Answer<pb::VerifyOtpEmailRegistrationResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let code = parse::code(&r.code, "code")?;
         let written = auth::verify_otp(
@@ -641,7 +628,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveOtpEmailAuthenticatorRequest>,
     ) -> Answer<pb::RemoveOtpEmailAuthenticatorResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove(
             &db,
@@ -659,7 +646,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddAuthenticationKeyRequest>,
     ) -> Answer<pb::AddAuthenticationKeyResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let expiration = r
@@ -679,7 +666,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveAuthenticationKeyRequest>,
     ) -> Answer<pb::RemoveAuthenticationKeyResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove(
             &db,
@@ -697,7 +684,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::AddIdpLinkRequest>,
     ) -> Answer<pb::AddIdpLinkResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
         let link = NewIdpLink {
@@ -716,7 +703,7 @@ impl UserService for UserDirectory {
         &self,
         request: Request<pb::RemoveIdpLinkRequest>,
     ) -> Answer<pb::RemoveIdpLinkResponse> {
-        let db = scoped(&self.db, &request)?;
+        let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let written = auth::remove_idp_link(
             &db,

@@ -116,7 +116,7 @@ pub async fn call(
         .await
         .map_err(|error| Status::unavailable(format!("service not ready: {error}")))?;
     let request = Request::from_parts(metadata, extensions, message);
-    let response = grpc.unary(request, path, DynamicCodec { output }).await?;
+    let response = grpc.unary(request, path, DynamicCodec::new(output)).await?;
     let (metadata, message, _) = response.into_parts();
     Ok((metadata, message))
 }

@@ -15,25 +15,14 @@ struct ErrorBody<'a> {
     details: Vec<serde_json::Value>,
 }
 
-/// `google.rpc.Status` on the wire (the `grpc-status-details-bin` trailer); declared here
-/// because our protos do not import it.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
-}
-
 /// The status's details as proto3 JSON `Any` values: messages our descriptors know are written
 /// out field by field, others as `@type` plus base64 `value`.
 fn details_json(status: &Status, pool: Option<&DescriptorPool>) -> Vec<serde_json::Value> {
     if status.details().is_empty() {
         return Vec::new();
     }
-    let Ok(decoded) = RpcStatus::decode(status.details()) else {
+    // The details are a `google.rpc.Status` on the wire (the `grpc-status-details-bin` trailer).
+    let Ok(decoded) = tonic_types::pb::Status::decode(status.details()) else {
         return Vec::new();
     };
     decoded

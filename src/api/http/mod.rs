@@ -6,14 +6,14 @@
 //! port, such as the gate and the deadline, have already judged the JSON request itself) and the
 //! response is written as canonical proto3 JSON.
 
-pub mod bind;
-pub mod body;
-pub mod dispatch;
-pub mod errors;
-pub mod openapi;
-pub mod responses;
-pub mod routes;
-pub mod template;
+pub(crate) mod bind;
+pub(crate) mod body;
+pub(crate) mod dispatch;
+pub(crate) mod errors;
+pub(crate) mod openapi;
+pub(crate) mod responses;
+pub(crate) mod routes;
+pub(crate) mod template;
 #[cfg(test)]
 mod tests;
 

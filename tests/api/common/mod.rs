@@ -22,13 +22,14 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use userdir::config::Settings;
 use userdir::proto::user::v1::organization_service_client::OrganizationServiceClient;
 use userdir::proto::user::v1::role_service_client::RoleServiceClient;
 use userdir::proto::user::v1::token_service_client::TokenServiceClient;
 use userdir::proto::user::v1::user_schema_service_client::UserSchemaServiceClient;
 use userdir::proto::user::v1::user_service_client::UserServiceClient;
 use userdir::query::PageLimits;
-use userdir::startup::{Application, Settings};
+use userdir::startup::Application;
 use userdir::store;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +107,7 @@ impl TestApp {
     /// Another server over the same database, with other page limits.
     pub async fn with_limits(&self, limits: PageLimits) -> TestApp {
         self.with_settings(Settings {
-            limits,
+            pages: limits,
             ..Settings::default()
         })
         .await

@@ -1,4 +1,4 @@
-//! Configuration, from command-line flags or their environment variables.
+//! `userdir serve`: where it listens, what it stores, and the settings of the services.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -6,31 +6,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::auth::Grant;
+use super::{DatabaseArgs, LimitArgs, Settings};
 use crate::auth::oidc::{JwksSource, OidcSettings};
 use crate::auth::rate_limit::{Rate, RateLimitSettings};
-use crate::command::tokens::NewToken;
-use crate::domain::Timestamp;
 use crate::query::PageLimits;
-use crate::startup::Settings;
-
-/// Where the directory is stored.
-#[derive(Args, Clone, Debug)]
-pub struct DatabaseArgs {
-    /// Database URL: `sqlite://PATH?mode=rwc` (embedded, the default) or
-    /// `postgres://USER@HOST:PORT/DATABASE`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://userdir.db?mode=rwc"
-    )]
-    pub database_url: String,
-}
 
 /// How the server listens and answers.
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
-    /// Address for gRPC (and later HTTP/JSON) on one port.
+    /// Address of every protocol, on one port: gRPC, gRPC-Web, HTTP/JSON and the REST dialects.
     #[arg(long, env = "USERDIR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
@@ -77,7 +61,7 @@ pub struct ServeArgs {
     #[arg(long, env = "USERDIR_BOOTSTRAP_TOKEN_FILE")]
     pub bootstrap_token_file: Option<PathBuf>,
     #[command(flatten)]
-    pub request: crate::limits::LimitArgs,
+    pub limits: LimitArgs,
 
     #[command(flatten)]
     pub oidc: OidcArgs,
@@ -150,7 +134,7 @@ impl OidcArgs {
 impl ServeArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
         Ok(Settings {
-            limits: self.page_limits()?,
+            pages: self.page_limits()?,
             webauthn_rp_id: self.webauthn_rp_id.clone(),
             webauthn_origin: self.webauthn_origin.clone(),
             rate_limits: RateLimitSettings {
@@ -158,9 +142,9 @@ impl ServeArgs {
                 per_peer: rate(self.rate_limit_per_peer),
                 exempt_bootstrap: self.rate_limit_exempt_bootstrap,
             },
-            request: self.request.limits()?,
-            hashing: self.request.hashing()?,
-            connections: self.request.connections()?,
+            limits: self.limits.limits()?,
+            hashing: self.limits.hashing()?,
+            connections: self.limits.connections()?,
             oidc: self.oidc.settings()?,
         })
     }
@@ -186,112 +170,4 @@ fn rate(per_second: u32) -> Option<Rate> {
         per_second,
         burst: per_second.saturating_mul(NonZeroU32::new(2).expect("2 is not 0")),
     })
-}
-
-/// `userdir token create`.
-#[derive(Args, Clone, Debug)]
-#[command(group(clap::ArgGroup::new("grant").required(true).args(["admin", "permissions"])))]
-pub struct TokenCreateArgs {
-    /// Every permission (instance-wide unless --organization).
-    #[arg(long)]
-    pub admin: bool,
-
-    /// Comma-separated: user.read, user.write, user.delete, role.read, role.write, org.read,
-    /// org.write, schema.read, schema.write, token.write.
-    #[arg(long, value_delimiter = ',')]
-    pub permissions: Vec<String>,
-
-    /// Limit the token to this organization's users.
-    #[arg(long)]
-    pub organization: Option<String>,
-
-    /// When the token stops working: a duration from now (`90d`, `12h`, `30m`) or an RFC 3339
-    /// time. Default: never.
-    #[arg(long)]
-    pub expires: Option<String>,
-
-    /// What the token is for (shown by `token list`).
-    #[arg(long, default_value = "created with userdir token create")]
-    pub description: String,
-
-    #[command(flatten)]
-    pub database: DatabaseArgs,
-}
-
-impl TokenCreateArgs {
-    pub fn new_token(&self) -> anyhow::Result<NewToken> {
-        // The RPC's rule: `token list` shows the description on the operator's terminal.
-        if let Some(reason) = crate::domain::refused_characters(&self.description) {
-            anyhow::bail!("--description: {reason}");
-        }
-        let grant = if self.admin {
-            Grant::Admin
-        } else {
-            Grant::from_names(&self.permissions.join(","))?
-        };
-        let expires_at = self
-            .expires
-            .as_deref()
-            .map(|text| expiry(text, Timestamp::now()))
-            .transpose()?;
-        Ok(NewToken {
-            description: self.description.clone(),
-            grant,
-            organization_id: self.organization.clone(),
-            expires_at,
-        })
-    }
-}
-
-/// `90d`, `12h`, `30m`, `45s`, `2w` from `now`, or an RFC 3339 time.
-pub fn expiry(text: &str, now: Timestamp) -> anyhow::Result<Timestamp> {
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(Timestamp::from_micros(time.timestamp_micros()));
-    }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| anyhow::anyhow!("--expires {text:?}: give a unit, e.g. 90d"))?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--expires {text:?}: expected a number before the unit"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => anyhow::bail!("--expires {text:?}: the unit must be s, m, h, d or w"),
-    };
-    let micros = number
-        .checked_mul(seconds * 1_000_000)
-        .and_then(|delta| now.micros().checked_add(delta))
-        .ok_or_else(|| anyhow::anyhow!("--expires {text:?}: too far in the future"))?;
-    Ok(Timestamp::from_micros(micros))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiry_takes_durations_and_times() {
-        let now = Timestamp::from_micros(1_000_000_000_000);
-        assert_eq!(
-            expiry("90d", now).unwrap().micros(),
-            now.micros() + 90 * 86_400 * 1_000_000
-        );
-        assert_eq!(
-            expiry("30m", now).unwrap().micros(),
-            now.micros() + 1_800_000_000
-        );
-        assert_eq!(
-            expiry("2030-01-01T00:00:00Z", now).unwrap().micros(),
-            1_893_456_000_000_000
-        );
-        assert!(expiry("90", now).is_err());
-        assert!(expiry("d", now).is_err());
-        assert!(expiry("3y", now).is_err());
-        assert!(expiry("99999999999999w", now).is_err());
-    }
 }

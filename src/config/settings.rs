@@ -1,0 +1,44 @@
+//! What the services need besides the database: the typed result of the flags, which tests
+//! build directly.
+
+use crate::auth::oidc::OidcSettings;
+use crate::auth::rate_limit::RateLimitSettings;
+use crate::limits::RequestLimits;
+use crate::limits::connections::ConnectionLimits;
+use crate::limits::hashing::HashingLimits;
+use crate::query::PageLimits;
+
+/// What the services need besides the database.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Default and largest page of list requests.
+    pub pages: PageLimits,
+    /// WebAuthn relying party id (the domain credentials are bound to).
+    pub webauthn_rp_id: String,
+    /// The origin browsers register credentials from.
+    pub webauthn_origin: String,
+    pub rate_limits: RateLimitSettings,
+    /// Accept JWTs of this OIDC issuer besides access tokens.
+    pub oidc: Option<OidcSettings>,
+    /// Sizes, depths and deadlines of requests.
+    pub limits: RequestLimits,
+    /// How many password hashes run and wait at once, server-wide.
+    pub hashing: HashingLimits,
+    /// Timeouts and caps of connections.
+    pub connections: ConnectionLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pages: PageLimits::default(),
+            webauthn_rp_id: "localhost".into(),
+            webauthn_origin: "http://localhost:8080".into(),
+            rate_limits: RateLimitSettings::default(),
+            oidc: None,
+            limits: RequestLimits::default(),
+            hashing: HashingLimits::default(),
+            connections: ConnectionLimits::default(),
+        }
+    }
+}
