@@ -12,14 +12,14 @@ use crate::query::{
 use pb::search_query::Query as Pq;
 
 /// Offset, limit and direction of a `ListQuery`, checked against the limits.
-pub fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<(u64, u64, bool)> {
+pub fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<(u64, u64, bool)> {
     let page = query.unwrap_or_default();
     let limit = match page.limit {
-        0 => limits.default,
-        limit if limit > limits.max => {
+        0 => pages.default,
+        limit if limit > pages.max => {
             return Err(Error::invalid(
                 "query.limit",
-                format!("must be at most {}, got {limit}", limits.max),
+                format!("must be at most {}, got {limit}", pages.max),
             ));
         }
         limit => limit,
@@ -35,10 +35,10 @@ pub fn paging(query: Option<pb::ListQuery>, limits: PageLimits) -> Result<(u64, 
 
 pub fn parse_list_users(
     request: &pb::ListUsersRequest,
-    limits: PageLimits,
+    pages: PageLimits,
     query_limits: QueryLimits,
 ) -> Result<UserSearch> {
-    let (offset, limit, ascending) = paging(request.query, limits)?;
+    let (offset, limit, ascending) = paging(request.query, pages)?;
     let mut parser = Parser {
         leaves: 0,
         limits: query_limits,

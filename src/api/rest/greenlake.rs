@@ -84,8 +84,9 @@ impl GreenLakeError {
         }
     }
 
-    fn internal(error: sea_orm::DbErr) -> Self {
-        tracing::error!(error = %error, "database error");
+    /// A server fault (`what` names its kind in the log); the caller learns nothing of it.
+    fn internal(what: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "{what}");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: "internal error".into(),
@@ -97,7 +98,8 @@ impl GreenLakeError {
 impl From<Error> for GreenLakeError {
     fn from(error: Error) -> Self {
         match error {
-            Error::Database(error) => Self::internal(error),
+            Error::Database(error) => Self::internal("database error", error),
+            Error::Internal(error) => Self::internal("internal error", error),
             other => {
                 let status = Status::from(other);
                 Self::refusal(http_status(status.code()), &status)
@@ -176,7 +178,7 @@ pub async fn list_users(
     let params = query_pairs(raw.as_deref()).ok_or_else(|| {
         GreenLakeError::bad_request("query", "the query string is not valid UTF-8")
     })?;
-    let Paging { offset, limit } = Paging::of(&params, rest.limits.max.into())?;
+    let Paging { offset, limit } = Paging::of(&params, rest.pages.max.into())?;
     let filter = params
         .iter()
         .find(|(k, _)| k == "filter")

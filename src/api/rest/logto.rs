@@ -136,8 +136,9 @@ impl LogtoError {
         Error::from(error).into()
     }
 
-    fn internal(error: sea_orm::DbErr) -> Self {
-        tracing::error!(error = %error, "database error");
+    /// A server fault (`what` names its kind in the log); the caller learns nothing of it.
+    fn internal(what: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %error, "{what}");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "unknown",
@@ -166,7 +167,8 @@ impl From<Error> for LogtoError {
                     "Search value is invalid: the database refused the regular expression.",
                 )
             }
-            Error::Database(error) => Self::internal(error),
+            Error::Database(error) => Self::internal("database error", error),
+            Error::Internal(error) => Self::internal("internal error", error),
             other => {
                 let status = Status::from(other);
                 Self::refusal(http_status(status.code()), &status)
@@ -226,7 +228,7 @@ async fn page(
     params: &[(String, String)],
     role: Option<String>,
 ) -> Answer {
-    let page = dialect::paging(params, rest.limits.max.into())?;
+    let page = dialect::paging(params, rest.pages.max.into())?;
     let mut query = dialect::search(params, rest.query)?;
     if let Some(role_id) = role {
         if !directory::role_exists(&rest.db, &role_id)

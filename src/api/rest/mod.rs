@@ -55,17 +55,17 @@ impl FromRequestParts<Rest> for Caller {
 #[derive(Clone)]
 struct Rest {
     db: DatabaseConnection,
-    limits: PageLimits,
+    pages: PageLimits,
     query: QueryLimits,
     regex_searches: RegexSearches,
 }
 
-/// Every dialect's routes (see each module). `limits.max` lowers each dialect's own page
+/// Every dialect's routes (see each module). `pages.max` lowers each dialect's own page
 /// maximum when it is smaller; `query` bounds the searches; regex searches share
 /// `regex_searches` with the gRPC services.
 pub fn routes(
     db: DatabaseConnection,
-    limits: PageLimits,
+    pages: PageLimits,
     query: QueryLimits,
     regex_searches: RegexSearches,
 ) -> Router {
@@ -76,7 +76,7 @@ pub fn routes(
         })
         .with_state(Rest {
             db,
-            limits,
+            pages,
             query,
             regex_searches,
         })
