@@ -9,6 +9,7 @@ mod m20261123_000003_rest_dialects;
 mod m20261123_000004_access_tokens;
 mod m20261201_000005_token_lineage;
 mod m20261201_000006_tenant_uniqueness;
+mod m20261202_000007_list_indexes;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_access_tokens::Migration),
             Box::new(m20261201_000005_token_lineage::Migration),
             Box::new(m20261201_000006_tenant_uniqueness::Migration),
+            Box::new(m20261202_000007_list_indexes::Migration),
         ]
     }
 }
