@@ -26,6 +26,7 @@ mod hostile_rest;
 mod http_grpc_web;
 mod http_json;
 mod http_openapi;
+mod indexes;
 mod list_users;
 mod migration_backfill;
 mod oidc;
