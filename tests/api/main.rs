@@ -32,6 +32,7 @@ mod migration_backfill;
 mod oidc;
 mod rest_greenlake;
 mod rest_logto;
+mod round_trips;
 mod tenancy;
 mod token_lifecycle;
 mod write_authenticators;

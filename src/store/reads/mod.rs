@@ -1,6 +1,8 @@
 //! Queries: reads never write, and each read sees one snapshot.
 
+pub mod authenticators;
 pub mod compile;
 pub mod directory;
+pub mod sequences;
 pub mod tokens;
 pub mod users;
