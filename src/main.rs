@@ -33,6 +33,16 @@ enum Command {
     /// Mint, list and revoke personal access tokens (needs only database access).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Recount the users behind the counters that answer list totals and report any drift
+    /// (exit status 1 when a counter drifted and was not repaired).
+    Check {
+        /// Rewrite drifted counters from the rows (safe while the server runs: it waits its
+        /// turn like every write).
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Fill the directory with a realistic, deterministic population.
     Seed {
         /// How many users to add.
@@ -91,6 +101,13 @@ async fn main() -> anyhow::Result<()> {
             store::migrate(&db).await?;
             tracing::info!("database is up to date");
         }
+        Command::Check { repair, database } => {
+            let db = store::connect(&database.database_url).await?;
+            store::migrate(&db).await?;
+            if !check(&db, repair).await? {
+                std::process::exit(1);
+            }
+        }
         Command::Seed {
             users,
             seed,
@@ -118,6 +135,39 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `userdir check`: prints each drifted counter and a summary on stdout; true when the
+/// counters hold (or were repaired).
+async fn check(db: &sea_orm::DatabaseConnection, repair: bool) -> anyhow::Result<bool> {
+    let recount = store::reads::recount::recount(db).await?;
+    for drift in &recount.drift {
+        println!(
+            "drift: {}: the counter says {}, the rows say {}",
+            drift.counter, drift.kept, drift.counted
+        );
+    }
+    if recount.drift.is_empty() {
+        println!(
+            "counters hold: {} counters agree with the rows",
+            recount.counted.len()
+        );
+        return Ok(true);
+    }
+    if !repair {
+        println!(
+            "{} counters drifted; `userdir check --repair` rewrites them from the rows",
+            recount.drift.len()
+        );
+        return Ok(false);
+    }
+    let written = store::writes::recount::repair(db).await?;
+    let after = store::reads::recount::recount(db).await?;
+    println!(
+        "repaired: rewrote {written} counters from the rows; {} drifted after",
+        after.drift.len()
+    );
+    Ok(after.drift.is_empty())
 }
 
 /// Shows the bootstrap token once: written to `file` (mode 0600), or printed alone on stdout.

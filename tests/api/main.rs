@@ -13,6 +13,7 @@ mod common;
 mod access_control;
 mod backends_agree;
 mod cli_and_logs;
+mod counters;
 mod fuzz_regressions;
 mod get_user;
 mod hostile_connections;

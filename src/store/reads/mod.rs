@@ -3,6 +3,8 @@
 pub mod authenticators;
 pub mod compile;
 pub mod directory;
+pub mod recount;
 pub mod sequences;
 pub mod tokens;
+pub mod totals;
 pub mod users;

@@ -1,6 +1,6 @@
 //! Reading users with everything the API returns about them.
 
-use sea_orm::sea_query::{Asterisk, Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect};
 
 use crate::domain::{
@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::limits::regex_searches::RegexSearches;
 use crate::query::{Filter, Query, TextMatch, TextOp, UserSearch};
 use crate::store::entities::user;
-use crate::store::reads::{authenticators, compile, sequences};
+use crate::store::reads::{authenticators, compile, sequences, totals};
 use crate::store::{ScopedDb, begin_snapshot};
 
 /// One page of a user search.
@@ -39,22 +39,23 @@ pub async fn list_users(
     Ok(page(db, search).await?)
 }
 
-/// A page in three statements of one snapshot: the total with the newest processed event, the
-/// page's users with their sequences as the caller counts them, and all their authenticators.
+/// A page in three statements of one snapshot: the total (from the counters where they answer
+/// it, see `totals`) with the newest processed event, the page's users with their sequences as
+/// the caller counts them, and all their authenticators.
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
     let txn = begin_snapshot(db.connection()).await?;
-    let (total, processed_sequence, processed_at): (i64, Option<i64>, Option<i64>) =
-        compile::filter_users(query.as_ref())
-            .select_only()
-            .expr_as(Expr::col(Asterisk).count(), "total")
-            .expr_as(sequences::processed_sequence(scope), "processed_sequence")
-            .expr_as(sequences::processed_at(scope), "processed_at")
-            .into_tuple()
-            .one(&txn)
-            .await?
-            .ok_or_else(|| DbErr::Custom("a count without its row".into()))?;
+    let mut head = totals::select_total(query.as_ref());
+    head.expr_as(sequences::processed_sequence(scope), "processed_sequence")
+        .expr_as(sequences::processed_at(scope), "processed_at");
+    let head = txn
+        .query_one_raw(txn.get_database_backend().build(&head))
+        .await?
+        .ok_or_else(|| DbErr::Custom("a total without its row".into()))?;
+    let total: i64 = head.try_get("", totals::TOTAL)?;
+    let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
+    let processed_at: Option<i64> = head.try_get("", "processed_at")?;
     let rows = compile::select_users(query.as_ref(), search.sort, search.ascending)
         .offset(search.offset)
         .limit(search.limit)

@@ -2,4 +2,5 @@
 
 pub mod events;
 pub mod import;
+pub mod recount;
 pub mod unit;
