@@ -397,6 +397,7 @@ impl<'a> Generator<'a> {
                 _ => u32::from_le_bytes(std::array::from_fn(|_| self.byte())),
             },
             asc: self.bool(),
+            page_token: String::new(),
         });
         let sorting_column = self.number();
         let count = self.below(4);

@@ -47,6 +47,7 @@ fn scenarios() -> Vec<(&'static str, pb::ListUsersRequest)> {
             offset: 0,
             limit,
             asc,
+            ..Default::default()
         }),
         sorting_column: column.into(),
         queries,
@@ -56,6 +57,7 @@ fn scenarios() -> Vec<(&'static str, pb::ListUsersRequest)> {
             offset: 5_000,
             limit: 100,
             asc: false,
+            ..Default::default()
         }),
         ..Default::default()
     };

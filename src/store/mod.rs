@@ -1,6 +1,7 @@
 //! Persistence: entities, reads (queries) and writes (commands + events), kept apart.
 
 pub mod entities;
+pub mod keys;
 pub mod reads;
 pub mod writes;
 

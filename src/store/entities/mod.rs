@@ -12,6 +12,7 @@ pub mod otp_sms;
 pub mod password;
 pub mod role;
 pub mod role_assignment;
+pub mod server_key;
 pub mod totp;
 pub mod user;
 pub mod user_schema;
