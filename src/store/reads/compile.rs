@@ -90,10 +90,12 @@ fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Sele
 ///
 /// The seek is the row value `(column, id) > (value, id)` (`<` descending). A nullable column
 /// puts its NULL group last in both directions, which no row comparison can say (NULL compares
-/// unknown), so there the rest of the valued rows and the NULL group, ordered by id, are two
-/// selects, each an index range; a cursor in the NULL group only has the second. Within one
-/// segment every row is valued or every row is NULL, so a plain ORDER BY is the same order and
-/// is the index's order (or its backward scan) on both backends.
+/// unknown), so there the rest of the valued rows and then the NULL group are two selects,
+/// each an index range; a cursor in the NULL group only has the second. Within one segment
+/// every row is valued or every row is NULL, so a plain `ORDER BY column, id` is the same
+/// order, and it is the (column, id) index's order or its backward scan on both backends (also
+/// for the NULL group: ordered by the id alone, PostgreSQL would not see that the index under
+/// `column IS NULL` is in id order, and filter the primary key instead).
 pub fn select_users_after(
     query: Option<&Query>,
     sort: SortField,
@@ -109,10 +111,10 @@ pub fn select_users_after(
             id.clone().lt(cursor.id.as_str())
         }
     };
-    let segment = |condition: Expr, column: Option<user::Column>| {
+    let segment = |condition: Expr| {
         let select = filter_users(query).filter(condition);
-        let select = match column {
-            Some(column) => select.order_by(column, direction(ascending)),
+        let select = match sort_column(sort) {
+            Some((column, _)) => select.order_by(column, direction(ascending)),
             None => select,
         };
         select.order_by(C::Id, direction(ascending))
@@ -125,7 +127,7 @@ pub fn select_users_after(
     match (sort_column(sort), value) {
         // Sorting by id, or a key without a value where the sort has one (never issued: a
         // token's key is checked against its sort when it is opened): the id alone.
-        (None, _) | (Some((_, false)), None) => vec![segment(after_id(), None)],
+        (None, _) | (Some((_, false)), None) => vec![segment(after_id())],
         (Some((column, nullable)), Some(value)) => {
             let col = Expr::col((user::Entity, column));
             let key = Expr::tuple([col.clone(), id.clone()]);
@@ -133,17 +135,17 @@ pub fn select_users_after(
             let rest = if ascending { key.gt(at) } else { key.lt(at) };
             if nullable {
                 vec![
-                    segment(col.clone().is_not_null().and(rest), Some(column)),
-                    segment(col.is_null(), None),
+                    segment(col.clone().is_not_null().and(rest)),
+                    segment(col.is_null()),
                 ]
             } else {
-                vec![segment(rest, Some(column))]
+                vec![segment(rest)]
             }
         }
         // In the NULL group: the rest of it.
         (Some((column, true)), None) => {
             let col = Expr::col((user::Entity, column));
-            vec![segment(col.is_null().and(after_id()), None)]
+            vec![segment(col.is_null().and(after_id()))]
         }
     }
 }
@@ -438,6 +440,62 @@ mod tests {
         assert!(
             sql.ends_with(r#"ORDER BY "users"."email_lower" DESC NULLS LAST, "users"."id" DESC"#),
             "{sql}"
+        );
+    }
+
+    #[test]
+    fn seeks_compare_the_order_key_as_a_row_value_in_the_order_of_the_first_page() {
+        let cursor = |value| Cursor {
+            value,
+            id: "u1".into(),
+        };
+        let sqls = |sort, ascending, value| -> Vec<String> {
+            select_users_after(None, sort, ascending, &cursor(value))
+                .into_iter()
+                .map(|select| select.build(DbBackend::Postgres).to_string())
+                .collect()
+        };
+        let [page] = &sqls(SortField::CreationDate, false, SortValue::Int(42))[..] else {
+            panic!("one select for a required column");
+        };
+        assert!(
+            page.ends_with(
+                r#"WHERE ("users"."created_at", "users"."id") < (42, 'u1') ORDER BY "users"."created_at" DESC, "users"."id" DESC"#
+            ),
+            "{page}"
+        );
+        let [page] = &sqls(SortField::Id, true, SortValue::None)[..] else {
+            panic!("one select for the id");
+        };
+        assert!(
+            page.ends_with(r#"WHERE "users"."id" > 'u1' ORDER BY "users"."id" ASC"#),
+            "{page}"
+        );
+        // A nullable column: the rest of the valued rows, then the NULL group by id.
+        let [valued, nulls] = &sqls(SortField::Email, true, SortValue::Text("b@c".into()))[..]
+        else {
+            panic!("two selects for a valued key of a nullable column");
+        };
+        assert!(
+            valued.ends_with(
+                r#"WHERE "users"."email_lower" IS NOT NULL AND ("users"."email_lower", "users"."id") > ('b@c', 'u1') ORDER BY "users"."email_lower" ASC, "users"."id" ASC"#
+            ),
+            "{valued}"
+        );
+        assert!(
+            nulls.ends_with(
+                r#"WHERE "users"."email_lower" IS NULL ORDER BY "users"."email_lower" ASC, "users"."id" ASC"#
+            ),
+            "{nulls}"
+        );
+        let [nulls] = &sqls(SortField::Phone, false, SortValue::Null)[..] else {
+            panic!("one select inside the NULL group");
+        };
+        assert!(
+            nulls.ends_with(
+                r#"WHERE "users"."phone" IS NULL AND "users"."id" < 'u1' ORDER BY "users"."phone" DESC, "users"."id" DESC"#
+            ),
+            "{nulls}"
         );
     }
 }
