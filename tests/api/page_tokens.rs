@@ -494,6 +494,20 @@ async fn tokens_only_resume_their_own_search(app: TestApp) {
         let status = refused(request(queries.clone(), 3, true, FieldName::Email, garbage)).await;
         invalid(&status, "query.pageToken");
     }
+    // Lists that page by offset only refuse a token instead of answering the first page again.
+    let status = app
+        .organizations
+        .clone()
+        .list_organizations(pb::ListOrganizationsRequest {
+            query: Some(pb::ListQuery {
+                page_token: token.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("organizations page by offset");
+    invalid(&status, "query.pageToken");
     // An organization-scoped caller cannot resume the instance admin's walk.
     let org_token = organization_token(&app, ORG_A).await;
     let mut scoped = app.clients(Some(&org_token)).users;

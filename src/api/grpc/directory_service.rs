@@ -15,7 +15,18 @@ use crate::store::reads::directory::{self as reads, Paging};
 
 type Answer<T> = Result<Response<T>, Status>;
 
+/// The paging of a list that pages by offset only: a page token there is InvalidArgument rather
+/// than silently the first page again.
 pub(super) fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<Paging, Error> {
+    if query
+        .as_ref()
+        .is_some_and(|page| !page.page_token.is_empty())
+    {
+        return Err(Error::invalid(
+            crate::query::page_token::FIELD,
+            "this list pages by query.offset only",
+        ));
+    }
     let (offset, limit, ascending) = search::paging(query.as_ref(), pages)?;
     Ok(Paging {
         offset,
