@@ -25,7 +25,10 @@ use crate::domain::fold_case;
 use crate::error::Error;
 use crate::proto::user::v1 as pb;
 use crate::query::dialect::{logto, odata};
-use crate::query::{MAX_LEAVES, PageLimits, Query, QueryLimits, SortField, regex};
+use crate::query::{
+    Cursor, MAX_LEAVES, PageLimits, PageTokenKey, Query, QueryLimits, SortField, SortValue,
+    UserSearch, page_token as token, regex,
+};
 use crate::store::reads::compile;
 
 /// What a target runs on each input.
@@ -41,6 +44,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("transcoder_bind", transcoder_bind),
     ("path_template", path_template),
     ("regex_subset", regex_subset),
+    ("page_token", page_token),
 ];
 
 /// The entry function of a target, by name.
@@ -397,6 +401,7 @@ impl<'a> Generator<'a> {
                 _ => u32::from_le_bytes(std::array::from_fn(|_| self.byte())),
             },
             asc: self.bool(),
+            page_token: String::new(),
         });
         let sorting_column = self.number();
         let count = self.below(4);
@@ -471,3 +476,76 @@ impl<'a> Generator<'a> {
         pb::SearchQuery { query }
     }
 }
+
+/// A `query.pageToken` as a client may send it: the input opened as a token (anything this
+/// directory did not sign is refused naming the field), and the input as the sort key of a
+/// token that is issued, opened, resumed (the same position comes back) and compiled into the
+/// seek of every sort, for both backends.
+pub fn page_token(data: &[u8]) {
+    let key = PageTokenKey::new([7; 32]);
+    let text = String::from_utf8_lossy(data);
+    match key.open(&text) {
+        Err(Error::InvalidArgument { field, reason }) => {
+            assert_eq!(field, token::FIELD);
+            assert!(!reason.is_empty());
+        }
+        Err(other) => panic!("a token refused as {other:?}"),
+        // Only a signed token opens; the fuzzer cannot forge the MAC.
+        Ok(opened) => panic!("an unsigned input opened as {opened:?}"),
+    }
+    let middle = (0..=text.len() / 2)
+        .rev()
+        .find(|at| text.is_char_boundary(*at))
+        .unwrap_or_default();
+    let (id, value) = text.split_at(middle);
+    let number = data
+        .iter()
+        .fold(0i64, |n, b| n.rotate_left(8) ^ i64::from(*b));
+    for sort in SORTS {
+        let value = match sort {
+            SortField::Id => SortValue::None,
+            SortField::CreationDate | SortField::ChangeDate | SortField::State => {
+                SortValue::Int(number)
+            }
+            SortField::Email | SortField::Phone if data.first() == Some(&0) => SortValue::Null,
+            _ => SortValue::Text(value.to_owned()),
+        };
+        let cursor = Cursor {
+            value,
+            id: id.to_owned(),
+        };
+        for ascending in [false, true] {
+            let search = UserSearch {
+                query: None,
+                sort,
+                ascending,
+                offset: 0,
+                limit: 10,
+                after: None,
+            };
+            let issued = key.issue(&search, Some(id), &cursor);
+            let resumed = key
+                .open(&issued)
+                .and_then(|opened| opened.resume(&search, Some(id)))
+                .expect("a token this directory issued resumes its own search");
+            assert_eq!(resumed, cursor);
+            assert!(key.open(&issued).unwrap().resume(&search, None).is_err());
+            for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
+                for select in compile::select_users_after(None, sort, ascending, &cursor) {
+                    std::hint::black_box(select.limit(10).build(backend).to_string());
+                }
+            }
+        }
+    }
+}
+
+const SORTS: [SortField; 8] = [
+    SortField::CreationDate,
+    SortField::Id,
+    SortField::ChangeDate,
+    SortField::Email,
+    SortField::Phone,
+    SortField::State,
+    SortField::SchemaId,
+    SortField::SchemaType,
+];

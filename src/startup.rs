@@ -142,6 +142,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         limits,
         // One cap on regex searches for every surface of this server.
         regex_searches: RegexSearches::new(limits.max_concurrent_regex_searches),
+        page_tokens: crate::store::keys::page_token_key(&db).await?,
     };
 
     let grpc = directory_services(Routes::default(), &state, settings)?;

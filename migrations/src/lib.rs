@@ -11,6 +11,7 @@ mod m20261201_000005_token_lineage;
 mod m20261201_000006_tenant_uniqueness;
 mod m20261202_000007_list_indexes;
 mod m20261202_000008_user_counts;
+mod m20261202_000009_server_keys;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_tenant_uniqueness::Migration),
             Box::new(m20261202_000007_list_indexes::Migration),
             Box::new(m20261202_000008_user_counts::Migration),
+            Box::new(m20261202_000009_server_keys::Migration),
         ]
     }
 }

@@ -47,6 +47,7 @@ fn scenarios() -> Vec<(&'static str, pb::ListUsersRequest)> {
             offset: 0,
             limit,
             asc,
+            ..Default::default()
         }),
         sorting_column: column.into(),
         queries,
@@ -56,6 +57,7 @@ fn scenarios() -> Vec<(&'static str, pb::ListUsersRequest)> {
             offset: 5_000,
             limit: 100,
             asc: false,
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -138,6 +140,61 @@ fn scenarios() -> Vec<(&'static str, pb::ListUsersRequest)> {
     ]
 }
 
+/// Pages reached by `query.pageToken` after the first `skip` users of a request: what a client
+/// walking the list pays per page, to hold beside the first page and the offset page.
+fn token_scenarios() -> Vec<(&'static str, pb::ListUsersRequest, u32)> {
+    let page = |asc, column: FieldName| pb::ListUsersRequest {
+        query: Some(pb::ListQuery {
+            limit: 100,
+            asc,
+            ..Default::default()
+        }),
+        sorting_column: column.into(),
+        queries: vec![],
+    };
+    vec![
+        (
+            "token after 5000, default order",
+            page(false, FieldName::Unspecified),
+            5_000,
+        ),
+        (
+            "token after 5000, sort by email asc",
+            page(true, FieldName::Email),
+            5_000,
+        ),
+    ]
+}
+
+/// `request` with the token of the page after its first `skip` users (read by offset once,
+/// before measuring).
+async fn resumed<S>(
+    client: &mut UserServiceClient<S>,
+    mut request: pb::ListUsersRequest,
+    skip: u32,
+) -> anyhow::Result<pb::ListUsersRequest>
+where
+    S: tonic::client::GrpcService<tonic::body::Body> + Clone,
+    S::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <S::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    S::Error: Into<tonic::codegen::StdError>,
+{
+    let mut skipping = request.clone();
+    let page = skipping.query.get_or_insert_with(Default::default);
+    page.offset = u64::from(skip.saturating_sub(page.limit));
+    let answer = client.list_users(skipping).await?.into_inner();
+    let token = answer.details.unwrap_or_default().next_page_token;
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the directory has no page after {skip} users; seed more"
+    );
+    request
+        .query
+        .get_or_insert_with(Default::default)
+        .page_token = token;
+    Ok(request)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -163,7 +220,11 @@ async fn main() -> anyhow::Result<()> {
         "{:<40} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "scenario", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
-    for (name, request) in scenarios() {
+    let mut scenarios = scenarios();
+    for (name, request, skip) in token_scenarios() {
+        scenarios.push((name, resumed(&mut client.clone(), request, skip).await?));
+    }
+    for (name, request) in scenarios {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..args.concurrency {

@@ -4,10 +4,12 @@
 //! store compiles a tree into SQL (`store::reads::compile`), nowhere else.
 
 pub mod dialect;
+pub mod page_token;
 pub mod regex;
 mod search;
 mod tree;
 
+pub use page_token::{Cursor, PageToken, PageTokenKey, SortValue};
 pub use search::{PageLimits, SortField, UserSearch};
 pub use tree::{
     CompareOp, Comparison, Filter, MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, Query, QueryLimits,

@@ -1,4 +1,5 @@
 use super::Query;
+use super::page_token::Cursor;
 
 /// A parsed, valid user search: what to match, in which order, which page.
 #[derive(Clone, Debug, PartialEq)]
@@ -9,6 +10,8 @@ pub struct UserSearch {
     pub ascending: bool,
     pub offset: u64,
     pub limit: u64,
+    /// Resume strictly after this row (a page token's position); then `offset` is 0.
+    pub after: Option<Cursor>,
 }
 
 /// Sortable user properties. Every order ends with the user id in the same direction, so

@@ -1,6 +1,7 @@
 //! Persistence: entities, reads (queries) and writes (commands + events), kept apart.
 
 pub mod entities;
+pub mod keys;
 pub mod reads;
 pub mod writes;
 
@@ -11,8 +12,8 @@ use migration::MigratorTrait;
 use crate::domain::Scope;
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
-    DbBackend, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// Connections in the pool (sqlx's default, stated here because the cap on concurrent regex

@@ -105,20 +105,39 @@ fn requests() -> Vec<pb::ListUsersRequest> {
 }
 
 /// Everything but the response timestamp of the server's clock... which is the latest event's
-/// time, so the whole response must agree.
-async fn answers(seeded: &mut Seeded) -> Vec<pb::ListUsersResponse> {
+/// time, so the whole response must agree. Page tokens are signed with each database's own
+/// key, so a token is compared by the page it leads to (the second list, one answer per
+/// request that has a next page) and stands in the answer only as "there is a next page".
+async fn answers(seeded: &mut Seeded) -> (Vec<pb::ListUsersResponse>, Vec<pb::ListUsersResponse>) {
     let mut answers = Vec::new();
+    let mut next_pages = Vec::new();
     for request in requests() {
-        answers.push(
-            seeded
-                .client
-                .list_users(request)
-                .await
-                .unwrap()
-                .into_inner(),
-        );
+        let mut answer = seeded
+            .client
+            .list_users(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        let details = answer.details.as_mut().unwrap();
+        let token = std::mem::take(&mut details.next_page_token);
+        if token.is_empty() {
+            answers.push(answer);
+            continue;
+        }
+        details.next_page_token = "a next page".into();
+        answers.push(answer);
+        let mut next = request;
+        let page = next.query.get_or_insert_with(Default::default);
+        page.page_token = token;
+        page.offset = 0;
+        let mut answer = seeded.client.list_users(next).await.unwrap().into_inner();
+        let details = answer.details.as_mut().unwrap();
+        if !details.next_page_token.is_empty() {
+            details.next_page_token = "a next page".into();
+        }
+        next_pages.push(answer);
     }
-    answers
+    (answers, next_pages)
 }
 
 #[tokio::test]
@@ -129,11 +148,18 @@ async fn seeded_directories_answer_identically_on_both_backends() {
     let Some(mut postgres) = seeded(Backend::Postgres, 1000).await else {
         return;
     };
-    let (a, b) = (answers(&mut sqlite).await, answers(&mut postgres).await);
+    let ((a, a_next), (b, b_next)) = (answers(&mut sqlite).await, answers(&mut postgres).await);
     for (i, (left, right)) in a.iter().zip(&b).enumerate() {
         assert_eq!(
             left, right,
             "request {i} differs between SQLite and PostgreSQL"
+        );
+    }
+    assert!(!a_next.is_empty(), "some answers have a next page");
+    for (i, (left, right)) in a_next.iter().zip(&b_next).enumerate() {
+        assert_eq!(
+            left, right,
+            "the page after token {i} differs between SQLite and PostgreSQL"
         );
     }
     assert!(
@@ -158,7 +184,7 @@ async fn seeding_does_not_depend_on_the_batch_size() {
     let Some(mut batched) = seeded(Backend::Sqlite, 7).await else {
         return;
     };
-    let (a, b) = (answers(&mut whole).await, answers(&mut batched).await);
+    let ((a, _), (b, _)) = (answers(&mut whole).await, answers(&mut batched).await);
     for (i, (left, right)) in a.iter().zip(&b).enumerate() {
         // Sequences differ (one event batch vs many), nothing else may.
         let strip = |r: &pb::ListUsersResponse| {

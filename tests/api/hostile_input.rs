@@ -351,6 +351,7 @@ async fn list(app: &TestApp, queries: Vec<pb::SearchQuery>) -> Result<Vec<String
                 offset: 0,
                 limit: 1000,
                 asc: true,
+                ..Default::default()
             }),
             sorting_column: pb::FieldName::Id.into(),
             queries,
@@ -524,6 +525,7 @@ async fn every_text_query_matches_literally_with_every_method(app: TestApp) {
                         offset: 0,
                         limit: 1000,
                         asc: true,
+                        ..Default::default()
                     }),
                     name_query: Some(pb::OrganizationNameQuery {
                         name: probe.to_string(),
@@ -557,6 +559,7 @@ async fn every_text_query_matches_literally_with_every_method(app: TestApp) {
                     offset: 0,
                     limit: 1000,
                     asc: true,
+                    ..Default::default()
                 }),
                 sorting_column: 0,
                 queries: vec![q::username(probe, method, None)],
@@ -790,6 +793,7 @@ async fn call_with(app: &TestApp, rpc: &str, field: &str, value: &str) -> Result
         offset: 0,
         limit: 10,
         asc: false,
+        ..Default::default()
     });
     match rpc {
         "GetUser" => ok(users.get_user(pb::GetUserRequest { user_id }).await),

@@ -46,7 +46,13 @@ async fn openapi_document_covers_every_route_and_validates(app: TestApp) {
         .collect();
     assert_eq!(
         names,
-        ["query.offset", "query.limit", "query.asc", "sortingColumn"]
+        [
+            "query.offset",
+            "query.limit",
+            "query.asc",
+            "query.pageToken",
+            "sortingColumn"
+        ]
     );
     let get = operation("/v1/users/{user_id}", "get");
     assert_eq!(get["operationId"], "UserService_GetUser");

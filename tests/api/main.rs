@@ -31,6 +31,7 @@ mod indexes;
 mod list_users;
 mod migration_backfill;
 mod oidc;
+mod page_tokens;
 mod rest_greenlake;
 mod rest_logto;
 mod round_trips;

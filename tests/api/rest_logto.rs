@@ -452,6 +452,7 @@ async fn role_users_are_the_role_filter_and_the_search(app: TestApp) {
                         offset: 0,
                         limit: 100,
                         asc: false,
+                        ..Default::default()
                     }),
                     sorting_column: FieldName::CreationDate.into(),
                     queries,

@@ -53,6 +53,7 @@ async fn a_page_and_a_user_take_a_fixed_few_statements(app: TestApp) {
         ascending: false,
         offset: 0,
         limit: 10,
+        after: None,
     };
     for scope in [Scope::Instance, Scope::Organization(ORG_B.into())] {
         let scoped = ScopedDb::new(db.clone(), scope.clone(), "test".into());

@@ -51,6 +51,7 @@ async fn organizations_are_created_read_and_listed(app: TestApp) {
                 offset: 0,
                 limit: 10,
                 asc: true,
+                ..Default::default()
             }),
             name_query: Some(pb::OrganizationNameQuery {
                 name: "ZOË".into(),
@@ -136,6 +137,7 @@ async fn roles_are_assigned_and_list_their_users(app: TestApp) {
             offset,
             limit,
             asc: true,
+            ..Default::default()
         }),
         sorting_column: FieldName::Email.into(),
         queries,

@@ -27,12 +27,17 @@ pub fn written(written: &crate::store::writes::unit::Written) -> pb::Details {
     details(written.seen_sequence, written.at, &written.resource_owner)
 }
 
+/// A page of users; `next_page_token` is empty on the last page.
 pub fn list_users_response(
     page: crate::store::reads::users::UserPage,
     sort: crate::query::SortField,
+    next_page_token: String,
 ) -> pb::ListUsersResponse {
     pb::ListUsersResponse {
-        details: Some(list_details(page.total, page.processed)),
+        details: Some(pb::ListDetails {
+            next_page_token,
+            ..list_details(page.total, page.processed)
+        }),
         sorting_column: super::search::field_name(sort).into(),
         result: page.users.into_iter().map(user).collect(),
     }
@@ -45,6 +50,7 @@ pub fn list_details(total: u64, processed: Option<(i64, Timestamp)>) -> pb::List
             .map(|(number, _)| sequence(number))
             .unwrap_or_default(),
         timestamp: processed.map(|(_, at)| timestamp(at)),
+        next_page_token: String::new(),
     }
 }
 

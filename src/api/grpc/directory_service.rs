@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{ServiceState, convert, parse, search};
+use super::{ServiceState, convert, pages, parse, search};
 use crate::command::directory as commands;
 use crate::error::Error;
 use crate::proto::user::v1 as pb;
@@ -12,12 +12,22 @@ use crate::proto::user::v1::user_schema_service_server::UserSchemaService;
 use crate::query::{Filter, PageLimits, Query};
 use crate::store::entities::{organization, role, user_schema};
 use crate::store::reads::directory::{self as reads, Paging};
-use crate::store::reads::users;
 
 type Answer<T> = Result<Response<T>, Status>;
 
+/// The paging of a list that pages by offset only: a page token there is InvalidArgument rather
+/// than silently the first page again.
 pub(super) fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<Paging, Error> {
-    let (offset, limit, ascending) = search::paging(query, pages)?;
+    if query
+        .as_ref()
+        .is_some_and(|page| !page.page_token.is_empty())
+    {
+        return Err(Error::invalid(
+            crate::query::page_token::FIELD,
+            "this list pages by query.offset only",
+        ));
+    }
+    let (offset, limit, ascending) = search::paging(query.as_ref(), pages)?;
     Ok(Paging {
         offset,
         limit,
@@ -337,6 +347,7 @@ impl RoleService for Roles {
         let db = self.state.scoped(&request)?;
         let r = request.into_inner();
         let role_id = parse::id(&r.role_id, "roleId")?.to_owned();
+        let token = search::page_token(r.query.as_ref(), &self.state.page_tokens)?;
         let mut search = search::parse_list_users(
             &pb::ListUsersRequest {
                 query: r.query,
@@ -357,10 +368,8 @@ impl RoleService for Roles {
             Some(query) => Query::And(vec![role, query]),
             None => role,
         });
-        let page = users::list_users(&db, &self.state.regex_searches, &search).await?;
-        Ok(Response::new(convert::list_users_response(
-            page,
-            search.sort,
-        )))
+        Ok(Response::new(
+            pages::users_page(&self.state, &db, search, token).await?,
+        ))
     }
 }

@@ -2,6 +2,7 @@
 
 mod convert;
 mod directory_service;
+mod pages;
 mod parse;
 pub mod search;
 mod state;

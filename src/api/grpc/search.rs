@@ -7,13 +7,15 @@ use crate::domain::{Id, Length, Phone, SearchText, TextError, UserState};
 use crate::error::{Error, Result};
 use crate::proto::user::v1 as pb;
 use crate::query::{
-    Filter, PageLimits, Query, QueryLimits, SortField, TextMatch, TextOp, UserSearch,
+    Filter, PageLimits, PageToken, PageTokenKey, Query, QueryLimits, SortField, TextMatch, TextOp,
+    UserSearch, page_token,
 };
 use pb::search_query::Query as Pq;
 
 /// Offset, limit and direction of a `ListQuery`, checked against the limits.
-pub fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<(u64, u64, bool)> {
-    let page = query.unwrap_or_default();
+pub fn paging(query: Option<&pb::ListQuery>, pages: PageLimits) -> Result<(u64, u64, bool)> {
+    let default = pb::ListQuery::default();
+    let page = query.unwrap_or(&default);
     let limit = match page.limit {
         0 => pages.default,
         limit if limit > pages.max => {
@@ -33,12 +35,31 @@ pub fn paging(query: Option<pb::ListQuery>, pages: PageLimits) -> Result<(u64, u
     Ok((page.offset, limit.into(), page.asc))
 }
 
+/// The `pageToken` of a `ListQuery`, opened with the directory's key (its MAC checked); empty
+/// is none. A token replaces the offset, so both together are InvalidArgument. Whether the
+/// token belongs to this very search is `PageToken::resume`'s to say, once the search is whole.
+pub fn page_token(query: Option<&pb::ListQuery>, key: &PageTokenKey) -> Result<Option<PageToken>> {
+    let Some(page) = query.filter(|page| !page.page_token.is_empty()) else {
+        return Ok(None);
+    };
+    if page.offset != 0 {
+        return Err(Error::invalid(
+            "query.offset",
+            format!(
+                "must be 0 with {}: a token says where the page starts",
+                page_token::FIELD
+            ),
+        ));
+    }
+    key.open(&page.page_token).map(Some)
+}
+
 pub fn parse_list_users(
     request: &pb::ListUsersRequest,
     pages: PageLimits,
     query_limits: QueryLimits,
 ) -> Result<UserSearch> {
-    let (offset, limit, ascending) = paging(request.query, pages)?;
+    let (offset, limit, ascending) = paging(request.query.as_ref(), pages)?;
     let mut parser = Parser {
         leaves: 0,
         limits: query_limits,
@@ -55,6 +76,7 @@ pub fn parse_list_users(
         ascending,
         offset,
         limit,
+        after: None,
     })
 }
 
@@ -329,6 +351,7 @@ mod tests {
                 offset: 0,
                 limit: 1001,
                 asc: false,
+                page_token: String::new(),
             }),
             ..Default::default()
         };

@@ -1,5 +1,6 @@
-//! What every gRPC service shares: the database, the limits its requests are held to, and the
-//! server-wide cap on regex searches. Built once at startup and cloned into each service.
+//! What every gRPC service shares: the database, the limits its requests are held to, the
+//! server-wide cap on regex searches and the key of page tokens. Built once at startup and
+//! cloned into each service.
 
 use sea_orm::DatabaseConnection;
 use tonic::{Request, Status};
@@ -7,7 +8,7 @@ use tonic::{Request, Status};
 use crate::auth::Principal;
 use crate::limits::RequestLimits;
 use crate::limits::regex_searches::RegexSearches;
-use crate::query::PageLimits;
+use crate::query::{PageLimits, PageTokenKey};
 use crate::store::ScopedDb;
 
 #[derive(Clone)]
@@ -19,6 +20,9 @@ pub struct ServiceState {
     pub limits: RequestLimits,
     /// One cap on regex searches for every surface of the server.
     pub regex_searches: RegexSearches,
+    /// Signs and checks the page tokens of user lists; the same key on every server of the
+    /// database (`store::keys`).
+    pub page_tokens: PageTokenKey,
 }
 
 impl ServiceState {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use webauthn_rs::Webauthn;
 
-use super::{ServiceState, convert, parse, search};
+use super::{ServiceState, convert, pages, parse, search};
 use crate::command::authenticators::{
     self as auth, NewIdpLink, NewUsername, OtpChannel, Removable,
 };
@@ -69,16 +69,15 @@ impl UserService for UserDirectory {
         request: Request<pb::ListUsersRequest>,
     ) -> Answer<pb::ListUsersResponse> {
         let db = self.state.scoped(&request)?;
+        let token = search::page_token(request.get_ref().query.as_ref(), &self.state.page_tokens)?;
         let search = search::parse_list_users(
             request.get_ref(),
             self.state.pages,
             self.state.limits.query(),
         )?;
-        let page = users::list_users(&db, &self.state.regex_searches, &search).await?;
-        Ok(Response::new(convert::list_users_response(
-            page,
-            search.sort,
-        )))
+        Ok(Response::new(
+            pages::users_page(&self.state, &db, search, token).await?,
+        ))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {

@@ -191,6 +191,7 @@ pub async fn list_users(
         ascending: true,
         offset,
         limit,
+        after: None,
     };
     let page = users::list_users(&db, &rest.regex_searches, &search).await?;
     let items: Vec<Value> = page.users.iter().map(user_json).collect();

@@ -249,6 +249,7 @@ async fn page(
         ascending: false,
         offset: page.offset(),
         limit: page.page_size,
+        after: None,
     };
     let found = users::list_users(db, &rest.regex_searches, &search).await?;
     let mut headers = HeaderMap::new();

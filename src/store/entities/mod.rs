@@ -13,6 +13,7 @@ pub mod password;
 pub mod role;
 pub mod role_assignment;
 pub mod role_user_count;
+pub mod server_key;
 pub mod totp;
 pub mod user;
 pub mod user_count;

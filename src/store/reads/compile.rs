@@ -9,7 +9,9 @@ use sea_orm::sea_query::{
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
 
 use crate::domain::fold_case;
-use crate::query::{CompareOp, Comparison, Filter, Query, SortField, TextMatch, TextOp};
+use crate::query::{
+    CompareOp, Comparison, Cursor, Filter, Query, SortField, SortValue, TextMatch, TextOp,
+};
 use crate::store::entities::{organization, role_assignment, user, username};
 
 /// The escape character of every LIKE pattern we build.
@@ -47,11 +49,10 @@ pub fn select_users(
     order(filter_users(query), sort, ascending)
 }
 
-fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Select<user::Entity> {
+/// The sorted column of a sort and whether it may be NULL; None when the id alone orders.
+fn sort_column(sort: SortField) -> Option<(user::Column, bool)> {
     use user::Column as C;
-    let direction = if ascending { Order::Asc } else { Order::Desc };
-    // (column, may it be NULL?)
-    let column = match sort {
+    match sort {
         SortField::Id => None,
         SortField::CreationDate => Some((C::CreatedAt, false)),
         SortField::ChangeDate => Some((C::ChangedAt, false)),
@@ -60,8 +61,16 @@ fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Sele
         SortField::State => Some((C::State, false)),
         SortField::SchemaId => Some((C::SchemaId, false)),
         SortField::SchemaType => Some((C::SchemaTypeLower, false)),
-    };
-    let select = match column {
+    }
+}
+
+fn direction(ascending: bool) -> Order {
+    if ascending { Order::Asc } else { Order::Desc }
+}
+
+fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Select<user::Entity> {
+    let direction = direction(ascending);
+    let select = match sort_column(sort) {
         // Users without the sorted value come last in both directions.
         Some((column, true)) => {
             select.order_by_with_nulls(column, direction.clone(), NullOrdering::Last)
@@ -72,7 +81,73 @@ fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Sele
         None => select,
     };
     // The id breaks ties, in the same direction: ids are UUIDv7, so this is creation order.
-    select.order_by(C::Id, direction)
+    select.order_by(user::Column::Id, direction)
+}
+
+/// The users of `query` strictly after `cursor` in the order of [`select_users`], as selects to
+/// run in turn until the page is full: together they are that order, each one a seek in the
+/// index that serves the first page ((column, id) or the composite ones ending with it).
+///
+/// The seek is the row value `(column, id) > (value, id)` (`<` descending). A nullable column
+/// puts its NULL group last in both directions, which no row comparison can say (NULL compares
+/// unknown), so there the rest of the valued rows and then the NULL group are two selects,
+/// each an index range; a cursor in the NULL group only has the second. Within one segment
+/// every row is valued or every row is NULL, so a plain `ORDER BY column, id` is the same
+/// order, and it is the (column, id) index's order or its backward scan on both backends (also
+/// for the NULL group: ordered by the id alone, PostgreSQL would not see that the index under
+/// `column IS NULL` is in id order, and filter the primary key instead).
+pub fn select_users_after(
+    query: Option<&Query>,
+    sort: SortField,
+    ascending: bool,
+    cursor: &Cursor,
+) -> Vec<Select<user::Entity>> {
+    use user::Column as C;
+    let id = Expr::col((user::Entity, C::Id));
+    let after_id = || {
+        if ascending {
+            id.clone().gt(cursor.id.as_str())
+        } else {
+            id.clone().lt(cursor.id.as_str())
+        }
+    };
+    let segment = |condition: Expr| {
+        let select = filter_users(query).filter(condition);
+        let select = match sort_column(sort) {
+            Some((column, _)) => select.order_by(column, direction(ascending)),
+            None => select,
+        };
+        select.order_by(C::Id, direction(ascending))
+    };
+    let value = match &cursor.value {
+        SortValue::Int(value) => Some(Expr::val(*value)),
+        SortValue::Text(value) => Some(Expr::val(value.as_str())),
+        SortValue::None | SortValue::Null => None,
+    };
+    match (sort_column(sort), value) {
+        // Sorting by id, or a key without a value where the sort has one (never issued: a
+        // token's key is checked against its sort when it is opened): the id alone.
+        (None, _) | (Some((_, false)), None) => vec![segment(after_id())],
+        (Some((column, nullable)), Some(value)) => {
+            let col = Expr::col((user::Entity, column));
+            let key = Expr::tuple([col.clone(), id.clone()]);
+            let at = Expr::tuple([value, Expr::val(cursor.id.as_str())]);
+            let rest = if ascending { key.gt(at) } else { key.lt(at) };
+            if nullable {
+                vec![
+                    segment(col.clone().is_not_null().and(rest)),
+                    segment(col.is_null()),
+                ]
+            } else {
+                vec![segment(rest)]
+            }
+        }
+        // In the NULL group: the rest of it.
+        (Some((column, true)), None) => {
+            let col = Expr::col((user::Entity, column));
+            vec![segment(col.is_null().and(after_id()))]
+        }
+    }
 }
 
 /// A text property: the column compared exactly and the column holding its case folding.
@@ -365,6 +440,62 @@ mod tests {
         assert!(
             sql.ends_with(r#"ORDER BY "users"."email_lower" DESC NULLS LAST, "users"."id" DESC"#),
             "{sql}"
+        );
+    }
+
+    #[test]
+    fn seeks_compare_the_order_key_as_a_row_value_in_the_order_of_the_first_page() {
+        let cursor = |value| Cursor {
+            value,
+            id: "u1".into(),
+        };
+        let sqls = |sort, ascending, value| -> Vec<String> {
+            select_users_after(None, sort, ascending, &cursor(value))
+                .into_iter()
+                .map(|select| select.build(DbBackend::Postgres).to_string())
+                .collect()
+        };
+        let [page] = &sqls(SortField::CreationDate, false, SortValue::Int(42))[..] else {
+            panic!("one select for a required column");
+        };
+        assert!(
+            page.ends_with(
+                r#"WHERE ("users"."created_at", "users"."id") < (42, 'u1') ORDER BY "users"."created_at" DESC, "users"."id" DESC"#
+            ),
+            "{page}"
+        );
+        let [page] = &sqls(SortField::Id, true, SortValue::None)[..] else {
+            panic!("one select for the id");
+        };
+        assert!(
+            page.ends_with(r#"WHERE "users"."id" > 'u1' ORDER BY "users"."id" ASC"#),
+            "{page}"
+        );
+        // A nullable column: the rest of the valued rows, then the NULL group by id.
+        let [valued, nulls] = &sqls(SortField::Email, true, SortValue::Text("b@c".into()))[..]
+        else {
+            panic!("two selects for a valued key of a nullable column");
+        };
+        assert!(
+            valued.ends_with(
+                r#"WHERE "users"."email_lower" IS NOT NULL AND ("users"."email_lower", "users"."id") > ('b@c', 'u1') ORDER BY "users"."email_lower" ASC, "users"."id" ASC"#
+            ),
+            "{valued}"
+        );
+        assert!(
+            nulls.ends_with(
+                r#"WHERE "users"."email_lower" IS NULL ORDER BY "users"."email_lower" ASC, "users"."id" ASC"#
+            ),
+            "{nulls}"
+        );
+        let [nulls] = &sqls(SortField::Phone, false, SortValue::Null)[..] else {
+            panic!("one select inside the NULL group");
+        };
+        assert!(
+            nulls.ends_with(
+                r#"WHERE "users"."phone" IS NULL AND "users"."id" < 'u1' ORDER BY "users"."phone" DESC, "users"."id" DESC"#
+            ),
+            "{nulls}"
         );
     }
 }

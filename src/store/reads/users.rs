@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::limits::regex_searches::RegexSearches;
-use crate::query::{Filter, Query, TextMatch, TextOp, UserSearch};
+use crate::query::{Cursor, Filter, Query, SortField, SortValue, TextMatch, TextOp, UserSearch};
 use crate::store::entities::user;
 use crate::store::reads::{authenticators, compile, sequences, totals};
 use crate::store::{ScopedDb, begin_snapshot};
@@ -21,6 +21,8 @@ pub struct UserPage {
     /// The newest event the page reflects, if the directory has any.
     pub processed: Option<(i64, Timestamp)>,
     pub users: Vec<User>,
+    /// Where the next page starts (its last user's sort key); None on the last page.
+    pub next: Option<Cursor>,
 }
 
 /// The users matching `search` within the caller's scope: a scoped caller's search is narrowed
@@ -56,13 +58,7 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let total: i64 = head.try_get("", totals::TOTAL)?;
     let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
     let processed_at: Option<i64> = head.try_get("", "processed_at")?;
-    let rows = compile::select_users(query.as_ref(), search.sort, search.ascending)
-        .offset(search.offset)
-        .limit(search.limit)
-        .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
-        .into_model::<SeenUser>()
-        .all(&txn)
-        .await?;
+    let (rows, next) = rows(&txn, scope, query.as_ref(), search).await?;
     let users = assemble(&txn, scope, rows).await?;
     txn.commit().await?;
     Ok(UserPage {
@@ -75,7 +71,68 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
             )
         }),
         users,
+        next,
     })
+}
+
+/// The page's rows, at the offset or after the cursor, and where the next page starts. One row
+/// more than the page is read, which tells exactly whether there is a next page.
+async fn rows(
+    txn: &impl ConnectionTrait,
+    scope: &Scope,
+    query: Option<&Query>,
+    search: &UserSearch,
+) -> Result<(Vec<SeenUser>, Option<Cursor>), DbErr> {
+    let (sort, ascending) = (search.sort, search.ascending);
+    let selects = match &search.after {
+        None => vec![compile::select_users(query, sort, ascending).offset(search.offset)],
+        Some(cursor) => compile::select_users_after(query, sort, ascending, cursor),
+    };
+    let wanted = search.limit.saturating_add(1);
+    let mut rows = Vec::new();
+    // The selects are consecutive parts of the order: the next one only when the page is short.
+    for select in selects {
+        let missing = wanted.saturating_sub(rows.len() as u64);
+        if missing == 0 {
+            break;
+        }
+        rows.extend(
+            select
+                .limit(missing)
+                .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
+                .into_model::<SeenUser>()
+                .all(txn)
+                .await?,
+        );
+    }
+    if rows.len() as u64 <= search.limit {
+        return Ok((rows, None));
+    }
+    rows.truncate(search.limit as usize);
+    let next = rows.last().map(|row| cursor(&row.user, sort));
+    Ok((rows, next))
+}
+
+/// A row's position in the order of `sort` (the columns of `compile::select_users`' order).
+fn cursor(row: &user::Model, sort: SortField) -> Cursor {
+    let text = |value: &Option<String>| match value {
+        Some(value) => SortValue::Text(value.clone()),
+        None => SortValue::Null,
+    };
+    let value = match sort {
+        SortField::Id => SortValue::None,
+        SortField::CreationDate => SortValue::Int(row.created_at),
+        SortField::ChangeDate => SortValue::Int(row.changed_at),
+        SortField::Email => text(&row.email_lower),
+        SortField::Phone => text(&row.phone),
+        SortField::State => SortValue::Int(row.state.into()),
+        SortField::SchemaId => SortValue::Text(row.schema_id.clone()),
+        SortField::SchemaType => SortValue::Text(row.schema_type_lower.clone()),
+    };
+    Cursor {
+        value,
+        id: row.id.clone(),
+    }
 }
 
 fn narrowed(scope: &Scope, query: Option<Query>) -> Option<Query> {

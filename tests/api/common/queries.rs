@@ -84,7 +84,12 @@ pub fn request(
     sorting: pb::FieldName,
 ) -> pb::ListUsersRequest {
     pb::ListUsersRequest {
-        query: Some(pb::ListQuery { offset, limit, asc }),
+        query: Some(pb::ListQuery {
+            offset,
+            limit,
+            asc,
+            ..Default::default()
+        }),
         sorting_column: sorting.into(),
         queries,
     }
