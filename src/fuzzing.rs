@@ -66,8 +66,8 @@ fn compile_search(
         );
     }
     for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-        let count = compile::filter_users(query).build(backend);
-        let page = compile::select_users(query, sort, ascending)
+        let count = compile::filter_users(query, backend).build(backend);
+        let page = compile::select_users(query, backend, sort, ascending)
             .offset(offset)
             .limit(limit)
             .build(backend);

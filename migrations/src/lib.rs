@@ -10,6 +10,7 @@ mod m20261123_000004_access_tokens;
 mod m20261201_000005_token_lineage;
 mod m20261201_000006_tenant_uniqueness;
 mod m20261202_000007_list_indexes;
+mod m20261202_000009_sqlite_trigram;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_token_lineage::Migration),
             Box::new(m20261201_000006_tenant_uniqueness::Migration),
             Box::new(m20261202_000007_list_indexes::Migration),
+            Box::new(m20261202_000009_sqlite_trigram::Migration),
         ]
     }
 }

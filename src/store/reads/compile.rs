@@ -2,11 +2,15 @@
 //! `users` table (and a text match on organization names with the same rules). Values are
 //! bound as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL
 //! NULL), so NOT is the true complement of its inner query.
+//!
+//! Substring searches (contains, ends-with) are what a B-tree cannot answer. PostgreSQL's
+//! pg_trgm indexes serve their LIKE directly; on SQLite the LIKE is narrowed by the FTS5
+//! trigram tables of migration 9 (see [`trigram_narrowing`]), so the SQL differs by backend.
 
 use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
+    Alias, BinOper, Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Select};
 
 use crate::domain::fold_case;
 use crate::query::{CompareOp, Comparison, Filter, Query, SortField, TextMatch, TextOp};
@@ -15,25 +19,25 @@ use crate::store::entities::{organization, role_assignment, user, username};
 /// The escape character of every LIKE pattern we build.
 const LIKE_ESCAPE: char = '\\';
 
-/// The WHERE condition of a query.
-pub fn condition(query: &Query) -> Condition {
+/// The WHERE condition of a query, for the database `backend` it runs on.
+pub fn condition(query: &Query, backend: DbBackend) -> Condition {
     match query {
-        Query::And(queries) => queries
-            .iter()
-            .fold(Condition::all(), |all, query| all.add(condition(query))),
-        Query::Or(queries) => queries
-            .iter()
-            .fold(Condition::any(), |any, query| any.add(condition(query))),
-        Query::Not(query) => condition(query).not(),
-        Query::Filter(filter) => Condition::all().add(filter_expr(filter)),
+        Query::And(queries) => queries.iter().fold(Condition::all(), |all, query| {
+            all.add(condition(query, backend))
+        }),
+        Query::Or(queries) => queries.iter().fold(Condition::any(), |any, query| {
+            any.add(condition(query, backend))
+        }),
+        Query::Not(query) => condition(query, backend).not(),
+        Query::Filter(filter) => Condition::all().add(filter_expr(filter, backend)),
     }
 }
 
 /// Users matching the query (all users for None), unordered: what a count needs.
-pub fn filter_users(query: Option<&Query>) -> Select<user::Entity> {
+pub fn filter_users(query: Option<&Query>, backend: DbBackend) -> Select<user::Entity> {
     let select = user::Entity::find();
     match query {
-        Some(query) => select.filter(condition(query)),
+        Some(query) => select.filter(condition(query, backend)),
         None => select,
     }
 }
@@ -41,10 +45,11 @@ pub fn filter_users(query: Option<&Query>) -> Select<user::Entity> {
 /// Users matching the query, in the requested order.
 pub fn select_users(
     query: Option<&Query>,
+    backend: DbBackend,
     sort: SortField,
     ascending: bool,
 ) -> Select<user::Entity> {
-    order(filter_users(query), sort, ascending)
+    order(filter_users(query, backend), sort, ascending)
 }
 
 fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Select<user::Entity> {
@@ -80,6 +85,8 @@ struct TextColumn {
     exact: Expr,
     folded: Expr,
     nullable: bool,
+    /// SQLite's trigram index over the folded column, if it has one.
+    trigram: Option<TrigramIndex>,
 }
 
 impl TextColumn {
@@ -88,6 +95,7 @@ impl TextColumn {
             exact: Expr::col((user::Entity, exact)),
             folded: Expr::col((user::Entity, folded)),
             nullable,
+            trigram: None,
         }
     }
 
@@ -95,26 +103,76 @@ impl TextColumn {
     fn id(column: user::Column) -> Self {
         Self::users(column, column, false)
     }
+
+    fn with_trigram(self, trigram: TrigramIndex) -> Self {
+        Self {
+            trigram: Some(trigram),
+            ..self
+        }
+    }
 }
 
-fn filter_expr(filter: &Filter) -> Expr {
+/// An FTS5 trigram table of migration 9 (SQLite only) and the column of it that indexes one
+/// folded text column. Its rowids are keys of a key table (`key INTEGER PRIMARY KEY,
+/// source_id`), which maps them to the ids of the source rows.
+#[derive(Clone, Copy)]
+struct TrigramIndex {
+    fts: &'static str,
+    column: &'static str,
+    keys: &'static str,
+    /// The id of a source row, as the outer query sees it (`users.id`, `usernames.id`).
+    source_id: (&'static str, &'static str),
+}
+
+impl TrigramIndex {
+    const fn users(column: &'static str) -> Self {
+        Self {
+            fts: "users_trigram",
+            column,
+            keys: "users_trigram_keys",
+            source_id: ("users", "id"),
+        }
+    }
+
+    const USERNAMES: Self = Self {
+        fts: "usernames_trigram",
+        column: "username",
+        keys: "usernames_trigram_keys",
+        source_id: ("usernames", "id"),
+    };
+}
+
+fn filter_expr(filter: &Filter, backend: DbBackend) -> Expr {
     use user::Column as C;
+    let text = |column: TextColumn, text: &TextMatch| text_expr(column, text, backend);
     match filter {
-        Filter::UserId(text) => text_expr(TextColumn::id(C::Id), text),
-        Filter::OrganizationId(text) => text_expr(TextColumn::id(C::OrganizationId), text),
-        Filter::Email(text) => text_expr(TextColumn::users(C::Email, C::EmailLower, true), text),
-        Filter::Phone(text) => text_expr(TextColumn::users(C::Phone, C::PhoneLower, true), text),
-        Filter::Name(text) => text_expr(TextColumn::users(C::Name, C::NameLower, true), text),
-        Filter::SchemaType(text) => text_expr(
+        Filter::UserId(value) => text(TextColumn::id(C::Id), value),
+        Filter::OrganizationId(value) => text(TextColumn::id(C::OrganizationId), value),
+        Filter::Email(value) => text(
+            TextColumn::users(C::Email, C::EmailLower, true)
+                .with_trigram(TrigramIndex::users("email")),
+            value,
+        ),
+        Filter::Phone(value) => text(
+            TextColumn::users(C::Phone, C::PhoneLower, true)
+                .with_trigram(TrigramIndex::users("phone")),
+            value,
+        ),
+        Filter::Name(value) => text(
+            TextColumn::users(C::Name, C::NameLower, true)
+                .with_trigram(TrigramIndex::users("name")),
+            value,
+        ),
+        Filter::SchemaType(value) => text(
             TextColumn::users(C::SchemaType, C::SchemaTypeLower, false),
-            text,
+            value,
         ),
         Filter::SchemaId(id) => Expr::col((user::Entity, C::SchemaId)).eq(id.as_str()),
         Filter::State(state) => Expr::col((user::Entity, C::State)).eq(state.number()),
         Filter::Username {
             text,
             organization_specific,
-        } => username_expr(text, *organization_specific),
+        } => username_expr(text, *organization_specific, backend),
         Filter::Role(role_id) => {
             use role_assignment::Column as R;
             Expr::col((user::Entity, C::Id)).in_subquery(
@@ -159,32 +217,40 @@ pub fn organization_name(text: &TextMatch) -> Condition {
         exact: Expr::col((organization::Entity, O::Name)),
         folded: Expr::col((organization::Entity, O::NameLower)),
         nullable: false,
+        trigram: None,
     };
-    Condition::all().add(text_expr(column, text))
+    // Organizations are few: no trigram index, so the backend does not matter.
+    Condition::all().add(text_expr(column, text, DbBackend::Postgres))
 }
 
 /// `id IN (users with a matching username)`: the database seeks the username index first
 /// instead of probing every user, and one-to-many rows never multiply users in a count.
 /// `user_id` is never NULL, so the membership test is two-valued and NOT stays a complement.
-fn username_expr(text: &TextMatch, organization_specific: Option<bool>) -> Expr {
+fn username_expr(
+    text: &TextMatch,
+    organization_specific: Option<bool>,
+    backend: DbBackend,
+) -> Expr {
     use username::Column as U;
     let column = TextColumn {
         exact: Expr::col((username::Entity, U::Username)),
         folded: Expr::col((username::Entity, U::UsernameLower)),
         nullable: false,
+        trigram: Some(TrigramIndex::USERNAMES),
     };
     let mut names = Sql::select();
     names
         .column((username::Entity, U::UserId))
         .from(username::Entity)
-        .and_where(text_expr(column, text));
+        .and_where(text_expr(column, text, backend));
     if let Some(specific) = organization_specific {
         names.and_where(U::IsOrganizationSpecific.eq(specific));
     }
     Expr::col((user::Entity, user::Column::Id)).in_subquery(names.to_owned())
 }
 
-fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
+fn text_expr(column: TextColumn, text: &TextMatch, backend: DbBackend) -> Expr {
+    let narrowing = trigram_narrowing(&column, text, backend);
     let (target, value) = if text.ignore_case {
         (column.folded.clone(), fold_case(&text.value))
     } else {
@@ -199,12 +265,62 @@ fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
         TextOp::Regex => Func::cust("regexp").arg(value).arg(target).into(),
         op => target.like(LikeExpr::new(like_pattern(op, &value)).escape(LIKE_ESCAPE)),
     };
+    // The index only narrows: the LIKE still decides, so the answer is the LIKE's answer.
+    let comparison = match narrowing {
+        Some(narrowing) => narrowing.and(comparison),
+        None => comparison,
+    };
     if column.nullable {
         // NULL would make the comparison unknown, and NOT(unknown) is unknown: say false.
         column.exact.is_not_null().and(comparison)
     } else {
         comparison
     }
+}
+
+/// Trigrams are three characters: a shorter value has none to look up.
+const TRIGRAM: usize = 3;
+
+/// On SQLite, `source id IN (the rows whose trigram index holds the value)` for a substring
+/// search (contains, ends-with) of a column with a trigram index: what lets SQLite find the
+/// few matching rows instead of testing the LIKE on every row. The index holds the folded
+/// column, so it serves ignore-case searches with the folded value, and case-sensitive ones
+/// too as long as folding the value alone gives what folding it inside a longer text gives:
+/// Rust's lower-casing is per character except for `Σ`, whose lower case depends on what
+/// follows it (`ς` at the end of a word), so a value with `Σ` keeps the plain LIKE. Starts-with
+/// is left to the B-tree indexes, which answer a prefix directly.
+///
+/// The value goes to FTS5 as one string (a phrase: its trigrams in a row, nothing in it is
+/// query syntax), double quotes doubled, bound as a parameter.
+fn trigram_narrowing(column: &TextColumn, text: &TextMatch, backend: DbBackend) -> Option<Expr> {
+    let index = column.trigram?;
+    if backend != DbBackend::Sqlite || !matches!(text.op, TextOp::Contains | TextOp::EndsWith) {
+        return None;
+    }
+    if !text.ignore_case && text.value.contains('Σ') {
+        return None;
+    }
+    let folded = fold_case(&text.value);
+    if folded.chars().count() < TRIGRAM {
+        return None;
+    }
+    let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
+    let fts = Alias::new(index.fts);
+    let keys = Alias::new(index.keys);
+    let matching_keys = Sql::select()
+        .column((fts.clone(), Alias::new("rowid")))
+        .from(fts.clone())
+        .and_where(
+            Expr::col((fts, Alias::new(index.column))).binary(BinOper::Custom("MATCH"), phrase),
+        )
+        .to_owned();
+    let matching_ids = Sql::select()
+        .column((keys.clone(), Alias::new("source_id")))
+        .from(keys.clone())
+        .and_where(Expr::col((keys, Alias::new("key"))).in_subquery(matching_keys))
+        .to_owned();
+    let (table, id) = index.source_id;
+    Some(Expr::col((Alias::new(table), Alias::new(id))).in_subquery(matching_ids))
 }
 
 /// The LIKE pattern that matches `value` literally at the operation's position.
@@ -231,7 +347,7 @@ mod tests {
     use sea_orm::{DbBackend, QueryTrait};
 
     fn sql(query: &Query, backend: DbBackend) -> String {
-        select_users(Some(query), SortField::Email, false)
+        select_users(Some(query), backend, SortField::Email, false)
             .build(backend)
             .to_string()
     }
@@ -297,7 +413,7 @@ mod tests {
 
     #[test]
     fn orders_on_required_columns_match_their_index() {
-        let sql = select_users(None, SortField::CreationDate, false)
+        let sql = select_users(None, DbBackend::Postgres, SortField::CreationDate, false)
             .build(DbBackend::Postgres)
             .to_string();
         assert!(
@@ -366,5 +482,69 @@ mod tests {
             sql.ends_with(r#"ORDER BY "users"."email_lower" DESC NULLS LAST, "users"."id" DESC"#),
             "{sql}"
         );
+    }
+
+    fn leaf(op: TextOp, ignore_case: bool, value: &str) -> Query {
+        Query::Filter(Filter::Email(TextMatch::new(op, ignore_case, value)))
+    }
+
+    #[test]
+    fn sqlite_narrows_substring_searches_by_the_trigram_index_and_keeps_the_like() {
+        let text = sql(&leaf(TextOp::Contains, true, r#"A"B%c"#), DbBackend::Sqlite);
+        assert!(
+            text.contains(
+                r#""users"."id" IN (SELECT "users_trigram_keys"."source_id" FROM "users_trigram_keys" WHERE "users_trigram_keys"."key" IN (SELECT "users_trigram"."rowid" FROM "users_trigram" WHERE "users_trigram"."email" MATCH '"a""b%c"'))"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#" AND "users"."email_lower" LIKE '%a"b\%c%' ESCAPE"#),
+            "{text}"
+        );
+        let ends = sql(&leaf(TextOp::EndsWith, false, "Xyz"), DbBackend::Sqlite);
+        assert!(ends.contains(r#"MATCH '"xyz"'"#), "{ends}");
+        assert!(ends.contains(r#""users"."email" LIKE '%Xyz'"#), "{ends}");
+        let username = Query::Filter(Filter::Username {
+            text: TextMatch::new(TextOp::Contains, true, "gigi"),
+            organization_specific: None,
+        });
+        let names = sql(&username, DbBackend::Sqlite);
+        assert!(
+            names.contains(
+                r#"WHERE "usernames"."id" IN (SELECT "usernames_trigram_keys"."source_id""#
+            ) && names.contains(r#""usernames_trigram"."username" MATCH '"gigi"'"#),
+            "{names}"
+        );
+    }
+
+    #[test]
+    fn the_trigram_index_is_left_out_where_it_cannot_answer() {
+        let unnarrowed = [
+            // PostgreSQL's pg_trgm serves the LIKE itself.
+            (leaf(TextOp::Contains, true, "abcd"), DbBackend::Postgres),
+            // Fewer than three characters have no trigram, counted after folding.
+            (leaf(TextOp::Contains, true, "ab"), DbBackend::Sqlite),
+            (leaf(TextOp::EndsWith, true, "é"), DbBackend::Sqlite),
+            // Prefixes are the B-trees'.
+            (leaf(TextOp::StartsWith, true, "abcd"), DbBackend::Sqlite),
+            (leaf(TextOp::Equals, true, "abcd"), DbBackend::Sqlite),
+            // Σ folds by what follows it: the folded index could miss a case-sensitive match.
+            (leaf(TextOp::Contains, false, "ΟΔΟΣ"), DbBackend::Sqlite),
+            (
+                Query::Filter(Filter::SchemaType(TextMatch::new(
+                    TextOp::Contains,
+                    true,
+                    "abc",
+                ))),
+                DbBackend::Sqlite,
+            ),
+        ];
+        for (query, backend) in unnarrowed {
+            let text = sql(&query, backend);
+            assert!(!text.contains("MATCH"), "{text}");
+        }
+        // Ignore case, Σ is fine: the LIKE compares folded texts too.
+        let sigma = sql(&leaf(TextOp::Contains, true, "ΟΔΟΣ"), DbBackend::Sqlite);
+        assert!(sigma.contains(r#"MATCH '"οδος"'"#), "{sigma}");
     }
 }

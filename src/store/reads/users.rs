@@ -44,9 +44,10 @@ pub async fn list_users(
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
+    let backend = db.connection().get_database_backend();
     let txn = begin_snapshot(db.connection()).await?;
     let (total, processed_sequence, processed_at): (i64, Option<i64>, Option<i64>) =
-        compile::filter_users(query.as_ref())
+        compile::filter_users(query.as_ref(), backend)
             .select_only()
             .expr_as(Expr::col(Asterisk).count(), "total")
             .expr_as(sequences::processed_sequence(scope), "processed_sequence")
@@ -55,7 +56,7 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
             .one(&txn)
             .await?
             .ok_or_else(|| DbErr::Custom("a count without its row".into()))?;
-    let rows = compile::select_users(query.as_ref(), search.sort, search.ascending)
+    let rows = compile::select_users(query.as_ref(), backend, search.sort, search.ascending)
         .offset(search.offset)
         .limit(search.limit)
         .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
