@@ -67,7 +67,7 @@ fn compile_search(
     }
     for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
         let count = compile::filter_users(query, backend).build(backend);
-        let page = compile::select_users(query, backend, sort, ascending)
+        let page = compile::select_users(query, backend, sort, ascending, 0)
             .offset(offset)
             .limit(limit)
             .build(backend);

@@ -33,6 +33,7 @@ mod oidc;
 mod rest_greenlake;
 mod rest_logto;
 mod round_trips;
+mod substring_search;
 mod tenancy;
 mod token_lifecycle;
 mod write_authenticators;

@@ -56,13 +56,19 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
             .one(&txn)
             .await?
             .ok_or_else(|| DbErr::Custom("a count without its row".into()))?;
-    let rows = compile::select_users(query.as_ref(), backend, search.sort, search.ascending)
-        .offset(search.offset)
-        .limit(search.limit)
-        .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
-        .into_model::<SeenUser>()
-        .all(&txn)
-        .await?;
+    let rows = compile::select_users(
+        query.as_ref(),
+        backend,
+        search.sort,
+        search.ascending,
+        u64::try_from(total).unwrap_or_default(),
+    )
+    .offset(search.offset)
+    .limit(search.limit)
+    .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
+    .into_model::<SeenUser>()
+    .all(&txn)
+    .await?;
     let users = assemble(&txn, scope, rows).await?;
     txn.commit().await?;
     Ok(UserPage {
