@@ -21,31 +21,59 @@ use crate::store::entities::{organization, role_assignment, user, username};
 /// The escape character of every LIKE pattern we build.
 const LIKE_ESCAPE: char = '\\';
 
+/// The database a search compiles for, and whether SQLite's trigram tables may narrow its
+/// substring matches (see [`trigram_narrowing`]).
+#[derive(Clone, Copy)]
+struct Target {
+    backend: DbBackend,
+    narrow: bool,
+}
+
 /// The WHERE condition of a query, for the database `backend` it runs on.
 pub fn condition(query: &Query, backend: DbBackend) -> Condition {
+    target_condition(
+        query,
+        Target {
+            backend,
+            narrow: true,
+        },
+    )
+}
+
+fn target_condition(query: &Query, target: Target) -> Condition {
     match query {
         Query::And(queries) => queries.iter().fold(Condition::all(), |all, query| {
-            all.add(condition(query, backend))
+            all.add(target_condition(query, target))
         }),
         Query::Or(queries) => queries.iter().fold(Condition::any(), |any, query| {
-            any.add(condition(query, backend))
+            any.add(target_condition(query, target))
         }),
-        Query::Not(query) => condition(query, backend).not(),
-        Query::Filter(filter) => Condition::all().add(filter_expr(filter, backend)),
+        Query::Not(query) => target_condition(query, target).not(),
+        Query::Filter(filter) => Condition::all().add(filter_expr(filter, target)),
     }
 }
 
 /// Users matching the query (all users for None), unordered: what a count needs.
 pub fn filter_users(query: Option<&Query>, backend: DbBackend) -> Select<user::Entity> {
+    filter_target(
+        query,
+        Target {
+            backend,
+            narrow: true,
+        },
+    )
+}
+
+fn filter_target(query: Option<&Query>, target: Target) -> Select<user::Entity> {
     let select = user::Entity::find();
     match query {
-        Some(query) => select.filter(condition(query, backend)),
+        Some(query) => select.filter(target_condition(query, target)),
         None => select,
     }
 }
 
 /// Users matching the query, in the requested order. `total` is how many match (the count of
-/// the same snapshot): it decides the plan on PostgreSQL, see [`FEW_MATCHES`].
+/// the same snapshot): it decides the plan, see [`FEW_MATCHES`].
 pub fn select_users(
     query: Option<&Query>,
     backend: DbBackend,
@@ -53,8 +81,17 @@ pub fn select_users(
     ascending: bool,
     total: u64,
 ) -> Select<user::Entity> {
-    let select = filter_users(query, backend);
-    let select = if backend == DbBackend::Postgres && query.is_some() && total <= FEW_MATCHES {
+    let few = total <= FEW_MATCHES;
+    // Many matches: walking the index of the page's order fills a page soon, where reading
+    // every match out of the trigram tables first would cost what they match.
+    let select = filter_target(
+        query,
+        Target {
+            backend,
+            narrow: few,
+        },
+    );
+    let select = if backend == DbBackend::Postgres && query.is_some() && few {
         all_matches_first(select)
     } else {
         select
@@ -62,8 +99,10 @@ pub fn select_users(
     order(select, sort, ascending)
 }
 
-/// At most this many matches, a PostgreSQL page finds all of them first and sorts them
-/// ([`all_matches_first`]); more, and it leaves the plan to the planner. The planner guesses
+/// At most this many matches, a page finds all of them first and sorts them: on PostgreSQL
+/// through [`all_matches_first`], on SQLite through the trigram tables; more, and a PostgreSQL
+/// page leaves the plan to the planner, a SQLite page tests the plain LIKE (the count still
+/// narrows). The planner guesses
 /// how many rows a substring LIKE matches, and where it guesses many it walks the index of
 /// the page's order and tests every row until the page is full: for a match that few users
 /// have, that is most of the table (80,000 rows, 60 ms at 200,000 users, for 230 matches),
@@ -176,9 +215,9 @@ impl TrigramIndex {
     };
 }
 
-fn filter_expr(filter: &Filter, backend: DbBackend) -> Expr {
+fn filter_expr(filter: &Filter, target: Target) -> Expr {
     use user::Column as C;
-    let text = |column: TextColumn, text: &TextMatch| text_expr(column, text, backend);
+    let text = |column: TextColumn, text: &TextMatch| text_expr(column, text, target);
     match filter {
         Filter::UserId(value) => text(TextColumn::id(C::Id), value),
         Filter::OrganizationId(value) => text(TextColumn::id(C::OrganizationId), value),
@@ -206,7 +245,7 @@ fn filter_expr(filter: &Filter, backend: DbBackend) -> Expr {
         Filter::Username {
             text,
             organization_specific,
-        } => username_expr(text, *organization_specific, backend),
+        } => username_expr(text, *organization_specific, target),
         Filter::Role(role_id) => {
             use role_assignment::Column as R;
             Expr::col((user::Entity, C::Id)).in_subquery(
@@ -254,17 +293,17 @@ pub fn organization_name(text: &TextMatch) -> Condition {
         trigram: None,
     };
     // Organizations are few: no trigram index, so the backend does not matter.
-    Condition::all().add(text_expr(column, text, DbBackend::Postgres))
+    let target = Target {
+        backend: DbBackend::Postgres,
+        narrow: false,
+    };
+    Condition::all().add(text_expr(column, text, target))
 }
 
 /// `id IN (users with a matching username)`: the database seeks the username index first
 /// instead of probing every user, and one-to-many rows never multiply users in a count.
 /// `user_id` is never NULL, so the membership test is two-valued and NOT stays a complement.
-fn username_expr(
-    text: &TextMatch,
-    organization_specific: Option<bool>,
-    backend: DbBackend,
-) -> Expr {
+fn username_expr(text: &TextMatch, organization_specific: Option<bool>, target: Target) -> Expr {
     use username::Column as U;
     let column = TextColumn {
         exact: Expr::col((username::Entity, U::Username)),
@@ -276,15 +315,15 @@ fn username_expr(
     names
         .column((username::Entity, U::UserId))
         .from(username::Entity)
-        .and_where(text_expr(column, text, backend));
+        .and_where(text_expr(column, text, target));
     if let Some(specific) = organization_specific {
         names.and_where(U::IsOrganizationSpecific.eq(specific));
     }
     Expr::col((user::Entity, user::Column::Id)).in_subquery(names.to_owned())
 }
 
-fn text_expr(column: TextColumn, text: &TextMatch, backend: DbBackend) -> Expr {
-    let narrowing = trigram_narrowing(&column, text, backend);
+fn text_expr(column: TextColumn, text: &TextMatch, target: Target) -> Expr {
+    let narrowing = trigram_narrowing(&column, text, target);
     let (target, value) = if text.ignore_case {
         (column.folded.clone(), fold_case(&text.value))
     } else {
@@ -316,8 +355,9 @@ fn text_expr(column: TextColumn, text: &TextMatch, backend: DbBackend) -> Expr {
 const TRIGRAM: usize = 3;
 
 /// On SQLite, `source id IN (the rows whose trigram index holds the value)` for a substring
-/// search (contains, ends-with) of a column with a trigram index: what lets SQLite find the
-/// few matching rows instead of testing the LIKE on every row. The index holds the folded
+/// search (contains, ends-with, or a caller's LIKE pattern starting with a wildcard, by its
+/// longest literal run) of a column with a trigram index: what lets SQLite find the few
+/// matching rows instead of testing the LIKE on every row. The index holds the folded
 /// column, so it serves ignore-case searches with the folded value, and case-sensitive ones
 /// too as long as folding the value alone gives what folding it inside a longer text gives:
 /// Rust's lower-casing is per character except for `Σ`, whose lower case depends on what
@@ -326,9 +366,9 @@ const TRIGRAM: usize = 3;
 ///
 /// The value goes to FTS5 as one string (a phrase: its trigrams in a row, nothing in it is
 /// query syntax), double quotes doubled, bound as a parameter.
-fn trigram_narrowing(column: &TextColumn, text: &TextMatch, backend: DbBackend) -> Option<Expr> {
+fn trigram_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> Option<Expr> {
     let index = column.trigram?;
-    if backend != DbBackend::Sqlite {
+    if target.backend != DbBackend::Sqlite || !target.narrow {
         return None;
     }
     let literal = match text.op {
@@ -409,7 +449,7 @@ mod tests {
     use sea_orm::{DbBackend, QueryTrait};
 
     fn sql(query: &Query, backend: DbBackend) -> String {
-        select_users(Some(query), backend, SortField::Email, false, u64::MAX)
+        select_users(Some(query), backend, SortField::Email, false, 0)
             .build(backend)
             .to_string()
     }
@@ -648,5 +688,21 @@ mod tests {
         );
         let short = Query::Filter(Filter::Name(TextMatch::new(TextOp::Like, true, "%zo_x%")));
         assert!(!sql(&short, DbBackend::Sqlite).contains("MATCH"));
+    }
+
+    #[test]
+    fn many_matches_page_without_the_trigram_index_on_sqlite_but_count_with_it() {
+        let query = leaf(TextOp::Contains, true, "abc");
+        let page = |total| {
+            select_users(Some(&query), DbBackend::Sqlite, SortField::Id, true, total)
+                .build(DbBackend::Sqlite)
+                .to_string()
+        };
+        assert!(page(FEW_MATCHES).contains("MATCH"));
+        assert!(!page(FEW_MATCHES + 1).contains("MATCH"));
+        let count = filter_users(Some(&query), DbBackend::Sqlite)
+            .build(DbBackend::Sqlite)
+            .to_string();
+        assert!(count.contains("MATCH"), "{count}");
     }
 }
