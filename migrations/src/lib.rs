@@ -12,6 +12,7 @@ mod m20261201_000006_tenant_uniqueness;
 mod m20261202_000007_list_indexes;
 mod m20261202_000008_user_counts;
 mod m20261202_000009_server_keys;
+mod m20261202_000010_sqlite_trigram;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_list_indexes::Migration),
             Box::new(m20261202_000008_user_counts::Migration),
             Box::new(m20261202_000009_server_keys::Migration),
+            Box::new(m20261202_000010_sqlite_trigram::Migration),
         ]
     }
 }

@@ -2,11 +2,17 @@
 //! `users` table (and a text match on organization names with the same rules). Values are
 //! bound as parameters, LIKE patterns are escaped, and every leaf is two-valued (never SQL
 //! NULL), so NOT is the true complement of its inner query.
+//!
+//! Substring searches (contains, ends-with) are what a B-tree cannot answer. PostgreSQL's
+//! pg_trgm indexes serve their LIKE directly; on SQLite the LIKE is narrowed by the FTS5
+//! trigram tables of migration 10 (see [`trigram_narrowing`]), so the SQL differs by backend.
 
 use sea_orm::sea_query::{
-    Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
+    Alias, BinOper, Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Select};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+};
 
 use crate::domain::fold_case;
 use crate::query::{
@@ -17,36 +23,113 @@ use crate::store::entities::{organization, role_assignment, user, username};
 /// The escape character of every LIKE pattern we build.
 const LIKE_ESCAPE: char = '\\';
 
-/// The WHERE condition of a query.
-pub fn condition(query: &Query) -> Condition {
+/// The database a search compiles for, and whether SQLite's trigram tables may narrow its
+/// substring matches (see [`trigram_narrowing`]).
+#[derive(Clone, Copy)]
+struct Target {
+    backend: DbBackend,
+    narrow: bool,
+}
+
+/// The WHERE condition of a query, for the database `backend` it runs on.
+pub fn condition(query: &Query, backend: DbBackend) -> Condition {
+    target_condition(
+        query,
+        Target {
+            backend,
+            narrow: true,
+        },
+    )
+}
+
+fn target_condition(query: &Query, target: Target) -> Condition {
     match query {
-        Query::And(queries) => queries
-            .iter()
-            .fold(Condition::all(), |all, query| all.add(condition(query))),
-        Query::Or(queries) => queries
-            .iter()
-            .fold(Condition::any(), |any, query| any.add(condition(query))),
-        Query::Not(query) => condition(query).not(),
-        Query::Filter(filter) => Condition::all().add(filter_expr(filter)),
+        Query::And(queries) => queries.iter().fold(Condition::all(), |all, query| {
+            all.add(target_condition(query, target))
+        }),
+        Query::Or(queries) => queries.iter().fold(Condition::any(), |any, query| {
+            any.add(target_condition(query, target))
+        }),
+        Query::Not(query) => target_condition(query, target).not(),
+        Query::Filter(filter) => Condition::all().add(filter_expr(filter, target)),
     }
 }
 
 /// Users matching the query (all users for None), unordered: what a count needs.
-pub fn filter_users(query: Option<&Query>) -> Select<user::Entity> {
+pub fn filter_users(query: Option<&Query>, backend: DbBackend) -> Select<user::Entity> {
+    filter_target(
+        query,
+        Target {
+            backend,
+            narrow: true,
+        },
+    )
+}
+
+fn filter_target(query: Option<&Query>, target: Target) -> Select<user::Entity> {
     let select = user::Entity::find();
     match query {
-        Some(query) => select.filter(condition(query)),
+        Some(query) => select.filter(target_condition(query, target)),
         None => select,
     }
 }
 
-/// Users matching the query, in the requested order.
+/// Users matching the query, in the requested order. `total` is how many match (the count of
+/// the same snapshot): it decides the plan, see [`FEW_MATCHES`].
 pub fn select_users(
     query: Option<&Query>,
+    backend: DbBackend,
     sort: SortField,
     ascending: bool,
+    total: u64,
 ) -> Select<user::Entity> {
-    order(filter_users(query), sort, ascending)
+    order(matching(query, backend, total), sort, ascending)
+}
+
+/// The users a page reads from, planned by how many match (see [`FEW_MATCHES`]): the first
+/// page and every page after a token's seek start here.
+fn matching(query: Option<&Query>, backend: DbBackend, total: u64) -> Select<user::Entity> {
+    let few = total <= FEW_MATCHES;
+    // Many matches: walking the index of the page's order fills a page soon, where reading
+    // every match out of the trigram tables first would cost what they match.
+    let select = filter_target(
+        query,
+        Target {
+            backend,
+            narrow: few,
+        },
+    );
+    if backend == DbBackend::Postgres && query.is_some() && few {
+        all_matches_first(select)
+    } else {
+        select
+    }
+}
+
+/// At most this many matches, a page finds all of them first and sorts them: on PostgreSQL
+/// through [`all_matches_first`], on SQLite through the trigram tables; more, and a PostgreSQL
+/// page leaves the plan to the planner, a SQLite page tests the plain LIKE (the count still
+/// narrows). The planner guesses
+/// how many rows a substring LIKE matches, and where it guesses many it walks the index of
+/// the page's order and tests every row until the page is full: for a match that few users
+/// have, that is most of the table (80,000 rows, 60 ms at 200,000 users, for 230 matches),
+/// where the trigram index finds them all in a few ms and sorting them is nothing. The count
+/// is exact, so the choice needs no guess. Above this, matches are dense enough for the walk
+/// to fill a page soon, and sorting every match would cost more than the walk.
+pub const FEW_MATCHES: u64 = 1_000;
+
+/// `SELECT … FROM (SELECT * FROM users WHERE … OFFSET 0) AS users`: PostgreSQL never pulls a
+/// subquery with an OFFSET up into its parent, so it plans the matches alone (by the trigram
+/// or B-tree index that finds them) and the page's order and limit apply to those. The alias
+/// keeps the name `users`, so everything the caller adds still names `users`' columns.
+fn all_matches_first(matches: Select<user::Entity>) -> Select<user::Entity> {
+    let mut inner = matches.into_query();
+    inner.offset(0);
+    let mut page = user::Entity::find();
+    QuerySelect::query(&mut page)
+        .from_clear()
+        .from_subquery(inner, user::Entity);
+    page
 }
 
 /// The sorted column of a sort and whether it may be NULL; None when the id alone orders.
@@ -98,6 +181,8 @@ fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Sele
 /// `column IS NULL` is in id order, and filter the primary key instead).
 pub fn select_users_after(
     query: Option<&Query>,
+    backend: DbBackend,
+    total: u64,
     sort: SortField,
     ascending: bool,
     cursor: &Cursor,
@@ -112,7 +197,7 @@ pub fn select_users_after(
         }
     };
     let segment = |condition: Expr| {
-        let select = filter_users(query).filter(condition);
+        let select = matching(query, backend, total).filter(condition);
         let select = match sort_column(sort) {
             Some((column, _)) => select.order_by(column, direction(ascending)),
             None => select,
@@ -155,6 +240,8 @@ struct TextColumn {
     exact: Expr,
     folded: Expr,
     nullable: bool,
+    /// SQLite's trigram index over the folded column, if it has one.
+    trigram: Option<TrigramIndex>,
 }
 
 impl TextColumn {
@@ -163,6 +250,7 @@ impl TextColumn {
             exact: Expr::col((user::Entity, exact)),
             folded: Expr::col((user::Entity, folded)),
             nullable,
+            trigram: None,
         }
     }
 
@@ -170,26 +258,76 @@ impl TextColumn {
     fn id(column: user::Column) -> Self {
         Self::users(column, column, false)
     }
+
+    fn with_trigram(self, trigram: TrigramIndex) -> Self {
+        Self {
+            trigram: Some(trigram),
+            ..self
+        }
+    }
 }
 
-fn filter_expr(filter: &Filter) -> Expr {
+/// An FTS5 trigram table of migration 10 (SQLite only) and the column of it that indexes one
+/// folded text column. Its rowids are keys of a key table (`key INTEGER PRIMARY KEY,
+/// source_id`), which maps them to the ids of the source rows.
+#[derive(Clone, Copy)]
+struct TrigramIndex {
+    fts: &'static str,
+    column: &'static str,
+    keys: &'static str,
+    /// The id of a source row, as the outer query sees it (`users.id`, `usernames.id`).
+    source_id: (&'static str, &'static str),
+}
+
+impl TrigramIndex {
+    const fn users(column: &'static str) -> Self {
+        Self {
+            fts: "users_trigram",
+            column,
+            keys: "users_trigram_keys",
+            source_id: ("users", "id"),
+        }
+    }
+
+    const USERNAMES: Self = Self {
+        fts: "usernames_trigram",
+        column: "username",
+        keys: "usernames_trigram_keys",
+        source_id: ("usernames", "id"),
+    };
+}
+
+fn filter_expr(filter: &Filter, target: Target) -> Expr {
     use user::Column as C;
+    let text = |column: TextColumn, text: &TextMatch| text_expr(column, text, target);
     match filter {
-        Filter::UserId(text) => text_expr(TextColumn::id(C::Id), text),
-        Filter::OrganizationId(text) => text_expr(TextColumn::id(C::OrganizationId), text),
-        Filter::Email(text) => text_expr(TextColumn::users(C::Email, C::EmailLower, true), text),
-        Filter::Phone(text) => text_expr(TextColumn::users(C::Phone, C::PhoneLower, true), text),
-        Filter::Name(text) => text_expr(TextColumn::users(C::Name, C::NameLower, true), text),
-        Filter::SchemaType(text) => text_expr(
+        Filter::UserId(value) => text(TextColumn::id(C::Id), value),
+        Filter::OrganizationId(value) => text(TextColumn::id(C::OrganizationId), value),
+        Filter::Email(value) => text(
+            TextColumn::users(C::Email, C::EmailLower, true)
+                .with_trigram(TrigramIndex::users("email")),
+            value,
+        ),
+        Filter::Phone(value) => text(
+            TextColumn::users(C::Phone, C::PhoneLower, true)
+                .with_trigram(TrigramIndex::users("phone")),
+            value,
+        ),
+        Filter::Name(value) => text(
+            TextColumn::users(C::Name, C::NameLower, true)
+                .with_trigram(TrigramIndex::users("name")),
+            value,
+        ),
+        Filter::SchemaType(value) => text(
             TextColumn::users(C::SchemaType, C::SchemaTypeLower, false),
-            text,
+            value,
         ),
         Filter::SchemaId(id) => Expr::col((user::Entity, C::SchemaId)).eq(id.as_str()),
         Filter::State(state) => Expr::col((user::Entity, C::State)).eq(state.number()),
         Filter::Username {
             text,
             organization_specific,
-        } => username_expr(text, *organization_specific),
+        } => username_expr(text, *organization_specific, target),
         Filter::Role(role_id) => {
             use role_assignment::Column as R;
             Expr::col((user::Entity, C::Id)).in_subquery(
@@ -234,32 +372,40 @@ pub fn organization_name(text: &TextMatch) -> Condition {
         exact: Expr::col((organization::Entity, O::Name)),
         folded: Expr::col((organization::Entity, O::NameLower)),
         nullable: false,
+        trigram: None,
     };
-    Condition::all().add(text_expr(column, text))
+    // Organizations are few: no trigram index, so the backend does not matter.
+    let target = Target {
+        backend: DbBackend::Postgres,
+        narrow: false,
+    };
+    Condition::all().add(text_expr(column, text, target))
 }
 
 /// `id IN (users with a matching username)`: the database seeks the username index first
 /// instead of probing every user, and one-to-many rows never multiply users in a count.
 /// `user_id` is never NULL, so the membership test is two-valued and NOT stays a complement.
-fn username_expr(text: &TextMatch, organization_specific: Option<bool>) -> Expr {
+fn username_expr(text: &TextMatch, organization_specific: Option<bool>, target: Target) -> Expr {
     use username::Column as U;
     let column = TextColumn {
         exact: Expr::col((username::Entity, U::Username)),
         folded: Expr::col((username::Entity, U::UsernameLower)),
         nullable: false,
+        trigram: Some(TrigramIndex::USERNAMES),
     };
     let mut names = Sql::select();
     names
         .column((username::Entity, U::UserId))
         .from(username::Entity)
-        .and_where(text_expr(column, text));
+        .and_where(text_expr(column, text, target));
     if let Some(specific) = organization_specific {
         names.and_where(U::IsOrganizationSpecific.eq(specific));
     }
     Expr::col((user::Entity, user::Column::Id)).in_subquery(names.to_owned())
 }
 
-fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
+fn text_expr(column: TextColumn, text: &TextMatch, target: Target) -> Expr {
+    let narrowing = trigram_narrowing(&column, text, target);
     let (target, value) = if text.ignore_case {
         (column.folded.clone(), fold_case(&text.value))
     } else {
@@ -274,12 +420,91 @@ fn text_expr(column: TextColumn, text: &TextMatch) -> Expr {
         TextOp::Regex => Func::cust("regexp").arg(value).arg(target).into(),
         op => target.like(LikeExpr::new(like_pattern(op, &value)).escape(LIKE_ESCAPE)),
     };
+    // The index only narrows: the LIKE still decides, so the answer is the LIKE's answer.
+    let comparison = match narrowing {
+        Some(narrowing) => narrowing.and(comparison),
+        None => comparison,
+    };
     if column.nullable {
         // NULL would make the comparison unknown, and NOT(unknown) is unknown: say false.
         column.exact.is_not_null().and(comparison)
     } else {
         comparison
     }
+}
+
+/// Trigrams are three characters: a shorter value has none to look up.
+const TRIGRAM: usize = 3;
+
+/// On SQLite, `source id IN (the rows whose trigram index holds the value)` for a substring
+/// search (contains, ends-with, or a caller's LIKE pattern starting with a wildcard, by its
+/// longest literal run) of a column with a trigram index: what lets SQLite find the few
+/// matching rows instead of testing the LIKE on every row. The index holds the folded
+/// column, so it serves ignore-case searches with the folded value, and case-sensitive ones
+/// too as long as folding the value alone gives what folding it inside a longer text gives:
+/// Rust's lower-casing is per character except for `Σ`, whose lower case depends on what
+/// follows it (`ς` at the end of a word), so a value with `Σ` keeps the plain LIKE. Starts-with
+/// is left to the B-tree indexes, which answer a prefix directly.
+///
+/// The value goes to FTS5 as one string (a phrase: its trigrams in a row, nothing in it is
+/// query syntax), double quotes doubled, bound as a parameter.
+fn trigram_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> Option<Expr> {
+    let index = column.trigram?;
+    if target.backend != DbBackend::Sqlite || !target.narrow {
+        return None;
+    }
+    let literal = match text.op {
+        TextOp::Contains | TextOp::EndsWith => text.value.clone(),
+        TextOp::Like => like_infix(&text.value)?,
+        TextOp::Equals | TextOp::StartsWith | TextOp::Regex => return None,
+    };
+    if !text.ignore_case && literal.contains('Σ') {
+        return None;
+    }
+    let folded = fold_case(&literal);
+    if folded.chars().count() < TRIGRAM {
+        return None;
+    }
+    let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
+    let fts = Alias::new(index.fts);
+    let keys = Alias::new(index.keys);
+    let matching_keys = Sql::select()
+        .column((fts.clone(), Alias::new("rowid")))
+        .from(fts.clone())
+        .and_where(
+            Expr::col((fts, Alias::new(index.column))).binary(BinOper::Custom("MATCH"), phrase),
+        )
+        .to_owned();
+    let matching_ids = Sql::select()
+        .column((keys.clone(), Alias::new("source_id")))
+        .from(keys.clone())
+        .and_where(Expr::col((keys, Alias::new("key"))).in_subquery(matching_keys))
+        .to_owned();
+    let (table, id) = index.source_id;
+    Some(Expr::col((Alias::new(table), Alias::new(id))).in_subquery(matching_ids))
+}
+
+/// The longest literal run of a caller's LIKE pattern that starts with a wildcard (Logto's
+/// searches, `%ann%`): every text the pattern matches contains that run. A pattern with a
+/// literal start is the B-trees' (a prefix range), like starts-with.
+fn like_infix(pattern: &str) -> Option<String> {
+    if !pattern.starts_with(['%', '_']) {
+        return None;
+    }
+    let mut runs = vec![String::new()];
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' | '_' => runs.push(String::new()),
+            // An escape character at the very end matches nothing literal: it ends the run.
+            LIKE_ESCAPE => match chars.next() {
+                Some(escaped) => runs.last_mut()?.push(escaped),
+                None => runs.push(String::new()),
+            },
+            c => runs.last_mut()?.push(c),
+        }
+    }
+    runs.into_iter().max_by_key(|run| run.chars().count())
 }
 
 /// The LIKE pattern that matches `value` literally at the operation's position.
@@ -306,7 +531,7 @@ mod tests {
     use sea_orm::{DbBackend, QueryTrait};
 
     fn sql(query: &Query, backend: DbBackend) -> String {
-        select_users(Some(query), SortField::Email, false)
+        select_users(Some(query), backend, SortField::Email, false, 0)
             .build(backend)
             .to_string()
     }
@@ -372,7 +597,7 @@ mod tests {
 
     #[test]
     fn orders_on_required_columns_match_their_index() {
-        let sql = select_users(None, SortField::CreationDate, false)
+        let sql = select_users(None, DbBackend::Postgres, SortField::CreationDate, false, 0)
             .build(DbBackend::Postgres)
             .to_string();
         assert!(
@@ -450,10 +675,17 @@ mod tests {
             id: "u1".into(),
         };
         let sqls = |sort, ascending, value| -> Vec<String> {
-            select_users_after(None, sort, ascending, &cursor(value))
-                .into_iter()
-                .map(|select| select.build(DbBackend::Postgres).to_string())
-                .collect()
+            select_users_after(
+                None,
+                DbBackend::Postgres,
+                0,
+                sort,
+                ascending,
+                &cursor(value),
+            )
+            .into_iter()
+            .map(|select| select.build(DbBackend::Postgres).to_string())
+            .collect()
         };
         let [page] = &sqls(SortField::CreationDate, false, SortValue::Int(42))[..] else {
             panic!("one select for a required column");
@@ -497,5 +729,125 @@ mod tests {
             ),
             "{nulls}"
         );
+    }
+
+    fn leaf(op: TextOp, ignore_case: bool, value: &str) -> Query {
+        Query::Filter(Filter::Email(TextMatch::new(op, ignore_case, value)))
+    }
+
+    #[test]
+    fn sqlite_narrows_substring_searches_by_the_trigram_index_and_keeps_the_like() {
+        let text = sql(&leaf(TextOp::Contains, true, r#"A"B%c"#), DbBackend::Sqlite);
+        assert!(
+            text.contains(
+                r#""users"."id" IN (SELECT "users_trigram_keys"."source_id" FROM "users_trigram_keys" WHERE "users_trigram_keys"."key" IN (SELECT "users_trigram"."rowid" FROM "users_trigram" WHERE "users_trigram"."email" MATCH '"a""b%c"'))"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#" AND "users"."email_lower" LIKE '%a"b\%c%' ESCAPE"#),
+            "{text}"
+        );
+        let ends = sql(&leaf(TextOp::EndsWith, false, "Xyz"), DbBackend::Sqlite);
+        assert!(ends.contains(r#"MATCH '"xyz"'"#), "{ends}");
+        assert!(ends.contains(r#""users"."email" LIKE '%Xyz'"#), "{ends}");
+        let username = Query::Filter(Filter::Username {
+            text: TextMatch::new(TextOp::Contains, true, "gigi"),
+            organization_specific: None,
+        });
+        let names = sql(&username, DbBackend::Sqlite);
+        assert!(
+            names.contains(
+                r#"WHERE "usernames"."id" IN (SELECT "usernames_trigram_keys"."source_id""#
+            ) && names.contains(r#""usernames_trigram"."username" MATCH '"gigi"'"#),
+            "{names}"
+        );
+    }
+
+    #[test]
+    fn the_trigram_index_is_left_out_where_it_cannot_answer() {
+        let unnarrowed = [
+            // PostgreSQL's pg_trgm serves the LIKE itself.
+            (leaf(TextOp::Contains, true, "abcd"), DbBackend::Postgres),
+            // Fewer than three characters have no trigram, counted after folding.
+            (leaf(TextOp::Contains, true, "ab"), DbBackend::Sqlite),
+            (leaf(TextOp::EndsWith, true, "é"), DbBackend::Sqlite),
+            // Prefixes are the B-trees'.
+            (leaf(TextOp::StartsWith, true, "abcd"), DbBackend::Sqlite),
+            (leaf(TextOp::Equals, true, "abcd"), DbBackend::Sqlite),
+            // Σ folds by what follows it: the folded index could miss a case-sensitive match.
+            (leaf(TextOp::Contains, false, "ΟΔΟΣ"), DbBackend::Sqlite),
+            (
+                Query::Filter(Filter::SchemaType(TextMatch::new(
+                    TextOp::Contains,
+                    true,
+                    "abc",
+                ))),
+                DbBackend::Sqlite,
+            ),
+        ];
+        for (query, backend) in unnarrowed {
+            let text = sql(&query, backend);
+            assert!(!text.contains("MATCH"), "{text}");
+        }
+        // Ignore case, Σ is fine: the LIKE compares folded texts too.
+        let sigma = sql(&leaf(TextOp::Contains, true, "ΟΔΟΣ"), DbBackend::Sqlite);
+        assert!(sigma.contains(r#"MATCH '"οδος"'"#), "{sigma}");
+    }
+
+    #[test]
+    fn few_matches_are_found_first_and_sorted_on_postgres() {
+        let query = leaf(TextOp::Contains, true, "abc");
+        let page = |backend, total| {
+            select_users(Some(&query), backend, SortField::CreationDate, false, total)
+                .limit(10)
+                .build(backend)
+                .to_string()
+        };
+        let few = page(DbBackend::Postgres, FEW_MATCHES);
+        assert!(
+            few.contains(r#" FROM (SELECT "users"."id","#)
+                && few.contains(r#"LIKE '%abc%' ESCAPE E'\\' OFFSET 0) AS "users" ORDER BY "users"."created_at" DESC, "users"."id" DESC LIMIT 10"#),
+            "{few}"
+        );
+        for (backend, total) in [
+            (DbBackend::Postgres, FEW_MATCHES + 1),
+            (DbBackend::Sqlite, 0),
+        ] {
+            let sql = page(backend, total);
+            assert!(!sql.contains("OFFSET 0"), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_like_pattern_is_narrowed_by_its_longest_literal_run() {
+        assert_eq!(like_infix(r"%ann%"), Some("ann".into()));
+        assert_eq!(like_infix(r"_a%b\%c\_d%"), Some(r"b%c_d".into()));
+        assert_eq!(like_infix("ann%"), None);
+        assert_eq!(like_infix(r"%ab\"), Some("ab".into()));
+        let like = Query::Filter(Filter::Name(TextMatch::new(TextOp::Like, true, "%Zoë_x%")));
+        let text = sql(&like, DbBackend::Sqlite);
+        assert!(
+            text.contains(r#""users_trigram"."name" MATCH '"zoë"'"#),
+            "{text}"
+        );
+        let short = Query::Filter(Filter::Name(TextMatch::new(TextOp::Like, true, "%zo_x%")));
+        assert!(!sql(&short, DbBackend::Sqlite).contains("MATCH"));
+    }
+
+    #[test]
+    fn many_matches_page_without_the_trigram_index_on_sqlite_but_count_with_it() {
+        let query = leaf(TextOp::Contains, true, "abc");
+        let page = |total| {
+            select_users(Some(&query), DbBackend::Sqlite, SortField::Id, true, total)
+                .build(DbBackend::Sqlite)
+                .to_string()
+        };
+        assert!(page(FEW_MATCHES).contains("MATCH"));
+        assert!(!page(FEW_MATCHES + 1).contains("MATCH"));
+        let count = filter_users(Some(&query), DbBackend::Sqlite)
+            .build(DbBackend::Sqlite)
+            .to_string();
+        assert!(count.contains("MATCH"), "{count}");
     }
 }

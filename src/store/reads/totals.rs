@@ -6,7 +6,7 @@
 //! ten; `count(*)` costs what it matches, which is what ZITADEL and Keycloak pay on every page.
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, Query as Sql, SelectStatement};
-use sea_orm::{QuerySelect, QueryTrait};
+use sea_orm::{DbBackend, QuerySelect, QueryTrait};
 
 use crate::domain::fold_case;
 use crate::query::{Filter, Query, TextOp};
@@ -18,10 +18,10 @@ pub const TOTAL: &str = "total";
 
 /// `SELECT <total> AS total` for the users matching `query` (all users for None), from the
 /// counters when they answer it, otherwise `count(*)` over the matching users.
-pub fn select_total(query: Option<&Query>) -> SelectStatement {
+pub fn select_total(query: Option<&Query>, backend: DbBackend) -> SelectStatement {
     match Counted::from_query(query) {
         Some(counted) => counted.select(),
-        None => compile::filter_users(query)
+        None => compile::filter_users(query, backend)
             .select_only()
             .expr_as(Expr::col(Asterisk).count(), TOTAL)
             .into_query(),

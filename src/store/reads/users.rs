@@ -47,8 +47,9 @@ pub async fn list_users(
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
+    let backend = db.connection().get_database_backend();
     let txn = begin_snapshot(db.connection()).await?;
-    let mut head = totals::select_total(query.as_ref());
+    let mut head = totals::select_total(query.as_ref(), backend);
     head.expr_as(sequences::processed_sequence(scope), "processed_sequence")
         .expr_as(sequences::processed_at(scope), "processed_at");
     let head = txn
@@ -58,7 +59,8 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let total: i64 = head.try_get("", totals::TOTAL)?;
     let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
     let processed_at: Option<i64> = head.try_get("", "processed_at")?;
-    let (rows, next) = rows(&txn, scope, query.as_ref(), search).await?;
+    let matches = u64::try_from(total).unwrap_or_default();
+    let (rows, next) = rows(&txn, scope, query.as_ref(), search, matches).await?;
     let users = assemble(&txn, scope, rows).await?;
     txn.commit().await?;
     Ok(UserPage {
@@ -82,11 +84,15 @@ async fn rows(
     scope: &Scope,
     query: Option<&Query>,
     search: &UserSearch,
+    total: u64,
 ) -> Result<(Vec<SeenUser>, Option<Cursor>), DbErr> {
     let (sort, ascending) = (search.sort, search.ascending);
+    let backend = txn.get_database_backend();
     let selects = match &search.after {
-        None => vec![compile::select_users(query, sort, ascending).offset(search.offset)],
-        Some(cursor) => compile::select_users_after(query, sort, ascending, cursor),
+        None => vec![
+            compile::select_users(query, backend, sort, ascending, total).offset(search.offset),
+        ],
+        Some(cursor) => compile::select_users_after(query, backend, total, sort, ascending, cursor),
     };
     let wanted = search.limit.saturating_add(1);
     let mut rows = Vec::new();
