@@ -243,8 +243,13 @@ where
     Ok(Some(best))
 }
 
+/// Samples tried per search value at most, and the matches that end the search early ("a few
+/// hundred"): every try counts, and an unindexed count scans the whole directory.
+const SAMPLES: usize = 20;
+const ENOUGH: u64 = 100;
+
 /// Tries `first_selective` on the candidates of each sample in turn and keeps the one that
-/// matches most users (a few hundred, where the data has them).
+/// matches most users, stopping at the first with at least `ENOUGH`.
 async fn most_selective<F, Fut>(
     samples: impl IntoIterator<Item = Vec<String>>,
     mut count: F,
@@ -254,13 +259,16 @@ where
     Fut: std::future::Future<Output = anyhow::Result<u64>>,
 {
     let mut best: Option<Counted> = None;
-    for candidates in samples.into_iter().take(8) {
+    for candidates in samples.into_iter().take(SAMPLES) {
         if let Some(found) = first_selective(&candidates, &mut count).await?
             && best
                 .as_ref()
                 .is_none_or(|best| found.matches > best.matches)
         {
             best = Some(found);
+        }
+        if best.as_ref().is_some_and(|best| best.matches >= ENOUGH) {
+            break;
         }
     }
     Ok(best)
