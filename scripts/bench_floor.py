@@ -499,7 +499,9 @@ def main():
         rust = subprocess.run(
             [bench_binary, "--target", f"127.0.0.1:{port}", "--json", "--concurrency", "1",
              "--requests", str(args.calls), "--warmup", str(args.warmup)],
-            check=True, capture_output=True, text=True, env={**os.environ, "USERDIR_TOKEN": token})
+            capture_output=True, text=True, env={**os.environ, "USERDIR_TOKEN": token})
+        if rust.returncode != 0:
+            raise SystemExit(f"{bench_binary} failed ({rust.returncode}): {rust.stderr.strip()}")
         report = json.loads(rust.stdout)
         picked = report["picked"]
         rust_p50 = {r["key"]: r["p50_ms"] for r in report["results"] if r["errors"] == 0}
