@@ -318,6 +318,12 @@ class Database:
             return self.run(AUTHENTICATORS.format(cte=cte, wanted="IN (SELECT user_id FROM wanted)"), ids)
         return self.run(AUTHENTICATORS.format(cte="", wanted="= ANY($1)"), [ids])
 
+    def done(self):
+        """Ends the read transaction of statements run outside `floor` (PostgreSQL's session is
+        transactional; SQLite's connection commits each statement by itself)."""
+        if self.backend == "postgres":
+            self.connection.commit()
+
     def begin(self):
         if self.backend == "sqlite":
             self.connection.execute("BEGIN")
@@ -439,8 +445,34 @@ def page_token_after(service, database, offset):
     response = service.users.ListUsers(request, metadata=service.metadata, timeout=120)
     last = response.result[-1].user_id
     created_at = database.run("SELECT created_at FROM users WHERE id = ?", [last])[0][0]
-    database.commit()
+    database.done()
     return {"value": response.details.next_page_token, "id": last, "created_at": created_at}
+
+
+def give_a_role(args, port, database):
+    """A role held by --role-holders users spread over the directory, unless one exists: the
+    seed makes none. Written through the API (AssignRole, 100 users a call) with an admin token
+    minted for it."""
+    if database.run("SELECT count(*) FROM roles")[0][0] > 0:
+        database.done()
+        return
+    users = database.run("SELECT count(*) FROM users")[0][0]
+    step = max(1, users // args.role_holders)
+    ids = [row[0] for row in database.run("SELECT id FROM users ORDER BY id")][::step][:args.role_holders]
+    database.done()
+    admin = subprocess.run(
+        [args.binary, "token", "create", "--admin", "--expires", "1h", "--description", "bench_floor.py roles",
+         "--database-url", args.database_url], check=True, capture_output=True, text=True).stdout.strip()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)])
+    roles = pb.directory_grpc.RoleServiceStub(channel)
+    metadata = [("authorization", f"Bearer {admin}")]
+    role_id = roles.CreateRole(pb.directory.CreateRoleRequest(name="bench support", description="bench_floor.py"),
+                               metadata=metadata, timeout=60).role_id
+    for start in range(0, len(ids), 100):
+        roles.AssignRole(pb.directory.AssignRoleRequest(role_id=role_id, user_ids=ids[start:start + 100]),
+                         metadata=metadata, timeout=60)
+    channel.close()
+    print(f"gave role {role_id} to {len(ids)} users", flush=True)
 
 
 def timed(calls, warmup, function):
@@ -493,6 +525,9 @@ def main():
     parser.add_argument("--users", type=int, default=20_000, help="seed up to this many users")
     parser.add_argument("--calls", type=int, default=25, help="measured sequential calls per shape")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--role-holders", type=int, default=20_000,
+                        help="when the directory has no role: create one and assign it to this many users "
+                             "(every n-th user), so that the role users shape is measured")
     args = parser.parse_args()
     bench_binary = args.bench_binary or os.path.join(os.path.dirname(args.binary), "userdir-bench")
 
@@ -526,6 +561,9 @@ def main():
                 [args.binary, "token", "create", "--permissions", "user.read,org.read,role.read", "--expires", "12h",
                  "--description", "bench_floor.py", "--database-url", args.database_url],
                 check=True, capture_output=True, text=True).stdout.strip()
+
+        if args.role_holders > 0:
+            give_a_role(args, port, database)
 
         rust = subprocess.run(
             [bench_binary, "--target", f"127.0.0.1:{port}", "--json", "--concurrency", "1",
