@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{
     CommonTableExpression, Expr, ExprTrait, IntoIden, Order, Query as Sql, SelectStatement,
-    UnionType, WithClause,
+    UnionType, WithClause, WithQuery,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use crate::domain::{
     AuthenticationKey, AuthenticationKeyType, Authenticators, IdentityProviderLink, OtpEmail,
@@ -121,7 +120,7 @@ impl Branch {
     /// The branch's SELECT over its table. Unused slots are NULLs bound with their slot's
     /// type, so PostgreSQL resolves every column of the union to one type whatever the order
     /// of the branches.
-    fn select(self, wanted: &Wanted) -> SelectStatement {
+    fn select(self) -> SelectStatement {
         let mut select = Sql::select();
         select
             .expr_as(Expr::val(self.kind as i32), "kind")
@@ -140,44 +139,23 @@ impl Branch {
         for name in NUMBERS {
             select.expr_as(numbers.next().unwrap_or(Expr::val(None::<i64>)), name);
         }
-        select
-            .from(self.table)
-            .and_where(wanted.contains(self.user_id));
+        select.from(self.table).and_where(
+            self.user_id
+                .in_subquery(Sql::select().column(WANTED_ID).from(WANTED).to_owned()),
+        );
         select
     }
 }
 
-/// How each branch names the wanted users.
-enum Wanted {
-    /// PostgreSQL: `user_id = ANY($1)`, the ids as one array parameter. Each branch seeks its
-    /// `user_id` index with the array, whatever the planner thinks of the table's size; the
-    /// semi-join on a common table was planned as a hash join over sequential scans of the
-    /// authenticator tables below about a million users (5-7 ms a page at 20,000 users).
-    Array(Vec<String>),
-    /// SQLite (no arrays): the common table [`WANTED`], its ids bound once.
-    CommonTable,
-}
-
-impl Wanted {
-    fn contains(&self, user_id: Expr) -> Expr {
-        match self {
-            Wanted::Array(ids) => user_id.eq(PgFunc::any(Expr::val(ids.clone()))),
-            Wanted::CommonTable => {
-                user_id.in_subquery(Sql::select().column(WANTED_ID).from(WANTED).to_owned())
-            }
-        }
-    }
-}
-
-/// SQLite's common table of the wanted users' ids. The ids are bound once, in it, rather than
-/// once per branch: eight copies of a page's ids make a statement large enough to leave the client
+/// The common table of the wanted users' ids. The ids are bound once, in it, rather than once
+/// per branch: eight copies of a page's ids make a statement large enough to leave the client
 /// in several writes, and one waiting behind the database's delayed ACK costs about 40 ms.
 const WANTED: &str = "wanted_users";
 const WANTED_ID: &str = "user_id";
 
 /// The union over every authenticator table, ordered so that each user's authenticators of
 /// one kind come in creation order (the order each kind was always listed in).
-fn statement(backend: DbBackend, scope: &Scope, ids: &[String]) -> Statement {
+fn statement(scope: &Scope, ids: &[String]) -> WithQuery {
     use authentication_key::Column as K;
     use idp_link::Column as I;
     use otp_email::Column as E;
@@ -273,11 +251,7 @@ fn statement(backend: DbBackend, scope: &Scope, ids: &[String]) -> Statement {
             i(I::ExternalUsername),
         ]),
     ];
-    let wanted = match backend {
-        DbBackend::Postgres => Wanted::Array(ids.to_vec()),
-        _ => Wanted::CommonTable,
-    };
-    let mut branches = branches.into_iter().map(|branch| branch.select(&wanted));
+    let mut branches = branches.into_iter().map(Branch::select);
     let mut union = branches.next().expect("eight branches");
     for branch in branches {
         union.union(UnionType::All, branch);
@@ -286,26 +260,22 @@ fn statement(backend: DbBackend, scope: &Scope, ids: &[String]) -> Statement {
     union
         .order_by("sort_at", Order::Asc)
         .order_by("id", Order::Asc);
-    let Wanted::CommonTable = wanted else {
-        return backend.build(&union);
-    };
-    let ids = Sql::select()
+    let wanted = Sql::select()
         .expr_as(Expr::col((user::Entity, user::Column::Id)), WANTED_ID)
         .from(user::Entity)
         .and_where(
             Expr::col((user::Entity, user::Column::Id)).is_in(ids.iter().map(String::as_str)),
         )
         .to_owned();
-    let with = WithClause::new()
+    WithClause::new()
         .cte(
             CommonTableExpression::new()
-                .query(ids)
+                .query(wanted)
                 .table_name(WANTED)
                 .to_owned(),
         )
         .to_owned()
-        .query(union);
-    backend.build(&with)
+        .query(union)
 }
 
 /// The authenticators of the users `ids`, by user id (users without any are absent);
@@ -319,8 +289,7 @@ pub async fn of_users(
     if ids.is_empty() {
         return Ok(by_user);
     }
-    let backend = db.get_database_backend();
-    for row in db.query_all_raw(statement(backend, scope, ids)).await? {
+    for row in db.query_all(&statement(scope, ids)).await? {
         let row = Row::from_query_result(&row, "")?;
         add(by_user.entry(row.user_id.clone()).or_default(), row)?;
     }
