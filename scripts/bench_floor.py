@@ -111,6 +111,11 @@ class Shape:
     where_by_backend: dict = field(default_factory=dict)
     params_by_backend: dict = field(default_factory=dict)
     page_by_backend: dict = field(default_factory=dict)
+    # A keyset seek that narrows the page but not the total (a page reached by token), `?`
+    # parameters after those of `where`; per backend like `where`.
+    seek: Optional[str] = None
+    seek_params: Callable = lambda p: []
+    seek_by_backend: dict = field(default_factory=dict)
 
 
 def q_email(value, method):
@@ -213,10 +218,8 @@ def shapes():
         Shape("token_deep", "list",
               lambda p: pb.user_service.ListUsersRequest(
                   query=pb.object.ListQuery(limit=100, page_token=p["token"]["value"])),
-              where="(created_at < ? OR (created_at = ? AND id < ?))",
-              params=lambda p: [p["token"]["created_at"], p["token"]["created_at"], p["token"]["id"]],
-              where_by_backend={"postgres": "(created_at, id) < (?, ?)"},
-              params_by_backend={"postgres": lambda p: [p["token"]["created_at"], p["token"]["id"]]},
+              seek="(created_at, id) < (?, ?)",
+              seek_params=lambda p: [p["token"]["created_at"], p["token"]["id"]],
               target=first_page_plus(2)),
         Shape("sort_email", "list", lambda p: first_page(asc=True, sort=pb.query.FIELD_NAME_EMAIL),
               order="email_lower ASC NULLS LAST, id ASC", target=under(10),
@@ -358,9 +361,14 @@ class Database:
         if shape.call != "get":
             total = self.run(f"SELECT count(*), (SELECT max(sequence) FROM events) FROM users{clause}", params)[0][0]
         page = shape.page_by_backend.get(self.backend)
+        page_params = params
         if page is None:
+            seek = shape.seek_by_backend.get(self.backend, shape.seek)
+            if seek:
+                clause = f"{clause} AND {seek}" if clause else f" WHERE {seek}"
+                page_params = list(params) + shape.seek_params(p)
             page = f"SELECT * FROM users{clause} ORDER BY {shape.order} LIMIT {shape.limit} OFFSET {shape.offset(p)}"
-        rows = self.run(page, params)
+        rows = self.run(page, page_params)
         ids = [row[0] for row in rows]
         authenticators = []
         if ids:
