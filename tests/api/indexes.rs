@@ -138,22 +138,6 @@ async fn exist_after_migrating_and_after_a_round_trip(backend: Backend) {
     database.drop().await;
 }
 
-/// The plan of `sql`, one line per node (SQLite: `EXPLAIN QUERY PLAN`'s details).
-async fn plan(db: &impl ConnectionTrait, sql: &str) -> String {
-    let backend = db.get_database_backend();
-    let (explain, column) = match backend {
-        sea_orm::DbBackend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
-        _ => ("EXPLAIN (COSTS OFF)", "QUERY PLAN"),
-    };
-    db.query_all_raw(Statement::from_string(backend, format!("{explain} {sql}")))
-        .await
-        .expect("explain")
-        .into_iter()
-        .map(|row| row.try_get::<String>("", column).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The SQL the read compiler writes for these shapes (`select_users` in the store's reads),
 /// with literal values: a page in the default order, or in a sort column's.
 fn page(filter: &str, order: &str) -> String {
@@ -230,7 +214,7 @@ async fn are_what_the_planner_picks(backend: Backend) {
         txn.execute_unprepared("ANALYZE").await.unwrap();
     }
     for (sql, index) in shapes {
-        let plan = plan(&txn, &sql).await;
+        let plan = common::plan(&txn, &sql).await;
         assert!(
             plan.contains(index),
             "`{sql}` should use {index}, the plan is:\n{plan}"
@@ -263,7 +247,7 @@ async fn are_what_the_planner_picks(backend: Backend) {
         ];
         for (filter, index) in substring_shapes {
             let sql = page(&filter, DEFAULT_ORDER);
-            let plan = plan(&txn, &sql).await;
+            let plan = common::plan(&txn, &sql).await;
             assert!(
                 plan.contains(index) && !plan.contains("Seq Scan"),
                 "`{sql}` should use {index}, the plan is:\n{plan}"
@@ -315,7 +299,7 @@ async fn are_what_the_planner_picks(backend: Backend) {
         ];
         for filter in substring_shapes {
             let sql = page(&filter, DEFAULT_ORDER);
-            let plan = plan(&txn, &sql).await;
+            let plan = common::plan(&txn, &sql).await;
             let fts = if filter.contains("usernames_trigram") {
                 "SCAN usernames_trigram VIRTUAL TABLE INDEX"
             } else {

@@ -13,7 +13,7 @@ use common::fixtures::{self, NewUser, ORG_A, ORG_B};
 use common::http as h;
 use common::queries::{self as q, M};
 use common::{Backend, FreshDatabase, TestApp};
-use sea_orm::{ConnectionTrait, QuerySelect, QueryTrait, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, QuerySelect, QueryTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tonic::Code;
 use userdir::proto::user::v1::{self as pb, FieldName};
@@ -626,22 +626,6 @@ fn ids_of(response: &pb::ListUsersResponse) -> Vec<String> {
     ids(response)
 }
 
-/// The plan of `sql`, one line per node.
-async fn plan(db: &impl ConnectionTrait, sql: &str) -> String {
-    let backend = db.get_database_backend();
-    let (explain, column) = match backend {
-        sea_orm::DbBackend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
-        _ => ("EXPLAIN (COSTS OFF)", "QUERY PLAN"),
-    };
-    db.query_all_raw(Statement::from_string(backend, format!("{explain} {sql}")))
-        .await
-        .expect("explain")
-        .into_iter()
-        .map(|row| row.try_get::<String>("", column).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The seeks the store compiles for a page after a token are index ranges in the page's order
 /// on the index the first page reads: no sort, no scan from the start of the order (which
 /// would make page N cost N pages).
@@ -752,7 +736,7 @@ async fn seeks_are_index_ranges_in_page_order(backend: Backend) {
                 None => vec!["idx_users_created", "idx_users_organization_created"],
             };
             let sql = select.limit(10).build(backend_of(backend)).to_string();
-            let plan = plan(&txn, &sql).await;
+            let plan = common::plan(&txn, &sql).await;
             let sorts = ["Sort", "TEMP B-TREE", "Seq Scan", "SCAN users"];
             // The seek bounds the index scan; as a filter it would read from the start.
             let bounded = match backend {

@@ -5,7 +5,9 @@
 //! pages, a role's holders. Summing a few counter rows costs the same at a million users as at
 //! ten; `count(*)` costs what it matches, which is what ZITADEL and Keycloak pay on every page.
 
-use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, Query as Sql, SelectStatement};
+use sea_orm::sea_query::{
+    Asterisk, DynIden, Expr, ExprTrait, Func, IntoIden, Query as Sql, SelectStatement,
+};
 use sea_orm::{DbBackend, QuerySelect, QueryTrait};
 
 use crate::domain::fold_case;
@@ -76,39 +78,46 @@ impl Counted {
     }
 
     fn select(self) -> SelectStatement {
-        let mut select = Sql::select();
-        let sum = |total: Expr| -> Expr {
-            // SUM of bigints is numeric on PostgreSQL; the total is read as a bigint.
-            Expr::from(Func::coalesce([Func::sum(total).into(), Expr::val(0i64)])).cast_as("bigint")
-        };
-        match self.role {
+        // The counter table and its columns: the role's holders, or every user.
+        let (table, role, organization, state, total) = match &self.role {
+            Some(_) => {
+                use role_user_count::Column as C;
+                (
+                    role_user_count::Entity.into_iden(),
+                    Some(C::RoleId.into_iden()),
+                    C::OrganizationId.into_iden(),
+                    C::State.into_iden(),
+                    C::Total.into_iden(),
+                )
+            }
             None => {
                 use user_count::Column as C;
-                let table = user_count::Entity;
-                select
-                    .expr_as(sum(Expr::col((table, C::Total))), TOTAL)
-                    .from(table);
-                for organization in self.organizations {
-                    select.and_where(Expr::col((table, C::OrganizationId)).eq(organization));
-                }
-                for state in self.states {
-                    select.and_where(Expr::col((table, C::State)).eq(state));
-                }
+                (
+                    user_count::Entity.into_iden(),
+                    None,
+                    C::OrganizationId.into_iden(),
+                    C::State.into_iden(),
+                    C::Total.into_iden(),
+                )
             }
-            Some(role) => {
-                use role_user_count::Column as C;
-                let table = role_user_count::Entity;
-                select
-                    .expr_as(sum(Expr::col((table, C::Total))), TOTAL)
-                    .from(table)
-                    .and_where(Expr::col((table, C::RoleId)).eq(role));
-                for organization in self.organizations {
-                    select.and_where(Expr::col((table, C::OrganizationId)).eq(organization));
-                }
-                for state in self.states {
-                    select.and_where(Expr::col((table, C::State)).eq(state));
-                }
-            }
+        };
+        let column = |column: &DynIden| Expr::col((table.clone(), column.clone()));
+        // SUM of bigints is numeric on PostgreSQL; the total is read as a bigint.
+        let sum = Expr::from(Func::coalesce([
+            Func::sum(column(&total)).into(),
+            Expr::val(0i64),
+        ]))
+        .cast_as("bigint");
+        let mut select = Sql::select();
+        select.expr_as(sum, TOTAL).from(table.clone());
+        if let (Some(role_column), Some(role)) = (&role, self.role) {
+            select.and_where(column(role_column).eq(role));
+        }
+        for value in self.organizations {
+            select.and_where(column(&organization).eq(value));
+        }
+        for value in self.states {
+            select.and_where(column(&state).eq(value));
         }
         select
     }
@@ -171,6 +180,29 @@ mod tests {
         ] {
             assert_eq!(Counted::from_query(Some(&query)), None, "{query:?}");
         }
+    }
+
+    #[test]
+    fn counted_totals_sum_the_counters_of_their_table() {
+        let sql = |query: &Query| {
+            select_total(Some(query), DbBackend::Postgres)
+                .to_string(sea_orm::sea_query::PostgresQueryBuilder)
+        };
+        let holders = sql(&Query::And(vec![role("r1"), organization("o1")]));
+        assert_eq!(
+            holders,
+            r#"SELECT CAST(COALESCE(SUM("role_user_counts"."total"), 0) AS bigint) AS "total" FROM "role_user_counts" WHERE "role_user_counts"."role_id" = 'r1' AND "role_user_counts"."organization_id" = 'o1'"#
+        );
+        let users = sql(&state(UserState::Locked));
+        assert_eq!(
+            users,
+            r#"SELECT CAST(COALESCE(SUM("user_counts"."total"), 0) AS bigint) AS "total" FROM "user_counts" WHERE "user_counts"."state" = 4"#
+        );
+        let counted = sql(&Query::Not(Box::new(state(UserState::Locked))));
+        assert!(
+            counted.contains(r#"COUNT(*) AS "total" FROM "users""#),
+            "{counted}"
+        );
     }
 
     #[test]

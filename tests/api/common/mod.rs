@@ -331,3 +331,22 @@ pub async fn migrate_down_through_and_up(db: &DatabaseConnection, name: &str) {
         .expect("apply again");
     txn.commit().await.expect("commit");
 }
+
+/// The plan of `sql`, one line per node (SQLite: `EXPLAIN QUERY PLAN`'s details).
+pub async fn plan(db: &impl ConnectionTrait, sql: &str) -> String {
+    let backend = db.get_database_backend();
+    let (explain, column) = match backend {
+        sea_orm::DbBackend::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
+        _ => ("EXPLAIN (COSTS OFF)", "QUERY PLAN"),
+    };
+    db.query_all_raw(sea_orm::Statement::from_string(
+        backend,
+        format!("{explain} {sql}"),
+    ))
+    .await
+    .expect("explain")
+    .into_iter()
+    .map(|row| row.try_get::<String>("", column).unwrap())
+    .collect::<Vec<_>>()
+    .join("\n")
+}
