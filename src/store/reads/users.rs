@@ -57,15 +57,15 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
         .await?
         .ok_or_else(|| DbErr::Custom("a total without its row".into()))?;
     let total: i64 = head.try_get("", totals::TOTAL)?;
+    let total =
+        u64::try_from(total).map_err(|_| DbErr::Custom(format!("a negative total {total}")))?;
     let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
     let processed_at: Option<i64> = head.try_get("", "processed_at")?;
-    let matches = u64::try_from(total).unwrap_or_default();
-    let (rows, next) = rows(&txn, scope, query.as_ref(), search, matches).await?;
+    let (rows, next) = rows(&txn, scope, query.as_ref(), search, total).await?;
     let users = assemble(&txn, scope, rows).await?;
     txn.commit().await?;
     Ok(UserPage {
-        total: u64::try_from(total)
-            .map_err(|_| DbErr::Custom(format!("a negative count {total}")))?,
+        total,
         processed: processed_at.map(|at| {
             (
                 processed_sequence.unwrap_or_default(),
