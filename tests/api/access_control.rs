@@ -332,17 +332,7 @@ async fn organization_scoped_tokens_see_only_their_organization(app: TestApp) {
         .result[0]
         .schema_id
         .clone();
-    let role = app
-        .roles
-        .clone()
-        .create_role(pb::CreateRoleRequest {
-            name: "auditor".into(),
-            description: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .role_id;
+    let role = api::role(&app, "auditor").await;
     app.roles
         .clone()
         .assign_role(pb::AssignRoleRequest {

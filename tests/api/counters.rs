@@ -30,18 +30,7 @@ async fn counters_stay_exact_under_concurrent_writes(app: TestApp) {
     let schema = api::person_schema(&app, "person").await;
     let mut roles = Vec::new();
     for name in ["admin", "support"] {
-        roles.push(
-            app.roles
-                .clone()
-                .create_role(pb::CreateRoleRequest {
-                    name: name.into(),
-                    description: String::new(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .role_id,
-        );
+        roles.push(api::role(&app, name).await);
     }
 
     let mut writers = tokio::task::JoinSet::new();
@@ -241,17 +230,9 @@ async fn counters_are_backfilled_by_the_migration(app: TestApp) {
         .step_by(3)
         .map(|user| user.user_id)
         .collect();
-    let mut roles = app.roles.clone();
-    let role_id = roles
-        .create_role(pb::CreateRoleRequest {
-            name: "auditor".into(),
-            description: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .role_id;
-    roles
+    let role_id = api::role(&app, "auditor").await;
+    app.roles
+        .clone()
         .assign_role(pb::AssignRoleRequest {
             role_id,
             user_ids: some.clone(),

@@ -521,23 +521,8 @@ async fn tokens_only_resume_their_own_search(app: TestApp) {
 async fn role_users_walk_by_token(app: TestApp) {
     let ids = population(&app).await;
     let mut roles = app.roles.clone();
-    let role = |name: &str| {
-        let mut roles = roles.clone();
-        let name = name.to_owned();
-        async move {
-            roles
-                .create_role(pb::CreateRoleRequest {
-                    name,
-                    description: String::new(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .role_id
-        }
-    };
-    let admin = role("Admin").await;
-    let other = role("Other").await;
+    let admin = common::api::role(&app, "Admin").await;
+    let other = common::api::role(&app, "Other").await;
     let members: Vec<String> = ids.iter().step_by(2).cloned().collect();
     roles
         .assign_role(pb::AssignRoleRequest {

@@ -425,15 +425,7 @@ async fn general_search_and_joint_combine_like_grpc_or_and_and(app: TestApp) {
 async fn role_users_are_the_role_filter_and_the_search(app: TestApp) {
     population(&app).await;
     let mut roles = app.roles.clone();
-    let role = roles
-        .create_role(pb::CreateRoleRequest {
-            name: "Admin".into(),
-            description: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .role_id;
+    let role = common::api::role(&app, "Admin").await;
     roles
         .assign_role(pb::AssignRoleRequest {
             role_id: role.clone(),

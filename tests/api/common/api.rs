@@ -64,6 +64,20 @@ pub async fn organization(app: &TestApp, name: &str) -> String {
         .organization_id
 }
 
+/// An instance role without description; its id.
+pub async fn role(app: &TestApp, name: &str) -> String {
+    app.roles
+        .clone()
+        .create_role(pb::CreateRoleRequest {
+            name: name.into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .role_id
+}
+
 /// A schema requiring `givenName` (string) with an optional `age` (integer ≥ 0).
 pub async fn person_schema(app: &TestApp, kind: &str) -> String {
     app.schemas
