@@ -13,6 +13,7 @@ mod m20261202_000007_list_indexes;
 mod m20261202_000008_user_counts;
 mod m20261202_000009_server_keys;
 mod m20261202_000010_sqlite_trigram;
+mod m20261202_000011_role_holder_order;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_user_counts::Migration),
             Box::new(m20261202_000009_server_keys::Migration),
             Box::new(m20261202_000010_sqlite_trigram::Migration),
+            Box::new(m20261202_000011_role_holder_order::Migration),
         ]
     }
 }

@@ -202,13 +202,13 @@ pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) ->
     let mut uow = UnitOfWork::begin(db).await?;
     let role = role_for_write(&uow, role_id).await?;
     // Users outside the caller's scope count as missing.
-    let existing: BTreeMap<String, String> = user::Entity::find()
+    let existing: BTreeMap<String, user::Model> = user::Entity::find()
         .filter(user::Column::Id.is_in(user_ids.iter().map(String::as_str)))
         .all(uow.txn())
         .await?
         .into_iter()
         .filter(|u| uow.scope().admits(&u.organization_id))
-        .map(|u| (u.id, u.organization_id))
+        .map(|u| (u.id.clone(), u))
         .collect();
     if let Some(missing) = user_ids.iter().find(|id| !existing.contains_key(*id)) {
         return Err(user_not_found(missing));
@@ -227,7 +227,7 @@ pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) ->
         if !assigned.contains(id) && !new.contains(&id) {
             new.push(id);
             by_organization
-                .entry(existing[id].as_str())
+                .entry(existing[id].organization_id.as_str())
                 .or_default()
                 .push(id);
         }
@@ -260,6 +260,7 @@ pub async fn assign_role(db: &ScopedDb, role_id: &str, user_ids: Vec<String>) ->
                 role_id: Set(role.id.clone()),
                 user_id: Set((*user_id).clone()),
                 created_at: Set(written.at.micros()),
+                user_created_at: Set(existing[*user_id].created_at),
             }
         }))
         .exec_without_returning(uow.txn())

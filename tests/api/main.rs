@@ -34,6 +34,7 @@ mod oidc;
 mod page_tokens;
 mod rest_greenlake;
 mod rest_logto;
+mod role_holders;
 mod round_trips;
 mod substring_search;
 mod tenancy;

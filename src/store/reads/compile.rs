@@ -11,7 +11,8 @@ use sea_orm::sea_query::{
     Alias, BinOper, Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
 };
 use sea_orm::{
-    ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, DbBackend, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, Select,
 };
 
 use crate::domain::fold_case;
@@ -83,6 +84,9 @@ pub fn select_users(
     ascending: bool,
     total: u64,
 ) -> Select<user::Entity> {
+    if let Some(walk) = RoleWalk::plan(query, sort, total) {
+        return walk.page(backend, total, ascending, None);
+    }
     order(matching(query, backend, total), sort, ascending)
 }
 
@@ -188,6 +192,9 @@ pub fn select_users_after(
     cursor: &Cursor,
 ) -> Vec<Select<user::Entity>> {
     use user::Column as C;
+    if let Some(walk) = RoleWalk::plan(query, sort, total) {
+        return vec![walk.page(backend, total, ascending, Some(cursor))];
+    }
     let id = Expr::col((user::Entity, C::Id));
     let after_id = || {
         if ascending {
@@ -232,6 +239,137 @@ pub fn select_users_after(
             let col = Expr::col((user::Entity, column));
             vec![segment(col.is_null().and(after_id()))]
         }
+    }
+}
+
+/// A page of one role's holders read from the role's assignments in the page's order: the
+/// index (role_id, user_created_at, user_id) of migration 11 for the default order (creation
+/// date, the id breaking ties), the primary key (role_id, user_id) for the id order; each row
+/// then finds its user by primary key and is tested for the rest of the query. A page costs
+/// what it reads, however many hold the role, where testing the role as an `IN` would read
+/// and sort every holder, or walk all users in page order testing each for the role.
+struct RoleWalk<'q> {
+    role: &'q str,
+    /// The query's other conjuncts, None when the role is the whole query.
+    rest: Option<Query>,
+    by_creation: bool,
+}
+
+impl<'q> RoleWalk<'q> {
+    /// The walk for a query that requires one role (a conjunct of its top-level AND, as
+    /// ListRoleUsers and Logto's role users ask), sorted by creation date or id. Not when the
+    /// rest is selective (a few matches of a text search): finding those first and sorting
+    /// them is cheaper than walking holders until the page is full.
+    fn plan(query: Option<&'q Query>, sort: SortField, total: u64) -> Option<Self> {
+        let by_creation = match sort {
+            SortField::CreationDate => true,
+            SortField::Id => false,
+            _ => return None,
+        };
+        let mut conjuncts = Vec::new();
+        conjuncts_of(query?, &mut conjuncts);
+        let at = conjuncts
+            .iter()
+            .position(|q| matches!(q, Query::Filter(Filter::Role(_))))?;
+        let Query::Filter(Filter::Role(role)) = conjuncts.remove(at) else {
+            unreachable!("the position of a role filter")
+        };
+        let broad = |q: &&Query| {
+            matches!(
+                q,
+                Query::Filter(Filter::State(_))
+                    | Query::Filter(Filter::OrganizationId(TextMatch {
+                        op: TextOp::Equals,
+                        ignore_case: false,
+                        ..
+                    }))
+            )
+        };
+        if total <= FEW_MATCHES && !conjuncts.iter().all(broad) {
+            return None;
+        }
+        let rest = match conjuncts.len() {
+            0 => None,
+            1 => Some(conjuncts[0].clone()),
+            _ => Some(Query::And(conjuncts.into_iter().cloned().collect())),
+        };
+        Some(Self {
+            role: role.as_str(),
+            rest,
+            by_creation,
+        })
+    }
+
+    /// The page's select, from the start of the order or strictly after `cursor`.
+    fn page(
+        &self,
+        backend: DbBackend,
+        total: u64,
+        ascending: bool,
+        cursor: Option<&Cursor>,
+    ) -> Select<user::Entity> {
+        use role_assignment::Column as R;
+        let column = |c: R| Expr::col((role_assignment::Entity, c));
+        let holder = Expr::col((user::Entity, user::Column::Id))
+            .equals((role_assignment::Entity, R::UserId));
+        let mut holders = filter_target(
+            self.rest.as_ref(),
+            Target {
+                backend,
+                narrow: total <= FEW_MATCHES,
+            },
+        )
+        .filter(column(R::RoleId).eq(self.role));
+        // The assignments lead. SQLite keeps the left table of a CROSS JOIN as the outer loop
+        // (its way to fix a join order), where its planner would otherwise start from an
+        // index of `users` that matches the rest of the query, and sort; a CROSS JOIN has no
+        // ON, so the join condition is in the WHERE. PostgreSQL orders joins by cost.
+        let join = match backend {
+            DbBackend::Sqlite => {
+                holders = holders.filter(holder.clone());
+                JoinType::CrossJoin
+            }
+            _ => JoinType::InnerJoin,
+        };
+        QuerySelect::query(&mut holders)
+            .from_clear()
+            .from(role_assignment::Entity)
+            .join(join, user::Entity, holder);
+        // The order and the seek name the assignment's columns, not the user's equal ones:
+        // only then do both planners see that the index yields them in order.
+        let seek = |key: Expr, at: Expr| if ascending { key.gt(at) } else { key.lt(at) };
+        let holders = match (cursor, self.by_creation) {
+            (None, _) => holders,
+            (
+                Some(Cursor {
+                    value: SortValue::Int(created),
+                    id,
+                }),
+                true,
+            ) => holders.filter(seek(
+                Expr::tuple([column(R::UserCreatedAt), column(R::UserId)]),
+                Expr::tuple([Expr::val(*created), Expr::val(id.as_str())]),
+            )),
+            // By id; or a creation-date key without its value, never issued (a token's key is
+            // checked against its sort when it is opened): the id alone.
+            (Some(cursor), _) => {
+                holders.filter(seek(column(R::UserId), Expr::val(cursor.id.as_str())))
+            }
+        };
+        let holders = if self.by_creation {
+            holders.order_by(column(R::UserCreatedAt), direction(ascending))
+        } else {
+            holders
+        };
+        holders.order_by(column(R::UserId), direction(ascending))
+    }
+}
+
+/// The conjuncts of a query: its top-level ANDs flattened.
+fn conjuncts_of<'q>(query: &'q Query, into: &mut Vec<&'q Query>) {
+    match query {
+        Query::And(queries) => queries.iter().for_each(|q| conjuncts_of(q, into)),
+        other => into.push(other),
     }
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 
 use sea_orm::sea_query::{Asterisk, Expr, ExprTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, JoinType, QuerySelect, RelationDef,
+    ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, JoinType, QuerySelect, RelationTrait,
 };
 
 use crate::store::begin_snapshot;
@@ -110,7 +110,7 @@ pub async fn count_rows(db: &impl ConnectionTrait) -> Result<Counts, DbErr> {
         )
         .column_as(Expr::col((user::Entity, user::Column::State)), "state")
         .expr(Expr::col(Asterisk).count())
-        .join(JoinType::InnerJoin, holder())
+        .join(JoinType::InnerJoin, role_assignment::Relation::Holder.def())
         .group_by(role_assignment::Column::RoleId)
         .group_by(Expr::col((user::Entity, user::Column::OrganizationId)))
         .group_by(Expr::col((user::Entity, user::Column::State)))
@@ -128,14 +128,6 @@ pub async fn count_rows(db: &impl ConnectionTrait) -> Result<Counts, DbErr> {
         );
     }
     Ok(counts)
-}
-
-/// role_assignments → the user holding the role.
-fn holder() -> RelationDef {
-    role_assignment::Entity::belongs_to(user::Entity)
-        .from(role_assignment::Column::UserId)
-        .to(user::Column::Id)
-        .into()
 }
 
 /// The counters as the triggers keep them.
