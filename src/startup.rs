@@ -143,6 +143,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         // One cap on regex searches for every surface of this server.
         regex_searches: RegexSearches::new(limits.max_concurrent_regex_searches),
         page_tokens: crate::store::keys::page_token_key(&db).await?,
+        writes: Default::default(),
     };
 
     let grpc = directory_services(Routes::default(), &state, settings)?;

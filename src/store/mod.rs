@@ -124,6 +124,8 @@ pub struct ScopedDb {
     db: DatabaseConnection,
     scope: Scope,
     actor: String,
+    /// The server's group commit, which its writes join; None: each write commits alone.
+    group: Option<writes::group::GroupCommit>,
 }
 
 /// The actor of the operator's own tools (the CLI with database access).
@@ -132,7 +134,22 @@ pub const OPERATOR: &str = "cli";
 impl ScopedDb {
     /// For a caller: `actor` is its principal's subject (`token:<id>`, `jwt:<subject>`).
     pub fn new(db: DatabaseConnection, scope: Scope, actor: String) -> Self {
-        Self { db, scope, actor }
+        Self {
+            db,
+            scope,
+            actor,
+            group: None,
+        }
+    }
+
+    /// Writes through this handle join `group`'s transactions (see `writes::group`).
+    pub fn grouped(mut self, group: &writes::group::GroupCommit) -> Self {
+        self.group = Some(group.clone());
+        self
+    }
+
+    pub fn group(&self) -> Option<&writes::group::GroupCommit> {
+        self.group.as_ref()
     }
 
     /// Instance-wide: for the operator's own tools (CLI, seeding, benchmarks).

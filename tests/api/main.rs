@@ -16,6 +16,7 @@ mod cli_and_logs;
 mod counters;
 mod fuzz_regressions;
 mod get_user;
+mod group_commit;
 mod hostile_connections;
 mod hostile_input;
 mod hostile_json;

@@ -10,6 +10,7 @@ use crate::limits::RequestLimits;
 use crate::limits::regex_searches::RegexSearches;
 use crate::query::{PageLimits, PageTokenKey};
 use crate::store::ScopedDb;
+use crate::store::writes::group::GroupCommit;
 
 #[derive(Clone)]
 pub struct ServiceState {
@@ -23,6 +24,8 @@ pub struct ServiceState {
     /// Signs and checks the page tokens of user lists; the same key on every server of the
     /// database (`store::keys`).
     pub page_tokens: PageTokenKey,
+    /// The server's writes share transactions (group commit): one COMMIT for a burst.
+    pub writes: GroupCommit,
 }
 
 impl ServiceState {
@@ -34,11 +37,10 @@ impl ServiceState {
             .extensions()
             .get::<Principal>()
             .ok_or_else(|| Status::unauthenticated(crate::auth::UNAUTHENTICATED))?;
-        Ok(ScopedDb::new(
-            self.db.clone(),
-            principal.scope(),
-            principal.subject(),
-        ))
+        Ok(
+            ScopedDb::new(self.db.clone(), principal.scope(), principal.subject())
+                .grouped(&self.writes),
+        )
     }
 
     /// Longest name, username, email address or schema type, in characters.

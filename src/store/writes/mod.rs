@@ -1,6 +1,7 @@
 //! Commands: every write is one transaction that also appends to the event log.
 
 pub mod events;
+pub mod group;
 pub mod import;
 pub mod recount;
 pub mod unit;

@@ -1,9 +1,12 @@
 //! The unit of work behind every API write: one transaction that holds the event-log lock,
-//! records the write's events, and commits them together with the rows they describe.
+//! records the write's events, and commits them together with the rows they describe. A
+//! server's writes share transactions through group commit (`group`): there the unit is a
+//! savepoint of the group's transaction, and its COMMIT is the group's.
 
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::events::{self, NewEvent};
+use super::group::{self, Seat};
 use crate::domain::{Scope, Timestamp};
 use crate::store::{ScopedDb, begin_write};
 
@@ -21,7 +24,10 @@ pub struct Written {
 }
 
 pub struct UnitOfWork {
-    txn: DatabaseTransaction,
+    /// The unit's transaction, or its savepoint in the group's; None once it ended.
+    txn: Option<DatabaseTransaction>,
+    /// Its seat in the group transaction, when the writes are grouped.
+    seat: Option<Seat>,
     first_sequence: i64,
     now: Timestamp,
     events: Vec<NewEvent>,
@@ -35,8 +41,19 @@ pub struct UnitOfWork {
 
 impl UnitOfWork {
     pub async fn begin(db: &ScopedDb) -> Result<Self, DbErr> {
-        let txn = begin_write(db.connection()).await?;
-        let latest = events::lock(&txn).await?;
+        let (txn, seat) = match db.group() {
+            Some(group) => {
+                let seat = group.seat(db.connection()).await?;
+                (group::savepoint(&seat).await?, Some(seat))
+            }
+            None => {
+                let txn = begin_write(db.connection()).await?;
+                events::lock(&txn).await?;
+                (txn, None)
+            }
+        };
+        // The group's earlier units are in this transaction: their events count.
+        let latest = events::latest(&txn).await?;
         let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
         let next_seen = match db.scope().organization() {
             None => first_sequence,
@@ -48,7 +65,8 @@ impl UnitOfWork {
         let earliest = latest.map_or(0, |(_, at)| at.micros() + 1);
         let now = Timestamp::from_micros(Timestamp::now().micros().max(earliest));
         Ok(Self {
-            txn,
+            txn: Some(txn),
+            seat,
             first_sequence,
             now,
             events: Vec::new(),
@@ -63,7 +81,9 @@ impl UnitOfWork {
     }
 
     pub fn txn(&self) -> &DatabaseTransaction {
-        &self.txn
+        self.txn
+            .as_ref()
+            .expect("a unit of work in progress has its transaction")
     }
 
     /// The time of every event of this unit.
@@ -136,14 +156,41 @@ impl UnitOfWork {
         }
     }
 
-    /// Appends the recorded events and commits. Dropping the unit instead rolls everything
-    /// back, so an error anywhere leaves nothing half-written.
-    pub async fn commit(self) -> Result<(), DbErr> {
-        events::append(&self.txn, self.first_sequence, self.events).await?;
-        self.txn.commit().await
+    /// Appends the recorded events and commits; grouped, returns once the group's COMMIT is
+    /// done. Dropping the unit instead rolls everything back, so an error anywhere leaves
+    /// nothing half-written.
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        let txn = self.txn.take().expect("a unit of work commits once");
+        let events = std::mem::take(&mut self.events);
+        let appended = events::append(&txn, self.first_sequence, events).await;
+        if let Err(error) = appended {
+            drop(txn);
+            return Err(error);
+        }
+        txn.commit().await?;
+        match self.seat.take() {
+            Some(seat) => seat.commit().await,
+            None => Ok(()),
+        }
     }
 
-    pub async fn rollback(self) -> Result<(), DbErr> {
-        self.txn.rollback().await
+    pub async fn rollback(mut self) -> Result<(), DbErr> {
+        match self.txn.take() {
+            Some(txn) => txn.rollback().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A unit that ends without committing (an error, a dropped request) rolls back its
+/// transaction or savepoint, and gives its seat up.
+impl Drop for UnitOfWork {
+    fn drop(&mut self) {
+        // The savepoint first: its rollback is queued on the connection before anything the
+        // group does next.
+        drop(self.txn.take());
+        if let Some(seat) = self.seat.take() {
+            seat.leave();
+        }
     }
 }

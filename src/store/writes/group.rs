@@ -1,0 +1,201 @@
+//! Group commit: concurrent units of work share one database transaction, each in a savepoint
+//! of its own, and one COMMIT acknowledges them all.
+//!
+//! Sequences are gapless and follow commit order because writers are serialized on the event
+//! log's lock until their transaction ends (`events::lock`). Alone, each write therefore holds
+//! the lock through its own COMMIT, and the flush to disk that comes with it, so writers queue
+//! behind one fsync each. Grouped, a writer takes its seat in the open transaction (the seat is
+//! the serialization: one unit at a time, in arrival order), does its work in a savepoint,
+//! releases the savepoint and waits; the last writer of a burst, the one that sees nobody
+//! waiting for a seat, commits for everyone. A unit that fails rolls back to its savepoint and
+//! fails alone; a COMMIT that fails fails every unit of the group, and none of them was
+//! acknowledged. A reader sees a group all at once, so "a reader that saw sequence N has seen
+//! every change up to N" holds as before.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
+
+use super::events;
+use crate::store::begin_write;
+
+/// Most units one COMMIT acknowledges: past this a writer commits even with others waiting,
+/// so that a steady stream of writers still gets acknowledgements.
+const MAX_GROUP: usize = 64;
+
+/// How often a member waiting for its group's COMMIT checks that someone will make it.
+const ORPHAN_CHECK: Duration = Duration::from_millis(5);
+
+/// The open group transaction of one database, shared by every request of a server (cheap to
+/// clone).
+#[derive(Clone, Default)]
+pub struct GroupCommit {
+    open: Arc<Mutex<Open>>,
+    /// Writers waiting for a seat: while there are any, the writer in the seat leaves the
+    /// COMMIT to them.
+    waiting: Arc<AtomicUsize>,
+    /// COMMITs made, and the units they acknowledged: how well writes group.
+    commits: Arc<AtomicU64>,
+    committed_units: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Open {
+    /// The group's transaction, holding the event log's lock; None between groups.
+    txn: Option<DatabaseTransaction>,
+    /// The units of the open transaction waiting for its COMMIT.
+    members: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+/// One unit's place in the group transaction: while it is held, no other unit runs.
+pub struct Seat {
+    open: OwnedMutexGuard<Open>,
+    group: GroupCommit,
+}
+
+/// Counts a writer as waiting for as long as it waits, even when its request is dropped.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl GroupCommit {
+    /// (COMMITs that succeeded, units they acknowledged).
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.commits.load(Ordering::Relaxed),
+            self.committed_units.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits for the seat, and opens the group's transaction (taking the event log's lock)
+    /// when none is open.
+    pub async fn seat(&self, db: &DatabaseConnection) -> Result<Seat, DbErr> {
+        let mut open = {
+            let _waiting = Waiting::new(&self.waiting);
+            self.open.clone().lock_owned().await
+        };
+        if open.txn.is_none() {
+            let txn = begin_write(db).await?;
+            events::lock(&txn).await?;
+            open.txn = Some(txn);
+        }
+        Ok(Seat {
+            open,
+            group: self.clone(),
+        })
+    }
+}
+
+impl Seat {
+    /// The group's transaction, in which the unit opens its savepoint.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        self.open
+            .txn
+            .as_ref()
+            .expect("a seat has an open transaction")
+    }
+
+    /// After the unit released its savepoint: joins the group's COMMIT, committing now if no
+    /// writer waits for the seat (or the group is full), and returns once it is durable.
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        let (done, mut committed) = oneshot::channel();
+        self.open.members.push(done);
+        if self.nobody_waits() || self.open.members.len() >= MAX_GROUP {
+            commit_group(&self.group, &mut self.open).await;
+        }
+        let group = self.group.clone();
+        drop(self);
+        loop {
+            tokio::select! {
+                result = &mut committed => return match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(group_failed(error)),
+                    Err(_) => Err(group_failed("the group transaction was abandoned".into())),
+                },
+                // The writer this one left the COMMIT to may have given up waiting for the
+                // seat (its request was dropped): whoever finds the seat free commits.
+                () = tokio::time::sleep(ORPHAN_CHECK) => {
+                    if let Ok(mut open) = group.open.clone().try_lock_owned() {
+                        commit_group(&group, &mut open).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn nobody_waits(&self) -> bool {
+        self.group.waiting.load(Ordering::SeqCst) == 0
+    }
+
+    /// Leaves without joining (the unit failed or was dropped, its savepoint rolled back).
+    /// When nobody waits for the seat, the group is committed (or, without members, closed)
+    /// now, on a task of its own, since leaving may happen in a `Drop`.
+    pub fn leave(mut self) {
+        if !self.nobody_waits() {
+            return;
+        }
+        if self.open.members.is_empty() {
+            // Dropping the transaction rolls it back and frees the event log's lock.
+            self.open.txn = None;
+            return;
+        }
+        tokio::spawn(async move { commit_group(&self.group, &mut self.open).await });
+    }
+}
+
+/// Commits the group's transaction and tells every member how it went.
+async fn commit_group(group: &GroupCommit, open: &mut Open) {
+    let Some(txn) = open.txn.take() else {
+        return;
+    };
+    let result = txn.commit().await.map_err(|error| error.to_string());
+    match &result {
+        Ok(()) => {
+            group.commits.fetch_add(1, Ordering::Relaxed);
+            group
+                .committed_units
+                .fetch_add(open.members.len() as u64, Ordering::Relaxed);
+        }
+        Err(error) => {
+            tracing::warn!(%error, members = open.members.len(), "a group commit failed");
+        }
+    }
+    for member in open.members.drain(..) {
+        let _ = member.send(result.clone());
+    }
+}
+
+/// What a member of a failed group learns: the COMMIT did not happen, as when the
+/// connection is lost.
+fn group_failed(error: String) -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(format!(
+        "the group commit failed: {error}"
+    )))
+}
+
+/// A savepoint of the group's transaction: the unit's own transaction within it.
+pub async fn savepoint(seat: &Seat) -> Result<DatabaseTransaction, DbErr> {
+    seat.txn().begin().await
+}
