@@ -28,6 +28,7 @@ pub mod hashing;
 pub mod head;
 pub mod regex_searches;
 pub mod serve;
+pub mod shutdown;
 pub mod time_left;
 
 use std::time::Duration;
