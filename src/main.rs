@@ -97,12 +97,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Token(command) => token_command(command).await?,
         Command::Migrate(args) => {
-            let db = store::connect(&args.database_url).await?;
+            let db = store::connect_with(&args.database_url, args.timeouts()?).await?;
             store::migrate(&db).await?;
             tracing::info!("database is up to date");
         }
         Command::Check { repair, database } => {
-            let db = store::connect(&database.database_url).await?;
+            let db = store::connect_with(&database.database_url, database.timeouts()?).await?;
             store::migrate(&db).await?;
             if !check(&db, repair).await? {
                 std::process::exit(1);
@@ -114,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
             batch_size,
             database,
         } => {
-            let db = store::connect(&database.database_url).await?;
+            let db = store::connect_with(&database.database_url, database.timeouts()?).await?;
             store::migrate(&db).await?;
             let report = seed::run(
                 &db,
@@ -224,7 +224,8 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
 async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create(args) => {
-            let db = store::connect(&args.database.database_url).await?;
+            let db =
+                store::connect_with(&args.database.database_url, args.database.timeouts()?).await?;
             store::migrate(&db).await?;
             let new = args.new_token()?;
             let minted =
@@ -233,12 +234,12 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
             println!("{}", minted.secret);
         }
         TokenCommand::List { database } => {
-            let db = store::connect(&database.database_url).await?;
+            let db = store::connect_with(&database.database_url, database.timeouts()?).await?;
             store::migrate(&db).await?;
             print!("{}", token_table(&ScopedDb::instance(db)).await?);
         }
         TokenCommand::Revoke { token_id, database } => {
-            let db = store::connect(&database.database_url).await?;
+            let db = store::connect_with(&database.database_url, database.timeouts()?).await?;
             store::migrate(&db).await?;
             // The operator may revoke any token, the last admin one too: with database access
             // `token create --admin` gets access back, so this only warns.

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
 
+use crate::api::grpc::health::{self, Health};
 use crate::api::grpc::{
     AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas,
 };
@@ -26,12 +27,14 @@ use crate::limits::RequestLimits;
 use crate::limits::connections::ConnectionLimits;
 use crate::limits::hashing::Hashing;
 use crate::limits::regex_searches::RegexSearches;
+use crate::limits::shutdown::ShutdownLimits;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
 use crate::proto::user::v1::role_service_server::RoleServiceServer;
 use crate::proto::user::v1::token_service_server::TokenServiceServer;
 use crate::proto::user::v1::user_schema_service_server::UserSchemaServiceServer;
 use crate::proto::user::v1::user_service_server::UserServiceServer;
+use crate::store::probe::Probe;
 use crate::store::reads::tokens as reads;
 use crate::store::{self, ScopedDb};
 
@@ -42,16 +45,21 @@ pub struct Application {
     db: DatabaseConnection,
     limits: RequestLimits,
     connections: ConnectionLimits,
+    shutdown: ShutdownLimits,
+    /// The switch of `grpc.health.v1.Health`, and what it follows.
+    health: Health,
+    probe: Probe,
 }
 
 impl Application {
-    /// Connects to the database, migrates it and binds the listener.
+    /// Connects to the database (waiting for it up to `settings.database.connect`), migrates
+    /// it and binds the listener.
     pub async fn build(
         database_url: &str,
         listen: SocketAddr,
         settings: Settings,
     ) -> anyhow::Result<Self> {
-        let db = store::connect(database_url).await?;
+        let db = store::connect_with(database_url, settings.database).await?;
         store::migrate(&db).await?;
         Self::with_database(db, listen, settings).await
     }
@@ -67,13 +75,16 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        let router = router(db.clone(), &settings).await?;
+        let (router, health) = router(db.clone(), &settings).await?;
         Ok(Self {
             listener,
             router,
+            probe: Probe::beside(&db, health::PROBE_TIMEOUT),
             db,
             limits: settings.limits,
             connections: settings.connections,
+            shutdown: settings.shutdown,
+            health,
         })
     }
 
@@ -112,18 +123,51 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves HTTP/2 (gRPC, h2c) and HTTP/1.1 until `shutdown` completes. Requests carry
+    /// Serves HTTP/2 (gRPC, h2c) and HTTP/1.1 until `shutdown` completes, then drains (see
+    /// `limits::shutdown`): health NOT_SERVING at once, requests still served for the grace
+    /// period, then no new connections and in-flight requests finish (bounded by the shutdown
+    /// timeout). Until then health follows the database (`Health::follow`). Requests carry
     /// `ConnectInfo<SocketAddr>`.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            limits,
+            connections,
+            shutdown: drain,
+            health,
+            probe,
+            ..
+        } = self;
+        // The accept loop polls this future: the probe runs inside it, so it ends with the
+        // server and cannot outlive it, and it stops before the drain sets NOT_SERVING.
+        let draining = async move {
+            tokio::select! {
+                () = health.follow(&probe) => {}
+                () = shutdown => {}
+            }
+            health.set(false).await;
+            probe.close().await;
+            tracing::info!(
+                grace = ?drain.grace,
+                "draining: health is NOT_SERVING; requests are still served for the grace period"
+            );
+            tokio::time::sleep(drain.grace).await;
+            tracing::info!(
+                timeout = ?drain.timeout,
+                "refusing new connections; waiting for the requests in flight"
+            );
+        };
         crate::limits::serve::serve(
-            self.listener,
-            self.router,
-            self.limits,
-            self.connections,
-            shutdown,
+            listener,
+            router,
+            limits,
+            connections,
+            draining,
+            drain.timeout,
         )
         .await
     }
@@ -132,7 +176,11 @@ impl Application {
 /// Everything served on the one port, read in order: the gRPC services (the directory, health,
 /// reflection), the HTTP/JSON transcoder and gRPC-Web in front of them (`api::http`), the REST
 /// dialects beside them (`api::rest`), and the layer stack over all of it ([`behind_edge_layers`]).
-async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<axum::Router> {
+/// Also the switch of the health service.
+async fn router(
+    db: DatabaseConnection,
+    settings: &Settings,
+) -> anyhow::Result<(axum::Router, Health)> {
     let limits = settings.limits;
     // The gate and the reflection streams charge the same per-peer budgets.
     let rate_limits = Arc::new(RateLimits::new(settings.rate_limits));
@@ -147,7 +195,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
     };
 
     let grpc = directory_services(Routes::default(), &state, settings)?;
-    let grpc = health_service(grpc, limits.max_message_bytes).await;
+    let (health, grpc) = Health::serve(grpc, limits.max_message_bytes).await;
     let grpc = reflection_services(grpc, &rate_limits, limits.max_message_bytes)?;
     let grpc = grpc.prepare().into_axum_router().layer(from_fn(
         // tonic's own refusals of a message (too large, undecodable) get the client's code.
@@ -165,7 +213,7 @@ async fn router(db: DatabaseConnection, settings: &Settings) -> anyhow::Result<a
         )?
         .merge(rest_routes(&state));
     let gate = gate(db, settings, rate_limits, routes).await?;
-    Ok(behind_edge_layers(served, gate, limits))
+    Ok((behind_edge_layers(served, gate, limits), health))
 }
 
 /// The directory's own gRPC services, sharing one state, each with the server's message limit.
@@ -197,27 +245,6 @@ fn directory_services(
         .add_service(schemas)
         .add_service(roles)
         .add_service(tokens))
-}
-
-/// `grpc.health.v1.Health`, reporting every directory service as serving.
-async fn health_service(routes: Routes, max_message: usize) -> Routes {
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<UserServiceServer<UserDirectory>>()
-        .await;
-    health_reporter
-        .set_serving::<OrganizationServiceServer<Organizations>>()
-        .await;
-    health_reporter
-        .set_serving::<UserSchemaServiceServer<UserSchemas>>()
-        .await;
-    health_reporter
-        .set_serving::<RoleServiceServer<Roles>>()
-        .await;
-    health_reporter
-        .set_serving::<TokenServiceServer<AccessTokens>>()
-        .await;
-    routes.add_service(health.max_decoding_message_size(max_message))
 }
 
 /// Server reflection, v1 and v1alpha, so that old and new grpcurl both work without proto

@@ -181,8 +181,13 @@ pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next)
     let principal = match gate.authenticate(request.headers()).await {
         Ok(principal) => principal,
         Err(error) => {
-            tracing::error!(%error, "looking up an access token");
-            return Refusal::new(Code::Unavailable, "the directory is unavailable").into_response();
+            // An outage is logged once by the health probe; anything else is worth a line each.
+            if crate::error::database_unavailable(&error) {
+                tracing::debug!(%error, "looking up an access token");
+            } else {
+                tracing::error!(%error, "looking up an access token");
+            }
+            return Refusal::new(Code::Unavailable, crate::error::UNAVAILABLE).into_response();
         }
     };
     let exempt =

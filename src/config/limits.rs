@@ -10,6 +10,7 @@ use crate::limits::RequestLimits;
 use crate::limits::connections::{self, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_PEER};
 use crate::limits::hashing::{DEFAULT_QUEUE_PER_HASH, HashingLimits};
 use crate::limits::regex_searches::DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES;
+use crate::limits::shutdown::ShutdownLimits;
 use crate::limits::{DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_MESSAGE_BYTES};
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS};
 
@@ -91,6 +92,16 @@ pub struct LimitArgs {
     /// accepted. Behind a proxy or sidecar all clients share its address.
     #[arg(long, env = "USERDIR_MAX_CONNECTIONS_PER_PEER", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_PEER)]
     pub max_connections_per_peer: usize,
+
+    /// After SIGTERM or Ctrl-C, how long requests are still served with health NOT_SERVING,
+    /// so that load balancers move away before anything is refused; `0`: none.
+    #[arg(long, env = "USERDIR_SHUTDOWN_GRACE", default_value = "5s", value_parser = flag_duration)]
+    pub shutdown_grace: Duration,
+
+    /// After the grace period, how long requests in flight may take to finish; connections
+    /// still open then are dropped.
+    #[arg(long, env = "USERDIR_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = flag_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 impl LimitArgs {
@@ -121,6 +132,13 @@ impl LimitArgs {
         };
         limits.validate()?;
         Ok(limits)
+    }
+
+    pub fn shutdown(&self) -> ShutdownLimits {
+        ShutdownLimits {
+            grace: self.shutdown_grace,
+            timeout: self.shutdown_timeout,
+        }
     }
 
     pub fn connections(&self) -> anyhow::Result<ConnectionLimits> {
@@ -165,6 +183,61 @@ mod tests {
         assert!(flag_duration("s").is_err());
         assert!(flag_duration("1d").is_err());
         assert!(flag_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn shutdown_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: LimitArgs,
+        }
+        let defaults = Cli::try_parse_from(["userdir"]).unwrap();
+        assert_eq!(defaults.limits.shutdown(), ShutdownLimits::default());
+        let set =
+            Cli::try_parse_from(["userdir", "--shutdown-grace=0", "--shutdown-timeout=1500ms"])
+                .unwrap();
+        assert_eq!(
+            set.limits.shutdown(),
+            ShutdownLimits {
+                grace: Duration::ZERO,
+                timeout: Duration::from_millis(1500),
+            }
+        );
+        assert!(Cli::try_parse_from(["userdir", "--shutdown-grace=soon"]).is_err());
+    }
+
+    #[test]
+    fn database_flags() {
+        use crate::config::DatabaseArgs;
+        use crate::store::DatabaseTimeouts;
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            database: DatabaseArgs,
+        }
+        let defaults = Cli::try_parse_from(["userdir"]).unwrap();
+        assert_eq!(
+            defaults.database.timeouts().unwrap(),
+            DatabaseTimeouts::default()
+        );
+        let set = Cli::try_parse_from([
+            "userdir",
+            "--database-acquire-timeout=2s",
+            "--database-connect-timeout=1m",
+        ])
+        .unwrap();
+        assert_eq!(
+            set.database.timeouts().unwrap(),
+            DatabaseTimeouts {
+                acquire: Duration::from_secs(2),
+                connect: Duration::from_secs(60),
+            }
+        );
+        let zero = Cli::try_parse_from(["userdir", "--database-acquire-timeout=0s"]).unwrap();
+        assert!(zero.database.timeouts().is_err());
     }
 
     #[test]

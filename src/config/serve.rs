@@ -145,6 +145,8 @@ impl ServeArgs {
             limits: self.limits.limits()?,
             hashing: self.limits.hashing()?,
             connections: self.limits.connections()?,
+            shutdown: self.limits.shutdown(),
+            database: self.database.timeouts()?,
             oidc: self.oidc.settings()?,
         })
     }

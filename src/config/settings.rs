@@ -6,7 +6,9 @@ use crate::auth::rate_limit::RateLimitSettings;
 use crate::limits::RequestLimits;
 use crate::limits::connections::ConnectionLimits;
 use crate::limits::hashing::HashingLimits;
+use crate::limits::shutdown::ShutdownLimits;
 use crate::query::PageLimits;
+use crate::store::DatabaseTimeouts;
 
 /// What the services need besides the database.
 #[derive(Clone, Debug)]
@@ -26,6 +28,11 @@ pub struct Settings {
     pub hashing: HashingLimits,
     /// Timeouts and caps of connections.
     pub connections: ConnectionLimits,
+    /// How the server drains when told to stop.
+    pub shutdown: ShutdownLimits,
+    /// How long the pool waits for the database (used by `Application::build`, which
+    /// connects; a server given its pool has it already).
+    pub database: DatabaseTimeouts,
 }
 
 impl Default for Settings {
@@ -39,6 +46,8 @@ impl Default for Settings {
             limits: RequestLimits::default(),
             hashing: HashingLimits::default(),
             connections: ConnectionLimits::default(),
+            shutdown: ShutdownLimits::default(),
+            database: DatabaseTimeouts::default(),
         }
     }
 }

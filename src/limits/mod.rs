@@ -9,6 +9,7 @@
 //! | query depth, leaves, text length   | InvalidArgument     | 400, code 3 (REST: 400)     |
 //! | concurrent regex searches          | ResourceExhausted   | 429, code 8                 |
 //! | password hashes beyond the queue   | ResourceExhausted   | 429, code 8                 |
+//! | no database connection in time     | Unavailable         | 503, code 14 (`store`)      |
 //!
 //! Connections are bounded too (see [`connections`]): silent and idle ones are closed, and over
 //! `--max-connections` or `--max-connections-per-peer` a new one is closed at once.
@@ -28,6 +29,7 @@ pub mod hashing;
 pub mod head;
 pub mod regex_searches;
 pub mod serve;
+pub mod shutdown;
 pub mod time_left;
 
 use std::time::Duration;

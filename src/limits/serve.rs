@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 (h2c, so gRPC) on one listener, like `axum::serve`, but
 //! with request heads, silence and idleness bounded (`axum::serve` has no knob for any of them),
-//! connections counted (see `admission`), HTTP/2 keep-alive pings and graceful shutdown.
+//! connections counted (see `admission`), HTTP/2 keep-alive pings and graceful shutdown with a
+//! bound (see `shutdown`).
 //!
 //! Every request carries axum's `ConnectInfo<SocketAddr>` extension with the peer's address,
 //! exactly as `axum::serve` with `into_make_service_with_connect_info` would give it.
@@ -24,14 +25,26 @@ use super::admission::Admission;
 use super::connections::ConnectionLimits;
 use super::{MIN_HEADER_BYTES, RequestLimits};
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// the open connections to finish their requests.
+/// What the server tells its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Finish the requests in flight, take no more (HTTP/2 GOAWAY), then close.
+    Draining,
+    /// The drain took too long: close now.
+    Closing,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting (new
+/// connections are refused) and waits up to `shutdown_timeout` for the open connections to
+/// finish their requests; those still open then are dropped.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: RequestLimits,
     connections: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown_timeout: Duration,
 ) -> std::io::Result<()> {
     let builder = connection_builder(&limits, &connections);
     let mut make_service: IntoMakeServiceWithConnectInfo<Router, SocketAddr> =
@@ -41,7 +54,7 @@ pub async fn serve(
         connections.max_connections_per_peer,
     );
     // Every connection holds a receiver: `stop.closed()` completes when the last has ended.
-    let (stop, stopping) = watch::channel(());
+    let (stop, stopping) = watch::channel(Phase::Serving);
     let mut shutdown = pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -91,9 +104,14 @@ pub async fn serve(
                         }
                         break;
                     }
-                    _ = stopping.changed(), if !closing => {
-                        closing = true;
-                        connection.as_mut().graceful_shutdown();
+                    changed = stopping.changed() => {
+                        if changed.is_err() || *stopping.borrow() == Phase::Closing {
+                            break;
+                        }
+                        if !closing {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
                     }
                     why = &mut expiry, if !closing => {
                         let period = match why {
@@ -116,8 +134,19 @@ pub async fn serve(
     }
     drop(listener);
     drop(stopping);
-    stop.send_replace(());
-    stop.closed().await;
+    stop.send_replace(Phase::Draining);
+    if tokio::time::timeout(shutdown_timeout, stop.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = stop.receiver_count(),
+            timeout = ?shutdown_timeout,
+            "connections still open after the shutdown timeout are dropped"
+        );
+        stop.send_replace(Phase::Closing);
+        stop.closed().await;
+    }
     Ok(())
 }
 
@@ -193,6 +222,7 @@ mod tests {
             async move {
                 let _ = stopped.await;
             },
+            Duration::from_secs(5),
         ));
         for client in [
             reqwest::Client::new(),
@@ -248,6 +278,7 @@ mod tests {
             RequestLimits::default(),
             connections,
             std::future::pending(),
+            Duration::from_secs(5),
         ));
         let mut first = TcpStream::connect(address).await.unwrap();
         assert!(answered(&mut first).await);
@@ -270,6 +301,94 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(admitted, "a closed connection frees its place");
+    }
+
+    /// A server whose `/slow` answers after `delay` and `/never` never does, stopped when the
+    /// returned sender fires, with `timeout` for the drain.
+    async fn draining_server(
+        delay: Duration,
+        timeout: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let router = Router::new()
+            .route(
+                "/slow",
+                get(move || async move {
+                    tokio::time::sleep(delay).await;
+                    "finished"
+                }),
+            )
+            .route("/never", get(std::future::pending::<&'static str>));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            RequestLimits::default(),
+            ConnectionLimits::default(),
+            async move {
+                let _ = stopped.await;
+            },
+            timeout,
+        ));
+        (address, stop, server)
+    }
+
+    /// A request in flight when the drain begins is answered; the listener is closed at once,
+    /// and the loop ends when the last connection has.
+    #[tokio::test]
+    async fn the_drain_lets_requests_in_flight_finish() {
+        let (address, stop, server) =
+            draining_server(Duration::from_millis(500), Duration::from_secs(30)).await;
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        let http1 = tokio::spawn(reqwest::get(format!("http://{address}/slow")));
+        let http2 = tokio::spawn(client.get(format!("http://{address}/slow")).send());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            TcpStream::connect(address).await.is_err(),
+            "no new connection during the drain"
+        );
+        for answer in [http1, http2] {
+            let answer = answer.await.unwrap().expect("answered during the drain");
+            assert_eq!(answer.text().await.unwrap(), "finished");
+        }
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the loop ends with its last connection")
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A request that outlasts the shutdown timeout is dropped with its connection, and the
+    /// loop ends after the timeout, not with the request.
+    #[tokio::test]
+    async fn the_drain_ends_at_the_shutdown_timeout() {
+        let (address, stop, server) =
+            draining_server(Duration::ZERO, Duration::from_millis(300)).await;
+        let never = tokio::spawn(reqwest::get(format!("http://{address}/never")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the loop ends at the shutdown timeout")
+            .unwrap()
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let dropped = tokio::time::timeout(Duration::from_secs(5), never)
+            .await
+            .expect("the client sees its connection closed")
+            .unwrap();
+        assert!(dropped.is_err(), "never answered: {dropped:?}");
     }
 
     /// Accepted sockets send small answers at once (TCP_NODELAY).

@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod keys;
+pub mod probe;
 pub mod reads;
 pub mod writes;
 
@@ -24,13 +25,61 @@ const _: () = assert!(
     "regex searches must always leave two connections of the pool free"
 );
 
-/// Opens a connection pool of [`POOL_SIZE`]. SQLite connections make LIKE case-sensitive (as
+/// How long the pool waits for the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DatabaseTimeouts {
+    /// Longest a request waits for a connection of the pool, opening a new one included (sqlx
+    /// retries a refused connection until then): past it the request is Unavailable, so a
+    /// database that is gone fails requests this quickly instead of at their deadline.
+    pub acquire: Duration,
+    /// Longest [`connect_with`] waits for the database to answer at all (a server started
+    /// beside its database, or before it), retrying while it cannot be reached.
+    pub connect: Duration,
+}
+
+/// Default [`DatabaseTimeouts::acquire`]: short enough that a request fails within a second
+/// while the database is gone (the gate's token lookup is one acquire), long enough that a
+/// busy pool of [`POOL_SIZE`] connections is waited for, not refused.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default [`DatabaseTimeouts::connect`]: sqlx's acquire timeout, which was the wait at start
+/// before the timeouts could be set.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for DatabaseTimeouts {
+    fn default() -> Self {
+        Self {
+            acquire: DEFAULT_ACQUIRE_TIMEOUT,
+            connect: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// Pause between two attempts of [`connect_with`] to reach a database that is not there yet.
+const CONNECT_RETRY: Duration = Duration::from_millis(250);
+
+/// [`connect_with`] the default timeouts.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_with(url, DatabaseTimeouts::default()).await
+}
+
+/// Opens a connection pool of [`POOL_SIZE`], then waits until the database answers (at most
+/// `timeouts.connect`, retrying while it cannot be reached; any other error, e.g. a refused
+/// password or a missing database, at once). SQLite connections make LIKE case-sensitive (as
 /// on PostgreSQL; ignore-case search uses the folded `*_lower` columns instead), use WAL so
 /// readers never block the writer, and wait for a busy database instead of failing at once.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+///
+/// The pool tests a connection before lending it (sqlx's default), so after the database
+/// restarts, the connections it closed are replaced without a restart of the server.
+pub async fn connect_with(
+    url: &str,
+    timeouts: DatabaseTimeouts,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     options
         .max_connections(POOL_SIZE)
+        .acquire_timeout(timeouts.acquire)
+        // The pool is made at once; the loop below waits for the database.
+        .connect_lazy(true)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|sqlite| {
             sqlite
@@ -41,7 +90,33 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
                 .with_regexp()
         });
-    Database::connect(options).await
+    let db = Database::connect(options).await?;
+    let deadline = tokio::time::Instant::now() + timeouts.connect;
+    let mut attempts = 0u32;
+    loop {
+        let error = match db.ping().await {
+            Ok(()) => return Ok(db),
+            Err(error) => error,
+        };
+        attempts += 1;
+        let unavailable = crate::error::database_unavailable(&error);
+        if unavailable && tokio::time::Instant::now() + CONNECT_RETRY < deadline {
+            if attempts == 1 {
+                tracing::warn!(%error, timeout = ?timeouts.connect, "waiting for the database");
+            }
+            tokio::time::sleep(CONNECT_RETRY).await;
+            continue;
+        }
+        db.close().await.ok();
+        return Err(if unavailable {
+            DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
+                "the database did not answer within {:?}: {error}",
+                timeouts.connect
+            )))
+        } else {
+            error
+        });
+    }
 }
 
 /// Brings the schema up to date. sea-orm-migration wraps each PostgreSQL migration in a

@@ -18,6 +18,8 @@ const USERS: u64 = 400;
 struct Seeded {
     client: UserServiceClient<common::Authed>,
     database: FreshDatabase,
+    /// Dropped with the rest, which stops the server (and its health probe).
+    _running: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn seeded(backend: Backend, batch_size: usize) -> Option<Seeded> {
@@ -47,14 +49,21 @@ async fn seeded(backend: Backend, batch_size: usize) -> Option<Seeded> {
         .await
         .unwrap();
     let address = app.local_addr().unwrap();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (running, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
     let client = common::Clients::new(channel, Some(&token)).users;
-    Some(Seeded { client, database })
+    Some(Seeded {
+        client,
+        database,
+        _running: running,
+    })
 }
 
 /// Requests covering every sorting column in both directions and every query kind.

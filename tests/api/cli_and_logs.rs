@@ -46,6 +46,8 @@ impl Server {
             ])
             .args(extra)
             .env("RUST_LOG", "debug")
+            // Nothing balances load here: stop at once (the drain has its own test).
+            .env("USERDIR_SHUTDOWN_GRACE", "0s")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -10,6 +10,7 @@ pub mod api;
 pub mod fixtures;
 pub mod hostile;
 pub mod http;
+pub mod own_postgres;
 pub mod queries;
 
 use std::future::Future;
@@ -101,6 +102,9 @@ pub struct TestApp {
     pub schemas: UserSchemaServiceClient<Authed>,
     pub roles: RoleServiceClient<Authed>,
     pub tokens: TokenServiceClient<Authed>,
+    /// Dropped with the app, which stops its server: its health probe (which would knock on a
+    /// dropped test database every 500 ms) stops at once, the server after its drain.
+    _running: tokio::sync::oneshot::Sender<()>,
 }
 
 impl TestApp {
@@ -174,7 +178,7 @@ where
 }
 
 /// Serves `db`; `token` is the directory's admin token when it was bootstrapped before.
-async fn serve(
+pub async fn serve(
     backend: Backend,
     db: DatabaseConnection,
     settings: Settings,
@@ -194,7 +198,10 @@ async fn serve(
         .or(token)
         .expect("a fresh directory mints a bootstrap token");
     let address = app.local_addr().unwrap();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (running, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
@@ -212,6 +219,7 @@ async fn serve(
         schemas: clients.schemas,
         roles: clients.roles,
         tokens: clients.tokens,
+        _running: running,
     }
 }
 
