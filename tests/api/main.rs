@@ -39,5 +39,6 @@ mod substring_search;
 mod tenancy;
 mod token_lifecycle;
 mod write_authenticators;
+mod write_contention;
 mod write_roles;
 mod write_users;

@@ -5,7 +5,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::events::{self, NewEvent};
 use crate::domain::{Scope, Timestamp};
-use crate::store::{ScopedDb, begin_write};
+use crate::store::{ScopedDb, WriteTransaction, begin_write};
 
 /// The sequence, time and owner of a recorded event: what `details` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub struct Written {
 }
 
 pub struct UnitOfWork {
-    txn: DatabaseTransaction,
+    txn: WriteTransaction,
     first_sequence: i64,
     now: Timestamp,
     events: Vec<NewEvent>,
@@ -40,7 +40,7 @@ impl UnitOfWork {
         let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
         let next_seen = match db.scope().organization() {
             None => first_sequence,
-            Some(own) => events::latest_in(&txn, own)
+            Some(own) => events::latest_in(&*txn, own)
                 .await?
                 .map_or(1, |(position, _)| position + 1),
         };
