@@ -35,6 +35,7 @@ mod page_tokens;
 mod rest_greenlake;
 mod rest_logto;
 mod round_trips;
+mod sqlite_wal;
 mod substring_search;
 mod tenancy;
 mod token_lifecycle;
