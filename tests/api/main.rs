@@ -12,6 +12,7 @@ mod common;
 
 mod access_control;
 mod backends_agree;
+mod backup;
 mod cli_and_logs;
 mod counters;
 mod fuzz_regressions;

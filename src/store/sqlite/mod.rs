@@ -1,6 +1,7 @@
-//! What only SQLite needs: its connection settings, the queue its writers take turns in, and
-//! the checkpoints that keep its write-ahead log small.
+//! What only SQLite needs: its connection settings, the queue its writers take turns in, the
+//! checkpoints that keep its write-ahead log small, and online backups.
 
+pub mod backup;
 pub mod checkpoint;
 pub mod queue;
 

@@ -174,7 +174,7 @@ where
 }
 
 /// Serves `db`; `token` is the directory's admin token when it was bootstrapped before.
-async fn serve(
+pub async fn serve(
     backend: Backend,
     db: DatabaseConnection,
     settings: Settings,
