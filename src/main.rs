@@ -1,7 +1,7 @@
 //! The `userdir` command.
 
 use clap::{Parser, Subcommand};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use userdir::command::{self, tokens::Minter};
@@ -40,6 +40,14 @@ enum Command {
         /// turn like every write).
         #[arg(long)]
         repair: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Copy the SQLite database, consistently, into a new file, also while servers write to it
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// The file to write; it must not exist.
+        path: PathBuf,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -107,6 +115,15 @@ async fn main() -> anyhow::Result<()> {
             if !check(&db, repair).await? {
                 std::process::exit(1);
             }
+        }
+        Command::Backup { path, database } => {
+            let copied = store::sqlite::backup::copy(&database.database_url, &path).await?;
+            println!(
+                "backed up {} to {} ({} bytes)",
+                copied.source.display(),
+                path.display(),
+                copied.bytes
+            );
         }
         Command::Seed {
             users,

@@ -132,6 +132,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // SQLite's write-ahead log is kept small for as long as this server serves.
+        let _checkpoints = store::sqlite::checkpoint::start(&self.db);
         let Self {
             listener,
             router,

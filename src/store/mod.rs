@@ -4,14 +4,15 @@ pub mod entities;
 pub mod keys;
 pub mod probe;
 pub mod reads;
+pub mod sqlite;
 pub mod writes;
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use migration::MigratorTrait;
 
 use crate::domain::Scope;
-use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
@@ -64,9 +65,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 
 /// Opens a connection pool of [`POOL_SIZE`], then waits until the database answers (at most
 /// `timeouts.connect`, retrying while it cannot be reached; any other error, e.g. a refused
-/// password or a missing database, at once). SQLite connections make LIKE case-sensitive (as
-/// on PostgreSQL; ignore-case search uses the folded `*_lower` columns instead), use WAL so
-/// readers never block the writer, and wait for a busy database instead of failing at once.
+/// password or a missing database, at once). SQLite connections get [`sqlite::tuned`].
 ///
 /// The pool tests a connection before lending it (sqlx's default), so after the database
 /// restarts, the connections it closed are replaced without a restart of the server.
@@ -81,15 +80,7 @@ pub async fn connect_with(
         // The pool is made at once; the loop below waits for the database.
         .connect_lazy(true)
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|sqlite| {
-            sqlite
-                .pragma("case_sensitive_like", "ON")
-                .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(30))
-                .foreign_keys(true)
-                // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
-                .with_regexp()
-        });
+        .map_sqlx_sqlite_opts(sqlite::tuned);
     let db = Database::connect(options).await?;
     let deadline = tokio::time::Instant::now() + timeouts.connect;
     let mut attempts = 0u32;
@@ -175,18 +166,56 @@ pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransacti
 /// Longest head start of a snapshot's `statement_timeout` on the request's deadline.
 const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 
-/// A write transaction. On SQLite it takes the write lock at BEGIN, so two writers never both
-/// read and then fail to upgrade their lock.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+/// A write transaction. On SQLite it first waits for this process's turn to write
+/// ([`sqlite::queue`]), then takes the write lock at BEGIN (IMMEDIATE), so two writers never
+/// both read and then fail to upgrade their lock.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTransaction, DbErr> {
     match db.get_database_backend() {
         DbBackend::Sqlite => {
-            db.begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
+            let turn = sqlite::queue::turn(db).await?;
+            let txn = db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await?;
+            Ok(WriteTransaction {
+                txn,
+                _turn: Some(turn),
             })
-            .await
         }
-        _ => db.begin().await,
+        _ => Ok(WriteTransaction {
+            txn: db.begin().await?,
+            _turn: None,
+        }),
+    }
+}
+
+/// A write transaction and, on SQLite, the writer's turn, which ends with it: committed,
+/// rolled back or dropped (rolled back). Reads and writes go through `Deref`.
+#[derive(Debug)]
+pub struct WriteTransaction {
+    // Declared first, so that a dropped transaction has queued its rollback before the next
+    // writer's turn begins.
+    txn: DatabaseTransaction,
+    _turn: Option<sqlite::queue::Turn>,
+}
+
+impl WriteTransaction {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        self.txn.rollback().await
+    }
+}
+
+impl Deref for WriteTransaction {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
     }
 }
 

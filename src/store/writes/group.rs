@@ -20,7 +20,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, Transa
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::events;
-use crate::store::begin_write;
+use crate::store::{WriteTransaction, begin_write};
 
 /// Most units one COMMIT acknowledges: past this a writer commits even with others waiting,
 /// so that a steady stream of writers still gets acknowledgements.
@@ -52,8 +52,9 @@ impl std::fmt::Debug for GroupCommit {
 
 #[derive(Default)]
 struct Open {
-    /// The group's transaction, holding the event log's lock; None between groups.
-    txn: Option<DatabaseTransaction>,
+    /// The group's transaction, holding the event log's lock (and on SQLite the writer's
+    /// turn); None between groups.
+    txn: Option<WriteTransaction>,
     /// The units of the open transaction waiting for its COMMIT.
     members: Vec<oneshot::Sender<Result<(), String>>>,
 }

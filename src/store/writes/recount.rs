@@ -14,9 +14,9 @@ use crate::store::writes::events;
 pub async fn repair(db: &DatabaseConnection) -> Result<usize, DbErr> {
     let txn = begin_write(db).await?;
     events::lock(&txn).await?;
-    let counted = count_rows(&txn).await?;
-    user_count::Entity::delete_many().exec(&txn).await?;
-    role_user_count::Entity::delete_many().exec(&txn).await?;
+    let counted = count_rows(&*txn).await?;
+    user_count::Entity::delete_many().exec(&*txn).await?;
+    role_user_count::Entity::delete_many().exec(&*txn).await?;
     let mut users = Vec::new();
     let mut holders = Vec::new();
     for (counter, total) in &counted {
@@ -44,12 +44,12 @@ pub async fn repair(db: &DatabaseConnection) -> Result<usize, DbErr> {
     // Chunks keep each statement under every backend's limit of bound parameters.
     for chunk in users.chunks(1000) {
         user_count::Entity::insert_many(chunk.to_vec())
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
     }
     for chunk in holders.chunks(1000) {
         role_user_count::Entity::insert_many(chunk.to_vec())
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
     }
     txn.commit().await?;

@@ -8,7 +8,7 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use super::events::{self, NewEvent};
 use super::group::{self, Seat};
 use crate::domain::{Scope, Timestamp};
-use crate::store::{ScopedDb, begin_write};
+use crate::store::{ScopedDb, WriteTransaction, begin_write};
 
 /// The sequence, time and owner of a recorded event: what `details` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +24,8 @@ pub struct Written {
 }
 
 pub struct UnitOfWork {
-    /// The unit's transaction, or its savepoint in the group's; None once it ended.
-    txn: Option<DatabaseTransaction>,
+    /// The unit's transaction; None once it ended.
+    txn: Option<UnitTxn>,
     /// Its seat in the group transaction, when the writes are grouped.
     seat: Option<Seat>,
     first_sequence: i64,
@@ -44,20 +44,20 @@ impl UnitOfWork {
         let (txn, seat) = match db.group() {
             Some(group) => {
                 let seat = group.seat(db.connection()).await?;
-                (group::savepoint(&seat).await?, Some(seat))
+                (UnitTxn::Grouped(group::savepoint(&seat).await?), Some(seat))
             }
             None => {
                 let txn = begin_write(db.connection()).await?;
                 events::lock(&txn).await?;
-                (txn, None)
+                (UnitTxn::Alone(txn), None)
             }
         };
         // The group's earlier units are in this transaction: their events count.
-        let latest = events::latest(&txn).await?;
+        let latest = events::latest(txn.get()).await?;
         let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
         let next_seen = match db.scope().organization() {
             None => first_sequence,
-            Some(own) => events::latest_in(&txn, own)
+            Some(own) => events::latest_in(txn.get(), own)
                 .await?
                 .map_or(1, |(position, _)| position + 1),
         };
@@ -84,6 +84,7 @@ impl UnitOfWork {
         self.txn
             .as_ref()
             .expect("a unit of work in progress has its transaction")
+            .get()
     }
 
     /// The time of every event of this unit.
@@ -162,7 +163,7 @@ impl UnitOfWork {
     pub async fn commit(mut self) -> Result<(), DbErr> {
         let txn = self.txn.take().expect("a unit of work commits once");
         let events = std::mem::take(&mut self.events);
-        let appended = events::append(&txn, self.first_sequence, events).await;
+        let appended = events::append(txn.get(), self.first_sequence, events).await;
         if let Err(error) = appended {
             drop(txn);
             return Err(error);
@@ -191,6 +192,36 @@ impl Drop for UnitOfWork {
         drop(self.txn.take());
         if let Some(seat) = self.seat.take() {
             seat.leave();
+        }
+    }
+}
+
+/// A unit's own transaction: its savepoint in the group's, or a write transaction of its own.
+enum UnitTxn {
+    Grouped(DatabaseTransaction),
+    Alone(WriteTransaction),
+}
+
+impl UnitTxn {
+    fn get(&self) -> &DatabaseTransaction {
+        match self {
+            Self::Grouped(savepoint) => savepoint,
+            Self::Alone(txn) => txn,
+        }
+    }
+
+    /// Releases the savepoint, or commits the transaction.
+    async fn commit(self) -> Result<(), DbErr> {
+        match self {
+            Self::Grouped(savepoint) => savepoint.commit().await,
+            Self::Alone(txn) => txn.commit().await,
+        }
+    }
+
+    async fn rollback(self) -> Result<(), DbErr> {
+        match self {
+            Self::Grouped(savepoint) => savepoint.rollback().await,
+            Self::Alone(txn) => txn.rollback().await,
         }
     }
 }

@@ -1,0 +1,39 @@
+//! What only SQLite needs: its connection settings, the queue its writers take turns in, the
+//! checkpoints that keep its write-ahead log small, and online backups.
+
+pub mod backup;
+pub mod checkpoint;
+pub mod queue;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+
+/// How long a statement waits for a lock another process holds (`busy_timeout`), and a writer
+/// for its turn in this process's queue: a bound, never a hang. Within one server writers never
+/// meet SQLite's lock (see [`queue`]); other processes on the same file (`userdir check
+/// --repair`, `token create`, a second server) do, and wait up to this long.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Pages (4 KiB each) the write-ahead log may reach before a commit copies it back into the
+/// database (SQLite's default, stated because the WAL bound depends on it: about 4 MiB).
+pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+
+/// The size a write-ahead log is cut back to whenever it starts over from its beginning: the
+/// largest WAL file that outlives a burst (without it, the file keeps its high-water mark).
+pub const JOURNAL_SIZE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The settings of every SQLite connection. LIKE is case-sensitive (as on PostgreSQL;
+/// ignore-case search uses the folded `*_lower` columns instead); WAL, so readers never block
+/// the writer; a bounded wait for a busy database instead of failing at once; a bounded WAL.
+pub fn tuned(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .pragma("case_sensitive_like", "ON")
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES.to_string())
+        .foreign_keys(true)
+        // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
+        .with_regexp()
+}
