@@ -380,9 +380,7 @@ class Database:
 # --- The service through Python grpcio and http.client ----------------------------------------
 
 def load_stubs(scratch):
-    global pb, grpc
     from grpc_tools import protoc
-    import grpc as grpc_module
 
     out = os.path.join(scratch, "stubs")
     os.makedirs(out)
@@ -393,6 +391,14 @@ def load_stubs(scratch):
                         f"--python_out={out}", f"--grpc_python_out={out}", *protos])
     if code != 0:
         raise SystemExit("grpc_tools.protoc failed")
+    load_stubs_from(out)
+
+
+def load_stubs_from(out):
+    """Imports the stubs `load_stubs` generated into `out` (also in another process)."""
+    global pb, grpc
+    import grpc as grpc_module
+
     sys.path.insert(0, out)
     from userdir.user.v1 import (directory_service_pb2, directory_service_pb2_grpc, object_pb2, query_pb2,
                                  user_pb2, user_service_pb2, user_service_pb2_grpc)

@@ -14,17 +14,24 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use sea_orm::{
+    ConnAcquireErr, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait,
+};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::events;
+use crate::error::database_unavailable;
 use crate::store::{WriteTransaction, begin_write};
 
 /// Most units one COMMIT acknowledges: past this a writer commits even with others waiting,
 /// so that a steady stream of writers still gets acknowledgements.
 const MAX_GROUP: usize = 64;
+
+/// After opening a group transaction failed for an unreachable database, writers fail at once
+/// for this long (the health probe reports the outage meanwhile).
+const FAIL_FAST: Duration = Duration::from_millis(250);
 
 /// How often a member waiting for its group's COMMIT checks that someone will make it.
 const ORPHAN_CHECK: Duration = Duration::from_millis(5);
@@ -56,7 +63,18 @@ struct Open {
     /// turn); None between groups.
     txn: Option<WriteTransaction>,
     /// The units of the open transaction waiting for its COMMIT.
-    members: Vec<oneshot::Sender<Result<(), String>>>,
+    members: Vec<oneshot::Sender<Result<(), Failure>>>,
+    /// When opening a transaction last failed because the database was unreachable.
+    unreachable_since: Option<Instant>,
+}
+
+/// Why a group's COMMIT failed, for each member.
+#[derive(Clone, Debug)]
+struct Failure {
+    /// The database was unreachable (the members answer Unavailable, see
+    /// `error::database_unavailable`).
+    unreachable: bool,
+    message: String,
 }
 
 /// One unit's place in the group transaction: while it is held, no other unit runs.
@@ -98,9 +116,31 @@ impl GroupCommit {
             self.open.clone().lock_owned().await
         };
         if open.txn.is_none() {
-            let txn = begin_write(db).await?;
-            events::lock(&txn).await?;
-            open.txn = Some(txn);
+            // While the database is gone, the writers queued for the seat fail at once instead
+            // of each waiting out the pool's acquire timeout in turn.
+            if open
+                .unreachable_since
+                .is_some_and(|since| since.elapsed() < FAIL_FAST)
+            {
+                return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+            }
+            let opened = async {
+                let txn = begin_write(db).await?;
+                events::lock(&txn).await?;
+                Ok::<_, DbErr>(txn)
+            };
+            match opened.await {
+                Ok(txn) => {
+                    open.txn = Some(txn);
+                    open.unreachable_since = None;
+                }
+                Err(error) => {
+                    if database_unavailable(&error) {
+                        open.unreachable_since = Some(Instant::now());
+                    }
+                    return Err(error);
+                }
+            }
         }
         Ok(Seat {
             open,
@@ -132,8 +172,11 @@ impl Seat {
             tokio::select! {
                 result = &mut committed => return match result {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(group_failed(error)),
-                    Err(_) => Err(group_failed("the group transaction was abandoned".into())),
+                    Ok(Err(failure)) => Err(group_failed(failure)),
+                    Err(_) => Err(group_failed(Failure {
+                        unreachable: false,
+                        message: "the group transaction was abandoned".into(),
+                    })),
                 },
                 // The writer this one left the COMMIT to may have given up waiting for the
                 // seat (its request was dropped): whoever finds the seat free commits.
@@ -142,6 +185,26 @@ impl Seat {
                         commit_group(&group, &mut open).await;
                     }
                 }
+            }
+        }
+    }
+
+    /// A savepoint of the group's transaction: the unit's own transaction within it. A group
+    /// transaction that cannot open one is broken (its connection is gone): it is given up, its
+    /// members fail, and the next writer opens a new one.
+    pub async fn savepoint(&mut self) -> Result<DatabaseTransaction, DbErr> {
+        match self.txn().begin().await {
+            Ok(savepoint) => Ok(savepoint),
+            Err(error) => {
+                let failure = Failure {
+                    unreachable: database_unavailable(&error),
+                    message: error.to_string(),
+                };
+                self.open.txn = None;
+                for member in self.open.members.drain(..) {
+                    let _ = member.send(Err(failure.clone()));
+                }
+                Err(error)
             }
         }
     }
@@ -171,7 +234,10 @@ async fn commit_group(group: &GroupCommit, open: &mut Open) {
     let Some(txn) = open.txn.take() else {
         return;
     };
-    let result = txn.commit().await.map_err(|error| error.to_string());
+    let result = txn.commit().await.map_err(|error| Failure {
+        unreachable: database_unavailable(&error),
+        message: error.to_string(),
+    });
     match &result {
         Ok(()) => {
             group.commits.fetch_add(1, Ordering::Relaxed);
@@ -179,8 +245,8 @@ async fn commit_group(group: &GroupCommit, open: &mut Open) {
                 .committed_units
                 .fetch_add(open.members.len() as u64, Ordering::Relaxed);
         }
-        Err(error) => {
-            tracing::warn!(%error, members = open.members.len(), "a group commit failed");
+        Err(failure) => {
+            tracing::warn!(error = %failure.message, members = open.members.len(), "a group commit failed");
         }
     }
     for member in open.members.drain(..) {
@@ -188,15 +254,15 @@ async fn commit_group(group: &GroupCommit, open: &mut Open) {
     }
 }
 
-/// What a member of a failed group learns: the COMMIT did not happen, as when the
-/// connection is lost.
-fn group_failed(error: String) -> DbErr {
-    DbErr::Conn(RuntimeErr::Internal(format!(
-        "the group commit failed: {error}"
-    )))
-}
-
-/// A savepoint of the group's transaction: the unit's own transaction within it.
-pub async fn savepoint(seat: &Seat) -> Result<DatabaseTransaction, DbErr> {
-    seat.txn().begin().await
+/// What a member of a failed group learns: its write did not happen; Unavailable when the
+/// database could not be reached, as for any other statement.
+fn group_failed(failure: Failure) -> DbErr {
+    if failure.unreachable {
+        DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
+    } else {
+        DbErr::Conn(RuntimeErr::Internal(format!(
+            "the group commit failed: {}",
+            failure.message
+        )))
+    }
 }

@@ -6,7 +6,7 @@
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::events::{self, NewEvent};
-use super::group::{self, Seat};
+use super::group::Seat;
 use crate::domain::{Scope, Timestamp};
 use crate::store::{ScopedDb, WriteTransaction, begin_write};
 
@@ -43,8 +43,8 @@ impl UnitOfWork {
     pub async fn begin(db: &ScopedDb) -> Result<Self, DbErr> {
         let (txn, seat) = match db.group() {
             Some(group) => {
-                let seat = group.seat(db.connection()).await?;
-                (UnitTxn::Grouped(group::savepoint(&seat).await?), Some(seat))
+                let mut seat = group.seat(db.connection()).await?;
+                (UnitTxn::Grouped(seat.savepoint().await?), Some(seat))
             }
             None => {
                 let txn = begin_write(db.connection()).await?;
