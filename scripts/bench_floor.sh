@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs scripts/bench_floor.py in its own virtual environment (grpcio, grpcio-tools,
 # psycopg2-binary), made on first use under target/bench-floor/venv (BENCH_FLOOR_VENV to
-# choose another place). All arguments go to the script, e.g.
+# choose another place); BENCH_SCRIPT names another script of scripts/ to run there (see
+# bench_writes.sh). All arguments go to the script, e.g.
 #   scripts/bench_floor.sh --binary target/release/userdir --users 1000000 \
 #       --database-url 'sqlite:///tmp/bench.db?mode=rwc'
 set -euo pipefail
@@ -13,4 +14,4 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import grpc, grpc_too
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet grpcio grpcio-tools psycopg2-binary
 fi
-exec "$venv/bin/python" "$repo/scripts/bench_floor.py" "$@"
+exec "$venv/bin/python" "$repo/scripts/${BENCH_SCRIPT:-bench_floor.py}" "$@"

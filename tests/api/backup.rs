@@ -242,21 +242,7 @@ async fn a_backup_while_serving_restores_every_acknowledged_user(app: TestApp) {
     );
     // The role holders of the copy: exactly those given the role before the backup, plus some
     // of the writers' users (a user created just before the snapshot may miss its role).
-    let holders = restored
-        .roles
-        .clone()
-        .list_role_users(pb::ListRoleUsersRequest {
-            role_id: role.clone(),
-            query: Some(pb::ListQuery {
-                limit: 1000,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let holders: BTreeSet<String> = holders.result.into_iter().map(|u| u.user_id).collect();
+    let holders = common::api::role_holders(&restored, &role).await;
     assert!(holders.is_subset(&found));
     let held_before: BTreeSet<String> = holders.intersection(&before).cloned().collect();
     assert_eq!(held_before, holders_before);

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Statement};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tonic::Code;
@@ -290,21 +289,7 @@ async fn sigterm_under_load(backend: Backend) {
         acknowledged.len()
     );
     let db = userdir::store::connect(&database.url).await.unwrap();
-    let stored: std::collections::HashSet<String> = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT id FROM users",
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "id").unwrap())
-        .collect();
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !stored.contains(*id))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    crate::common::assert_stored(&db, &acknowledged).await;
     eprintln!(
         "{backend:?}: {} writes acknowledged, {in_grace} during the grace; NOT_SERVING {:?} and exit {took:?} after SIGTERM",
         acknowledged.len(),

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, Statement};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -387,20 +386,6 @@ async fn postgres_crashed_and_restarted_under_load() {
         "writes acknowledged: {}",
         acknowledged.len()
     );
-    let stored: std::collections::HashSet<String> = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT id FROM users",
-        ))
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.try_get::<String>("", "id").unwrap())
-        .collect();
-    let lost: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !stored.contains(*id))
-        .collect();
-    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    common::assert_stored(&db, &acknowledged).await;
     db.close().await.ok();
 }

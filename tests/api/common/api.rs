@@ -146,3 +146,24 @@ pub async fn processed_sequence(app: &TestApp) -> u64 {
         .unwrap()
         .processed_sequence
 }
+
+/// The holders of `role` (ListRoleUsers, one page of up to 1000).
+pub async fn role_holders(app: &TestApp, role: &str) -> std::collections::BTreeSet<String> {
+    app.roles
+        .clone()
+        .list_role_users(pb::ListRoleUsersRequest {
+            role_id: role.to_owned(),
+            query: Some(pb::ListQuery {
+                limit: 1000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("ListRoleUsers")
+        .into_inner()
+        .result
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect()
+}

@@ -358,3 +358,22 @@ pub async fn plan(db: &impl ConnectionTrait, sql: &str) -> String {
     .collect::<Vec<_>>()
     .join("\n")
 }
+
+/// Every user id in `acknowledged` (writes the server answered OK) is in the database.
+pub async fn assert_stored(db: &DatabaseConnection, acknowledged: &[String]) {
+    let stored: std::collections::HashSet<String> = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM users",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "id").unwrap())
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !stored.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+}
