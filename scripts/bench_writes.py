@@ -58,7 +58,7 @@ def writer(job):
             users.CreateUser(request, metadata=metadata, timeout=30)
             done += 1
         except grpc.RpcError as error:
-            code = error.code().name
+            code = f"{error.code().name}: {error.details()[:80]}"
             errors[code] = errors.get(code, 0) + 1
     channel.close()
     return done, errors
