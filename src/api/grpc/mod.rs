@@ -2,6 +2,7 @@
 
 mod convert;
 mod directory_service;
+pub mod import;
 mod pages;
 mod parse;
 pub mod search;

@@ -93,6 +93,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub address: SocketAddr,
     pub db: DatabaseConnection,
+    /// The database's URL, for the binary's commands (`userdir import`).
+    pub database_url: String,
     /// The bootstrap admin token of the directory.
     pub token: String,
     pub channel: Channel,
@@ -118,6 +120,7 @@ impl TestApp {
         serve(
             self.backend,
             self.db.clone(),
+            &self.database_url,
             settings,
             Some(self.token.clone()),
         )
@@ -164,7 +167,14 @@ where
     store::migrate(&db)
         .await
         .expect("migrate the test database");
-    let app = serve(backend, db.clone(), Settings::default(), None).await;
+    let app = serve(
+        backend,
+        db.clone(),
+        &database.url,
+        Settings::default(),
+        None,
+    )
+    .await;
     let outcome = tokio::spawn(test(app)).await;
     db.close().await.ok();
     database.drop().await;
@@ -177,6 +187,7 @@ where
 async fn serve(
     backend: Backend,
     db: DatabaseConnection,
+    database_url: &str,
     settings: Settings,
     token: Option<String>,
 ) -> TestApp {
@@ -205,6 +216,7 @@ async fn serve(
         backend,
         address,
         db,
+        database_url: database_url.to_owned(),
         token,
         channel,
         users: clients.users,
