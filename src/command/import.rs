@@ -122,18 +122,20 @@ impl Importer {
         let mut schemas = HashMap::new();
         for head in known.schemas.values() {
             let key = (head.id.clone(), head.revision);
-            if !self.validators.contains_key(&key) {
-                // A revision this import has not met: compile it once (a schema that does not
-                // compile fails its records, as CreateUser fails).
-                let json_schema = batch.json_schema(&head.id).await?;
-                let compiled = schema::Validator::compile(&json_schema).map(Arc::new);
-                if let Ok(validator) = &compiled {
-                    self.validators.insert(key.clone(), validator.clone());
+            let compiled = match self.validators.get(&key) {
+                Some(validator) => Ok(validator.clone()),
+                None => {
+                    // A revision this import has not met: compiled once (a schema that does
+                    // not compile fails its records, as CreateUser fails).
+                    let json_schema = batch.json_schema(&head.id).await?;
+                    let compiled = schema::Validator::compile(&json_schema).map(Arc::new);
+                    if let Ok(validator) = &compiled {
+                        self.validators.insert(key, validator.clone());
+                    }
+                    compiled
                 }
-                schemas.insert(head.id.clone(), compiled);
-            } else {
-                schemas.insert(head.id.clone(), Ok(self.validators[&key].clone()));
-            }
+            };
+            schemas.insert(head.id.clone(), compiled);
         }
         let mut decider = Decider {
             names_anywhere: known.usernames.iter().map(|(_, l)| l.clone()).collect(),
@@ -256,12 +258,13 @@ impl Decider {
         {
             return Err(organization_not_found(&record.organization_id));
         }
-        let head = self
-            .known
-            .schemas
-            .get(&record.schema_id)
-            .ok_or_else(|| schema_not_found(&record.schema_id))?;
-        match &self.schemas[&record.schema_id] {
+        let (Some(head), Some(validator)) = (
+            self.known.schemas.get(&record.schema_id),
+            self.schemas.get(&record.schema_id),
+        ) else {
+            return Err(schema_not_found(&record.schema_id));
+        };
+        match validator {
             Ok(validator) => check_data_with(validator, &record.data)?,
             Err(reason) => return Err(Error::invalid("data", reason.clone())),
         }

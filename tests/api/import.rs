@@ -257,6 +257,13 @@ async fn a_file_imports_good_records_and_reports_bad_ones_by_line(app: TestApp) 
         (phone.number.as_str(), phone.is_verified),
         ("+41791234567", false)
     );
+    let bob = api::get_user(&app, "0190a3b1-0000-7000-8000-00000000b002").await;
+    let bob_email = bob.contact.unwrap().email.unwrap();
+    assert_eq!(
+        (bob_email.address.as_str(), bob_email.is_verified),
+        ("bob@acme.example", false),
+        "without isVerified an address is imported unverified"
+    );
     let details = user.details.unwrap();
     assert_eq!(details.resource_owner, org);
     let authenticators = user.authenticators.unwrap();
