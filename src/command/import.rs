@@ -457,3 +457,49 @@ fn contact(value: Option<ImportedContact>) -> (Option<String>, bool) {
         None => (None, false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decider(taken: &[(&str, &str)]) -> Decider {
+        let usernames: HashSet<(String, String)> = taken
+            .iter()
+            .map(|(scope, name)| (scope.to_string(), name.to_string()))
+            .collect();
+        Decider {
+            names_anywhere: usernames.iter().map(|(_, l)| l.clone()).collect(),
+            names: usernames.clone(),
+            links: HashSet::new(),
+            known: Known {
+                present: HashSet::new(),
+                organizations: HashSet::new(),
+                schemas: HashMap::new(),
+                usernames,
+                idp_links: HashSet::new(),
+            },
+            schemas: HashMap::new(),
+            scope: crate::domain::Scope::Instance,
+            now: Timestamp::now(),
+            ids: HashSet::new(),
+        }
+    }
+
+    #[test]
+    fn usernames_clash_as_insert_username_decides() {
+        let instance = username::INSTANCE_SCOPE;
+        // An organization-specific name is taken in its organization and instance-wide only.
+        let d = decider(&[("org-a", "gigi")]);
+        assert!(d.name_taken("gigi", "org-a"));
+        assert!(!d.name_taken("gigi", "org-b"));
+        assert!(
+            d.name_taken("gigi", instance),
+            "instance-wide clashes anywhere"
+        );
+        // An instance-wide name is taken everywhere.
+        let d = decider(&[(instance, "zoe")]);
+        assert!(d.name_taken("zoe", "org-a"));
+        assert!(d.name_taken("zoe", instance));
+        assert!(!d.name_taken("zoey", instance));
+    }
+}

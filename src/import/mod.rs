@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 
-use crate::api::grpc::import::JsonRecords;
+use crate::api::grpc::import::{JsonRecords, MAX_BATCH_BYTES};
 use crate::command::import::{ImportUser, Importer, Outcome};
 use crate::error::Error;
 use crate::store::ScopedDb;
@@ -159,6 +159,9 @@ fn read(
         position,
     };
     let mut chunk = empty(0);
+    // Bytes of the chunk's lines: a chunk is sent early past MAX_BATCH_BYTES, so that memory
+    // stays bounded whatever the batch size and the records' size.
+    let mut chunk_bytes = 0;
     loop {
         let next = match next_line(&mut reader, &mut line, records.max_bytes()) {
             Ok(next) => next,
@@ -189,7 +192,12 @@ fn read(
             Ok(record) => chunk.records.push((number, record)),
             Err(error) => chunk.failed.push((number, error)),
         }
-        if chunk.records.len() >= batch_size || chunk.failed.len() >= batch_size {
+        chunk_bytes += line.len();
+        if chunk.records.len() >= batch_size
+            || chunk.failed.len() >= batch_size
+            || chunk_bytes >= MAX_BATCH_BYTES
+        {
+            chunk_bytes = 0;
             chunk.position = position;
             let full = std::mem::replace(&mut chunk, empty(position));
             if sender.blocking_send(Ok(full)).is_err() {

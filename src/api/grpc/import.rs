@@ -27,6 +27,9 @@ pub const MAX_AUTHENTICATORS: usize = 20;
 pub const MAX_RECORDS_PER_CALL: u64 = 10_000;
 /// Records per batch (one transaction) of an ImportUsers call.
 pub const RPC_BATCH: usize = 1000;
+/// Bytes of records (as protobuf) after which a batch is written early, whatever its count:
+/// a batch's memory stays bounded even when every record is as large as a record can be.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Longest public key PEM a record may carry (an Ed25519 key's is 113 characters).
 const MAX_PUBLIC_KEY_CHARS: usize = 1000;
 
@@ -320,8 +323,8 @@ impl Answer {
     }
 }
 
-/// ImportUsers: reads the stream, decides its records a batch at a time ([`RPC_BATCH`]) as
-/// they arrive, and answers with every record's outcome in stream order. After
+/// ImportUsers: reads the stream, decides its records a batch at a time ([`RPC_BATCH`], or
+/// [`MAX_BATCH_BYTES`]) as they arrive, and answers with every record's outcome in stream order. After
 /// [`MAX_RECORDS_PER_CALL`] records the stream is not read further: the next record is answered
 /// ResourceExhausted and the call ends with what it did. A broken stream or a database error
 /// ends the call with that status; the batches before it stay written.
@@ -333,6 +336,7 @@ pub async fn import_stream(
     let mut importer = Importer::new(db);
     let mut answer = Answer::default();
     let mut pending: Vec<(u64, ImportUser)> = Vec::with_capacity(RPC_BATCH);
+    let mut pending_bytes = 0;
     let mut index = 0;
     while let Some(message) = stream.message().await? {
         if index == MAX_RECORDS_PER_CALL {
@@ -346,12 +350,16 @@ pub async fn import_stream(
             break;
         }
         match record(&message, max_text) {
-            Ok(parsed) => pending.push((index, parsed)),
+            Ok(parsed) => {
+                pending_bytes += message.encoded_len();
+                pending.push((index, parsed));
+            }
             Err(error) => answer.fail(index, error),
         }
         index += 1;
-        if pending.len() == RPC_BATCH {
+        if pending.len() == RPC_BATCH || pending_bytes >= MAX_BATCH_BYTES {
             flush(&mut importer, &mut pending, &mut answer).await?;
+            pending_bytes = 0;
         }
     }
     flush(&mut importer, &mut pending, &mut answer).await?;
