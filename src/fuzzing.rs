@@ -218,6 +218,23 @@ pub fn transcoder_bind(data: &[u8]) {
             return assert!(!why.is_empty());
         }
     };
+    if route.is_client_streaming() {
+        match bind::bind_stream(route, uri.query(), body) {
+            Ok(messages) => {
+                for message in messages {
+                    let bytes = message.encode_to_vec();
+                    if let Err(error) = decode_as_service(route.input().full_name(), &bytes) {
+                        panic!(
+                            "{} bound a stream message that its service cannot decode: {error}",
+                            route.rpc.full_name()
+                        );
+                    }
+                }
+            }
+            Err(error) => assert!(!error.0.is_empty()),
+        }
+        return;
+    }
     match bind::bind(route, path, uri.query(), body) {
         Ok(message) => {
             // The in-process gRPC call encodes the message and the service decodes it (with
@@ -251,6 +268,7 @@ fn decode_as_service(input: &str, bytes: &[u8]) -> Result<(), prost::DecodeError
         Some("ListUsersRequest") => generated::<pb::ListUsersRequest>(bytes),
         Some("CreateUserRequest") => generated::<pb::CreateUserRequest>(bytes),
         Some("PatchUserRequest") => generated::<pb::PatchUserRequest>(bytes),
+        Some("ImportUserRecord") => generated::<pb::ImportUserRecord>(bytes),
         Some("VerifyWebAuthNRegistrationRequest") => {
             generated::<pb::VerifyWebAuthNRegistrationRequest>(bytes)
         }

@@ -10,6 +10,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod import;
 pub mod limits;
 pub mod query;
 pub mod refusal;

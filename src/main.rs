@@ -7,6 +7,7 @@ use anyhow::Context;
 use userdir::command::{self, tokens::Minter};
 use userdir::config::{DatabaseArgs, ServeArgs, TokenCreateArgs};
 use userdir::domain::Timestamp;
+use userdir::import::{self, ImportOptions};
 use userdir::seed::{self, SeedOptions};
 use userdir::startup::Application;
 use userdir::store::ScopedDb;
@@ -62,6 +63,25 @@ enum Command {
         /// Users written per transaction.
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Import users from a JSON Lines file: one ImportUserRecord per line, in proto3 JSON (as
+    /// the HTTP/JSON API takes it). Records that are not imported are reported by line on
+    /// stdout, then a summary; the exit status is 1 when any record failed.
+    Import {
+        /// The JSON Lines file.
+        file: std::path::PathBuf,
+        /// Records written per transaction (1 to 50000).
+        #[arg(long, default_value_t = import::DEFAULT_BATCH_SIZE)]
+        batch_size: usize,
+        /// Largest record (a line), in bytes: the server's message limit, whose flag it shares.
+        #[arg(long, env = "USERDIR_MAX_MESSAGE_BYTES", default_value_t = userdir::limits::DEFAULT_MAX_MESSAGE_BYTES)]
+        max_message_bytes: usize,
+        /// Longest name, username or email address, in characters (1 to 255): the server's
+        /// text limit, whose flag it shares.
+        #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = userdir::query::MAX_TEXT_CHARS)]
+        max_text_length: usize,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -149,6 +169,43 @@ async fn main() -> anyhow::Result<()> {
                 seconds = report.elapsed.as_secs_f64(),
                 "seeded"
             );
+        }
+        Command::Import {
+            file,
+            batch_size,
+            max_message_bytes,
+            max_text_length,
+            database,
+        } => {
+            anyhow::ensure!(
+                (1..=userdir::limits::MAX_TEXT_CHARS_BOUND).contains(&max_text_length),
+                "--max-text-length must be 1 to {}",
+                userdir::limits::MAX_TEXT_CHARS_BOUND
+            );
+            let db = store::connect(&database.database_url).await?;
+            store::migrate(&db).await?;
+            let options = ImportOptions {
+                file,
+                batch_size: batch_size.clamp(1, import::MAX_BATCH_SIZE),
+                progress: true,
+                max_message_bytes,
+                max_text: max_text_length,
+            };
+            let mut stdout = std::io::stdout();
+            let report = import::run(ScopedDb::instance(db), options, &mut stdout).await?;
+            use std::io::Write;
+            writeln!(
+                stdout,
+                "imported {}, skipped {} (already present), failed {}: {} records in {:.1} s",
+                report.imported,
+                report.skipped,
+                report.failed,
+                report.records,
+                report.elapsed.as_secs_f64()
+            )?;
+            if report.failed > 0 {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

@@ -18,6 +18,10 @@ pub enum Rule {
         permissions: &'static [Permission],
         instance_only: bool,
     },
+    /// The admin grant on an instance-wide credential: operations that act with the whole
+    /// directory's powers at once (a bulk import chooses user ids and carries password hashes
+    /// and authenticators for any organization).
+    Admin,
 }
 
 /// A credential holding every listed permission, organization-scoped or not.
@@ -80,6 +84,7 @@ const GRPC: &[(&str, &[(&str, Rule)])] = &[
             ("RemoveAuthenticationKey", needs(&[UserWrite])),
             ("AddIDPLink", needs(&[UserWrite])),
             ("RemoveIDPLink", needs(&[UserWrite])),
+            ("ImportUsers", Rule::Admin),
         ],
     ),
     (
@@ -188,12 +193,20 @@ pub struct Denied(pub String);
 
 /// Decides whether `principal` may run an operation with `rule`.
 pub fn authorize(principal: &Principal, rule: Rule, operation: &str) -> Result<(), Denied> {
-    let Rule::Requires {
-        permissions,
-        instance_only,
-    } = rule
-    else {
-        return Ok(());
+    let (permissions, instance_only) = match rule {
+        Rule::Public => return Ok(()),
+        Rule::Admin => {
+            if principal.grant != super::Grant::Admin {
+                return Err(Denied(format!(
+                    "permission denied: {operation} needs the admin permission"
+                )));
+            }
+            (&[][..], true)
+        }
+        Rule::Requires {
+            permissions,
+            instance_only,
+        } => (permissions, instance_only),
     };
     if rule == UNLISTED
         && (principal.grant != super::Grant::Admin || principal.organization.is_some())
@@ -310,6 +323,11 @@ mod tests {
         assert!(authorize(&principal(Grant::Admin, None), UNLISTED, "x").is_ok());
         let everything = Permission::ALL.map(|p| p.name()).join(",");
         assert!(authorize(&holding(&everything, None), UNLISTED, "x").is_err());
+        let import = grpc_rule("/userdir.user.v1.UserService/ImportUsers");
+        assert!(authorize(&principal(Grant::Admin, None), import, "x").is_ok());
+        assert!(authorize(&principal(Grant::Admin, Some("o")), import, "x").is_err());
+        let denied = authorize(&holding(&everything, None), import, "x").unwrap_err();
+        assert!(denied.0.contains("admin"), "{denied:?}");
         let both = grpc_rule("/userdir.user.v1.RoleService/ListRoleUsers");
         assert!(authorize(&holding("role.read", None), both, "x").is_err());
         assert!(authorize(&holding("role.read,user.read", None), both, "x").is_ok());

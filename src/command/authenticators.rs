@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::codes::CodeKind;
 use crate::domain::password::{self, cost::Cost};
-use crate::domain::{Timestamp, fold_case, keys, totp};
+use crate::domain::{Scope, Timestamp, fold_case, keys, totp};
 use crate::error::{Error, Result, unique};
 use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
@@ -67,12 +67,7 @@ pub(crate) async fn insert_username(
     name: &NewUsername,
     field: &str,
 ) -> Result<String> {
-    if !name.organization_specific && uow.scope().organization().is_some() {
-        return Err(Error::PermissionDenied(format!(
-            "{field}.isOrganizationSpecific: a token limited to an organization can only add \
-             organization-specific usernames; instance-wide usernames need an instance-wide token"
-        )));
-    }
+    check_username_scope(uow.scope(), name, field)?;
     let lower = fold_case(&name.username);
     let mut clash =
         username::Entity::find().filter(username::Column::UsernameLower.eq(lower.as_str()));
@@ -83,12 +78,7 @@ pub(crate) async fn insert_username(
                 .add(username::Column::UniquenessScope.eq(user.organization_id.as_str())),
         );
     }
-    let taken = || {
-        Error::AlreadyExists(format!(
-            "{field}.username: the username {:?} is taken",
-            name.username
-        ))
-    };
+    let taken = || username_taken(name, field);
     if clash.one(uow.txn()).await?.is_some() {
         return Err(taken());
     }
@@ -100,17 +90,41 @@ pub(crate) async fn insert_username(
         username: Set(name.username.clone()),
         username_lower: Set(lower),
         is_organization_specific: Set(name.organization_specific),
-        uniqueness_scope: Set(if name.organization_specific {
-            user.organization_id.clone()
-        } else {
-            username::INSTANCE_SCOPE.to_owned()
-        }),
+        uniqueness_scope: Set(uniqueness_scope(name, &user.organization_id)),
         created_at: Set(uow.now().micros()),
     })
     .exec_without_returning(uow.txn())
     .await
     .map_err(|error| unique(error, taken))?;
     Ok(id)
+}
+
+/// A caller limited to one organization may add only organization-specific names (see
+/// [`insert_username`]).
+pub(crate) fn check_username_scope(scope: &Scope, name: &NewUsername, field: &str) -> Result<()> {
+    if !name.organization_specific && scope.organization().is_some() {
+        return Err(Error::PermissionDenied(format!(
+            "{field}.isOrganizationSpecific: a token limited to an organization can only add \
+             organization-specific usernames; instance-wide usernames need an instance-wide token"
+        )));
+    }
+    Ok(())
+}
+
+/// The uniqueness scope a username of a user of `organization_id` is unique in.
+pub(crate) fn uniqueness_scope(name: &NewUsername, organization_id: &str) -> String {
+    if name.organization_specific {
+        organization_id.to_owned()
+    } else {
+        username::INSTANCE_SCOPE.to_owned()
+    }
+}
+
+pub(crate) fn username_taken(name: &NewUsername, field: &str) -> Error {
+    Error::AlreadyExists(format!(
+        "{field}.username: the username {:?} is taken",
+        name.username
+    ))
 }
 
 pub async fn add_username(
@@ -688,12 +702,7 @@ pub struct NewIdpLink {
 pub async fn add_idp_link(db: &ScopedDb, user_id: &str, link: NewIdpLink) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
-    let taken = || {
-        Error::AlreadyExists(format!(
-            "linkedUserId: {:?} at {:?} is already linked to a user of this organization",
-            link.linked_user_id, link.idp_id
-        ))
-    };
+    let taken = || idp_link_taken(&link, "linkedUserId");
     idp_link::Entity::insert(idp_link::ActiveModel {
         id: Set(new_id()),
         user_id: Set(user.id.clone()),
@@ -716,6 +725,14 @@ pub async fn add_idp_link(db: &ScopedDb, user_id: &str, link: NewIdpLink) -> Res
     .await?;
     uow.commit().await?;
     Ok(written)
+}
+
+/// `field` names the link's `linkedUserId`.
+pub(crate) fn idp_link_taken(link: &NewIdpLink, field: &str) -> Error {
+    Error::AlreadyExists(format!(
+        "{field}: {:?} at {:?} is already linked to a user of this organization",
+        link.linked_user_id, link.idp_id
+    ))
 }
 
 pub async fn remove_idp_link(

@@ -6,6 +6,7 @@
 pub mod authenticators;
 pub mod contact;
 pub mod directory;
+pub mod import;
 pub mod tokens;
 pub mod users;
 pub mod webauthn;

@@ -39,8 +39,15 @@ pub struct Created {
 /// Validates data: its size, then against a schema's current revision; errors name the path
 /// under `data`.
 fn check_data(schema: &user_schema::Model, data: &Value) -> Result<()> {
+    let validator = schema::Validator::compile(&schema.json_schema)
+        .map_err(|reason| Error::invalid("data", reason))?;
+    check_data_with(&validator, data)
+}
+
+/// [`check_data`] with the schema compiled already (imports validate many users with one).
+pub(crate) fn check_data_with(validator: &schema::Validator, data: &Value) -> Result<()> {
     check_data_size(data).map_err(|reason| Error::invalid("data", reason))?;
-    schema::validate(&schema.json_schema, data).map_err(|(path, reason)| {
+    validator.validate(data).map_err(|(path, reason)| {
         let field = if path.is_empty() {
             "data".to_owned()
         } else {
@@ -50,6 +57,18 @@ fn check_data(schema: &user_schema::Model, data: &Value) -> Result<()> {
     })
 }
 
+/// An organization that is absent, or outside the caller's scope (which reads as absent, like a
+/// user of another organization).
+pub(crate) fn organization_not_found(organization_id: &str) -> Error {
+    Error::NotFound(format!(
+        "organizationId: no organization with id {organization_id:?}"
+    ))
+}
+
+pub(crate) fn schema_not_found(schema_id: &str) -> Error {
+    Error::NotFound(format!("schemaId: no user schema with id {schema_id:?}"))
+}
+
 async fn schema_of(
     connection: &impl ConnectionTrait,
     schema_id: &str,
@@ -57,7 +76,7 @@ async fn schema_of(
     user_schema::Entity::find_by_id(schema_id)
         .one(connection)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("schemaId: no user schema with id {schema_id:?}")))
+        .ok_or_else(|| schema_not_found(schema_id))
 }
 
 /// The schema of a user that may be created: its organization is in the caller's scope (out of
@@ -71,12 +90,7 @@ async fn creatable(
         .one(connection)
         .await?
         .filter(|org| scope.admits(&org.id))
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "organizationId: no organization with id {:?}",
-                new.organization_id
-            ))
-        })?;
+        .ok_or_else(|| organization_not_found(&new.organization_id))?;
     let schema = schema_of(connection, &new.schema_id).await?;
     check_data(&schema, &new.data)?;
     Ok(schema)

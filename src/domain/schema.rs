@@ -13,25 +13,43 @@ pub fn check_schema(schema: &Value) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-/// Validates user data; on failure returns the path inside `data` (dotted, e.g.
-/// `address.city`, empty for the root) and the reason.
-pub fn validate(schema: &Value, data: &Value) -> Result<(), (String, String)> {
-    let validator = jsonschema::validator_for(schema)
-        .map_err(|e| (String::new(), format!("the schema is invalid: {e}")))?;
-    match validator.iter_errors(data).next() {
-        None => Ok(()),
-        Some(error) => {
-            let pointer = error.instance_path().to_string();
-            let path = pointer
-                .trim_start_matches('/')
-                .split('/')
-                .filter(|part| !part.is_empty())
-                .map(|part| part.replace("~1", "/").replace("~0", "~"))
-                .collect::<Vec<_>>()
-                .join(".");
-            Err((path, error.to_string()))
+/// A schema compiled once, for validating many users' data against it (an import validates
+/// every record of a schema revision with one).
+pub struct Validator(jsonschema::Validator);
+
+impl Validator {
+    pub fn compile(schema: &Value) -> Result<Self, String> {
+        jsonschema::validator_for(schema)
+            .map(Self)
+            .map_err(|e| format!("the schema is invalid: {e}"))
+    }
+
+    /// Validates user data; on failure returns the path inside `data` (dotted, e.g.
+    /// `address.city`, empty for the root) and the reason.
+    pub fn validate(&self, data: &Value) -> Result<(), (String, String)> {
+        match self.0.iter_errors(data).next() {
+            None => Ok(()),
+            Some(error) => {
+                let pointer = error.instance_path().to_string();
+                let path = pointer
+                    .trim_start_matches('/')
+                    .split('/')
+                    .filter(|part| !part.is_empty())
+                    .map(|part| part.replace("~1", "/").replace("~0", "~"))
+                    .collect::<Vec<_>>()
+                    .join(".");
+                Err((path, error.to_string()))
+            }
         }
     }
+}
+
+/// Validates user data against `schema` (compiled for this one check); see
+/// [`Validator::validate`].
+pub fn validate(schema: &Value, data: &Value) -> Result<(), (String, String)> {
+    Validator::compile(schema)
+        .map_err(|reason| (String::new(), reason))?
+        .validate(data)
 }
 
 #[cfg(test)]

@@ -32,6 +32,16 @@ pub fn current_code(secret_base32: &str) -> Result<String, String> {
     Ok(from_base32(secret_base32)?.generate_current().to_string())
 }
 
+/// An existing secret carried over from another directory (an import): base32 (RFC 4648, no
+/// padding, any case) of at least 128 bits, as RFC 4226 requires and [`check`] will need.
+/// Returns it in the form the store keeps (upper-case base32, as [`register`] makes).
+pub fn imported_secret(secret_base32: &str) -> Result<String, String> {
+    let secret = Secret::try_from_base32(secret_base32.to_ascii_uppercase())
+        .map_err(|_| "must be base32 (RFC 4648, A-Z and 2-7, no padding)".to_owned())?;
+    let totp = totp(secret, "check")?;
+    Ok(totp.secret().to_base32())
+}
+
 fn from_base32(secret_base32: &str) -> Result<Totp, String> {
     let secret =
         Secret::try_from_base32(secret_base32).map_err(|e| format!("stored TOTP secret: {e:?}"))?;
@@ -72,5 +82,20 @@ mod tests {
         assert!(check(&registration.secret, &code).unwrap());
         let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
         assert!(!check(&registration.secret, &wrong).unwrap());
+    }
+
+    #[test]
+    fn imported_secrets_are_base32_of_at_least_128_bits() {
+        let registration = register("gigi@example.com").unwrap();
+        let lower = registration.secret.to_ascii_lowercase();
+        assert_eq!(imported_secret(&lower).unwrap(), registration.secret);
+        assert!(
+            imported_secret("not base32!")
+                .unwrap_err()
+                .contains("base32")
+        );
+        // 64 bits: too short for RFC 4226.
+        let short = imported_secret("JBSWY3DPEHPK3PXP").unwrap_err();
+        assert!(short.contains("128 bits"), "{short}");
     }
 }

@@ -189,6 +189,7 @@ async fn a_backup_while_serving_restores_every_acknowledged_user(app: TestApp) {
     let restored = common::serve(
         Backend::Sqlite,
         db.clone(),
+        &copy_url,
         Settings::default(),
         Some(app.token.clone()),
     )

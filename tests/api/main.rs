@@ -30,6 +30,7 @@ mod hostile_rest;
 mod http_grpc_web;
 mod http_json;
 mod http_openapi;
+mod import;
 mod indexes;
 mod list_users;
 mod migration_backfill;

@@ -3,6 +3,7 @@
 mod convert;
 mod directory_service;
 pub mod health;
+pub mod import;
 mod pages;
 mod parse;
 pub mod search;

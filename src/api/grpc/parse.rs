@@ -2,8 +2,9 @@
 
 use serde_json::Value;
 
-use crate::command::authenticators::{NewPassword, PasswordSecret};
+use crate::command::authenticators::{NewIdpLink, NewPassword, NewUsername, PasswordSecret};
 use crate::command::contact::{ContactValue, Verification};
+use crate::command::users::NewUser;
 use crate::domain::{
     Email, Id, Length, Name, Phone, Text, TextError, Timestamp, password, refuse_nul,
     refused_characters,
@@ -139,6 +140,109 @@ pub fn new_password(password: &pb::SetPassword, field: &str) -> Result<NewPasswo
         secret,
         change_required: password.change_required,
     })
+}
+
+/// Most usernames one user may have.
+pub const MAX_USERNAMES: usize = 20;
+
+/// The fields of a user to create: CreateUserRequest's, which an import record shares.
+pub struct UserFields<'a> {
+    pub organization_id: &'a str,
+    pub schema_id: &'a str,
+    pub data: Option<&'a prost_types::Struct>,
+    pub contact: Option<&'a pb::SetContact>,
+    pub usernames: &'a [pb::SetUsername],
+    pub password: Option<&'a pb::SetPassword>,
+}
+
+impl<'a> From<&'a pb::CreateUserRequest> for UserFields<'a> {
+    fn from(r: &'a pb::CreateUserRequest) -> Self {
+        Self {
+            organization_id: &r.organization_id,
+            schema_id: &r.schema_id,
+            data: r.data.as_ref(),
+            contact: r.contact.as_ref(),
+            usernames: &r.usernames,
+            password: r.password.as_ref(),
+        }
+    }
+}
+
+/// A user to create (CreateUser, and every record of an import), `max_text` characters at
+/// most in names, usernames and addresses.
+pub fn new_user(r: UserFields<'_>, max_text: usize) -> Result<NewUser> {
+    let mut usernames = Vec::with_capacity(r.usernames.len());
+    for (i, name) in r.usernames.iter().enumerate() {
+        usernames.push(NewUsername {
+            username: self::name(
+                &name.username,
+                &format!("usernames[{i}].username"),
+                max_text,
+            )?,
+            organization_specific: name.is_organization_specific,
+        });
+    }
+    if usernames.len() > MAX_USERNAMES {
+        return Err(Error::invalid(
+            "usernames",
+            format!("at most {MAX_USERNAMES} usernames"),
+        ));
+    }
+    let contact = r.contact.cloned().unwrap_or_default();
+    Ok(NewUser {
+        organization_id: id(r.organization_id, "organizationId")?.to_owned(),
+        schema_id: id(r.schema_id, "schemaId")?.to_owned(),
+        data: match r.data {
+            Some(data) => user_data(data, max_text)?,
+            None => serde_json::json!({}),
+        },
+        email: contact
+            .email
+            .as_ref()
+            .map(|e| set_email(e, "contact.email", max_text))
+            .transpose()?,
+        phone: contact
+            .phone
+            .as_ref()
+            .map(|p| set_phone(p, "contact.phone"))
+            .transpose()?,
+        usernames,
+        password: match r.password {
+            Some(password) => Some(new_password(password, "password")?),
+            None => None,
+        },
+    })
+}
+
+/// An IdP link (AddIDPLink, and an import record's links); `field` prefixes the names of its
+/// fields (`""` for a request's own, `idpLinks[0].` in a record).
+pub fn idp_link(
+    field: &str,
+    idp_id: &str,
+    idp_name: &str,
+    linked_user_id: &str,
+    linked_username: &str,
+    max_text: usize,
+) -> Result<NewIdpLink> {
+    Ok(NewIdpLink {
+        idp_id: id(idp_id, &format!("{field}idpId"))?.to_owned(),
+        idp_name: name(idp_name, &format!("{field}idpName"), max_text)?,
+        linked_user_id: id(linked_user_id, &format!("{field}linkedUserId"))?.to_owned(),
+        linked_username: text(
+            linked_username,
+            &format!("{field}linkedUsername"),
+            0,
+            max_text,
+        )?,
+    })
+}
+
+/// A TOTP authenticator's name; empty means the default, "Authenticator app".
+pub fn totp_name(value: &str, field: &str, max_text: usize) -> Result<String> {
+    if value.is_empty() {
+        return Ok("Authenticator app".to_owned());
+    }
+    name(value, field, max_text)
 }
 
 /// A verification code as typed: 1 to 20 characters.

@@ -3,12 +3,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use webauthn_rs::Webauthn;
 
-use super::{ServiceState, convert, pages, parse, search};
-use crate::command::authenticators::{
-    self as auth, NewIdpLink, NewUsername, OtpChannel, Removable,
-};
+use super::{ServiceState, convert, import, pages, parse, search};
+use crate::command::authenticators::{self as auth, NewUsername, OtpChannel, Removable};
 use crate::command::contact::{self, ContactKind};
-use crate::command::users::{self as user_commands, NewUser, UserPatch};
+use crate::command::users::{self as user_commands, UserPatch};
 use crate::command::webauthn;
 use crate::domain::StateChange;
 use crate::error::Error;
@@ -97,45 +95,7 @@ impl UserService for UserDirectory {
         request: Request<pb::CreateUserRequest>,
     ) -> Answer<pb::CreateUserResponse> {
         let db = self.state.scoped(&request)?;
-        let r = request.into_inner();
-        let contact = r.contact.unwrap_or_default();
-        let mut usernames = Vec::with_capacity(r.usernames.len());
-        for (i, name) in r.usernames.iter().enumerate() {
-            usernames.push(NewUsername {
-                username: parse::name(
-                    &name.username,
-                    &format!("usernames[{i}].username"),
-                    self.max_text(),
-                )?,
-                organization_specific: name.is_organization_specific,
-            });
-        }
-        if usernames.len() > 20 {
-            return Err(Error::invalid("usernames", "at most 20 usernames").into());
-        }
-        let new = NewUser {
-            organization_id: parse::id(&r.organization_id, "organizationId")?.to_owned(),
-            schema_id: parse::id(&r.schema_id, "schemaId")?.to_owned(),
-            data: match &r.data {
-                Some(data) => parse::user_data(data, self.max_text())?,
-                None => serde_json::json!({}),
-            },
-            email: contact
-                .email
-                .as_ref()
-                .map(|e| parse::set_email(e, "contact.email", self.max_text()))
-                .transpose()?,
-            phone: contact
-                .phone
-                .as_ref()
-                .map(|p| parse::set_phone(p, "contact.phone"))
-                .transpose()?,
-            usernames,
-            password: match &r.password {
-                Some(password) => Some(parse::new_password(password, "password")?),
-                None => None,
-            },
-        };
+        let new = parse::new_user(request.get_ref().into(), self.max_text())?;
         let created = user_commands::create(&db, &self.hashing, new).await?;
         Ok(Response::new(pb::CreateUserResponse {
             user_id: created.user_id,
@@ -480,11 +440,7 @@ impl UserService for UserDirectory {
         let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
-        let name = if r.name.is_empty() {
-            "Authenticator app".to_owned()
-        } else {
-            parse::name(&r.name, "name", self.max_text())?
-        };
+        let name = parse::totp_name(&r.name, "name", self.max_text())?;
         let started = auth::start_totp(&db, id, name).await?;
         Ok(Response::new(pb::StartTotpRegistrationResponse {
             totp_id: started.id,
@@ -686,12 +642,14 @@ impl UserService for UserDirectory {
         let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = user_id(&r.user_id)?;
-        let link = NewIdpLink {
-            idp_id: parse::id(&r.idp_id, "idpId")?.to_owned(),
-            idp_name: parse::name(&r.idp_name, "idpName", self.max_text())?,
-            linked_user_id: parse::id(&r.linked_user_id, "linkedUserId")?.to_owned(),
-            linked_username: parse::text(&r.linked_username, "linkedUsername", 0, self.max_text())?,
-        };
+        let link = parse::idp_link(
+            "",
+            &r.idp_id,
+            &r.idp_name,
+            &r.linked_user_id,
+            &r.linked_username,
+            self.max_text(),
+        )?;
         let written = auth::add_idp_link(&db, id, link).await?;
         Ok(Response::new(pb::AddIdpLinkResponse {
             details: details(&written),
@@ -714,5 +672,14 @@ impl UserService for UserDirectory {
         Ok(Response::new(pb::RemoveIdpLinkResponse {
             details: details(&written),
         }))
+    }
+
+    async fn import_users(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportUserRecord>>,
+    ) -> Answer<pb::ImportUsersResponse> {
+        let db = self.state.scoped(&request)?;
+        let response = import::import_stream(db, request.into_inner(), self.max_text()).await?;
+        Ok(Response::new(response))
     }
 }

@@ -84,6 +84,56 @@ pub fn bind(
     Ok(message)
 }
 
+/// One message of type `input` from its JSON (`body`, walked by `body::check`), as a `body: "*"`
+/// route binds its whole body: the elements of a streaming body, and the records of a JSON
+/// Lines import file.
+pub fn bind_message(
+    input: MessageDescriptor,
+    body: JsonBody<'_>,
+) -> Result<DynamicMessage, BindError> {
+    let message = decode_whole_body(input, body.bytes())?;
+    if let Some(path) = too_deep(&message) {
+        return fail(format!(
+            "{path}: messages may nest at most {MAX_NESTING} levels deep"
+        ));
+    }
+    Ok(message)
+}
+
+/// The messages of a client-streaming route: the body is a JSON array (walked by
+/// `body::check`), each element one message of the route's input, named `[i]` in errors. An
+/// empty body is an empty stream. Streaming routes take no path variables or query parameters.
+pub fn bind_stream(
+    route: &Route,
+    query: Option<&str>,
+    body: JsonBody<'_>,
+) -> Result<Vec<DynamicMessage>, BindError> {
+    if query.is_some_and(|q| !q.is_empty()) {
+        return fail(format!(
+            "{} {} takes no query parameters: its body is the stream",
+            route.http_method, route.template.source
+        ));
+    }
+    let bytes = body.bytes();
+    if bytes.trim_ascii().is_empty() {
+        return Ok(Vec::new());
+    }
+    let elements: Vec<&serde_json::value::RawValue> =
+        serde_json::from_slice(bytes).map_err(|error| {
+            BindError(format!(
+                "invalid JSON body: a streaming route takes a JSON array of messages: {error}"
+            ))
+        })?;
+    elements
+        .into_iter()
+        .enumerate()
+        .map(|(i, element)| {
+            bind_message(route.input(), JsonBody::walked(element.get().as_bytes()))
+                .map_err(|error| BindError(format!("[{i}]: {error}")))
+        })
+        .collect()
+}
+
 /// How deep messages may nest below the request: prost's recursion limit, which the service
 /// applies when it decodes the request the transcoder sends it.
 pub const MAX_NESTING: usize = 100;

@@ -34,6 +34,11 @@ impl<'a> JsonBody<'a> {
     pub fn bytes(&self) -> &'a [u8] {
         self.0
     }
+
+    /// A part of a body that passed [`check`] as a whole (an element of a streaming body).
+    pub(crate) fn walked(part: &'a [u8]) -> Self {
+        Self(part)
+    }
 }
 
 /// Why a body was refused, with the JSON path of the value at fault.

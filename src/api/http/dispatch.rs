@@ -121,6 +121,32 @@ pub async fn call(
     Ok((metadata, message))
 }
 
+/// [`call`] for a client-streaming method: `messages` are the stream, in order.
+pub async fn call_client_streaming(
+    router: GrpcRouter,
+    grpc_path: &str,
+    output: MessageDescriptor,
+    metadata: MetadataMap,
+    extensions: http::Extensions,
+    messages: Vec<DynamicMessage>,
+) -> Result<(MetadataMap, DynamicMessage), Status> {
+    let path = PathAndQuery::try_from(grpc_path)
+        .map_err(|error| Status::internal(format!("invalid gRPC path {grpc_path}: {error}")))?;
+    let mut grpc =
+        tonic::client::Grpc::with_origin(router, http::Uri::from_static("http://in-process"))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+    grpc.ready()
+        .await
+        .map_err(|error| Status::unavailable(format!("service not ready: {error}")))?;
+    let request = Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
+    let response = grpc
+        .client_streaming(request, path, DynamicCodec::new(output))
+        .await?;
+    let (metadata, message, _) = response.into_parts();
+    Ok((metadata, message))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

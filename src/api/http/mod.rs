@@ -201,32 +201,47 @@ impl Gateway {
                 return errors::error_response(&Status::invalid_argument(why));
             }
         };
+        if route.is_client_streaming() {
+            let messages = match bind::bind_stream(route, parts.uri.query(), checked) {
+                Ok(messages) => messages,
+                Err(error) => return errors::error_response(&Status::invalid_argument(error.0)),
+            };
+            // Each message must fit the services' limit, as a gRPC stream's messages must.
+            for (i, message) in messages.iter().enumerate() {
+                if let Some(refused) = self.too_large_as_protobuf(message, &format!("[{i}] ")) {
+                    return refused;
+                }
+            }
+            let Some(output) = self.output(route) else {
+                return self.no_output(route);
+            };
+            let metadata = dispatch::forwarded_metadata(&parts.headers);
+            return match dispatch::call_client_streaming(
+                self.grpc.clone(),
+                &route.grpc_path,
+                output,
+                metadata,
+                parts.extensions,
+                messages,
+            )
+            .await
+            {
+                Ok((metadata, message)) => success(route, metadata, &message),
+                Err(status) => errors::service_error_response(&status, &self.pool),
+            };
+        }
         let message = match bind::bind(route, path, parts.uri.query(), checked) {
             Ok(message) => message,
             Err(error) => return errors::error_response(&Status::invalid_argument(error.0)),
         };
         // Protobuf is usually smaller than JSON, but not always (a `Struct` number costs more
         // than its digits): the message must fit the services' limit as well.
-        let encoded = prost::Message::encoded_len(&message);
-        if encoded > self.max_body {
-            return errors::error_response_with(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &Status::resource_exhausted(format!(
-                    "the request is {encoded} bytes as protobuf, more than the limit of {} bytes",
-                    self.max_body
-                )),
-                None,
-            );
+        if let Some(refused) = self.too_large_as_protobuf(&message, "") {
+            return refused;
         }
         let metadata = dispatch::forwarded_metadata(&parts.headers);
-        let Some(output) = self
-            .responses
-            .get_message_by_name(route.output().full_name())
-        else {
-            return errors::error_response(&Status::internal(format!(
-                "no response type {} for JSON",
-                route.output().full_name()
-            )));
+        let Some(output) = self.output(route) else {
+            return self.no_output(route);
         };
         match dispatch::call(
             self.grpc.clone(),
@@ -241,6 +256,37 @@ impl Gateway {
             Ok((metadata, message)) => success(route, metadata, &message),
             Err(status) => errors::service_error_response(&status, &self.pool),
         }
+    }
+}
+
+impl Gateway {
+    /// 413 when `message` is larger as protobuf than the services take (`what` names it).
+    fn too_large_as_protobuf(&self, message: &DynamicMessage, what: &str) -> Option<Response> {
+        let encoded = prost::Message::encoded_len(message);
+        (encoded > self.max_body).then(|| {
+            errors::error_response_with(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &Status::resource_exhausted(format!(
+                    "{what}the request is {encoded} bytes as protobuf, more than the limit of {} \
+                     bytes",
+                    self.max_body
+                )),
+                None,
+            )
+        })
+    }
+
+    /// The route's response type in the responses pool.
+    fn output(&self, route: &Route) -> Option<prost_reflect::MessageDescriptor> {
+        self.responses
+            .get_message_by_name(route.output().full_name())
+    }
+
+    fn no_output(&self, route: &Route) -> Response {
+        errors::error_response(&Status::internal(format!(
+            "no response type {} for JSON",
+            route.output().full_name()
+        )))
     }
 }
 

@@ -148,6 +148,11 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     }
     let body_schema = match &route.body {
         BodyRule::None => None,
+        // A client stream's messages, in order.
+        BodyRule::Whole if route.is_client_streaming() => Some(json!({
+            "type": "array",
+            "items": schemas.message(&route.input()),
+        })),
         BodyRule::Whole => Some(schemas.message(&route.input())),
         BodyRule::Field(field) => Some(schemas.field(field)),
     };

@@ -52,6 +52,11 @@ impl Route {
     pub fn output(&self) -> MessageDescriptor {
         self.rpc.output()
     }
+
+    /// Whether the body is a JSON array of messages sent as a client stream.
+    pub fn is_client_streaming(&self) -> bool {
+        self.rpc.is_client_streaming()
+    }
 }
 
 /// The variables a path bound, or why a value is unusable.
@@ -85,10 +90,13 @@ impl RouteTable {
                 if !options.has_extension(&extension) {
                     continue;
                 }
-                if rpc.is_client_streaming() || rpc.is_server_streaming() {
+                // A client stream is transcoded from a JSON array body (one element per
+                // message); a server stream would need a streaming JSON answer, which
+                // grpc-gateway writes as newline-delimited chunks and we have no use for yet.
+                if rpc.is_server_streaming() {
                     tracing::warn!(
                         method = rpc.full_name(),
-                        "streaming methods are not transcoded to HTTP/JSON"
+                        "server-streaming methods are not transcoded to HTTP/JSON"
                     );
                     continue;
                 }
@@ -218,6 +226,13 @@ fn build_route(
                 .ok_or_else(|| anyhow::anyhow!("response_body field {name:?} does not exist"))?,
         ),
     };
+    if rpc.is_client_streaming() && (!matches!(body, BodyRule::Whole) || !path_bindings.is_empty())
+    {
+        anyhow::bail!(
+            "a client-streaming method's rule must take the whole body (body: \"*\") and no \
+             path variables: the body is the stream"
+        );
+    }
     let mut operation_id = format!("{}_{}", rpc.parent_service().name(), rpc.name());
     if index > 0 {
         operation_id.push_str(&(index + 1).to_string());

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
-use sea_orm::sea_query::Query;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement,
@@ -28,7 +27,7 @@ pub struct NewEvent {
 }
 
 /// Key of the PostgreSQL advisory lock that serializes event appends.
-const EVENT_LOG_LOCK: i64 = 0x0075_7365_7264_6972; // "userdir" in ASCII
+pub(crate) const EVENT_LOG_LOCK: i64 = 0x0075_7365_7264_6972; // "userdir" in ASCII
 
 /// Serializes writers on the event log until the transaction ends, then returns the newest
 /// event (the next sequence is one past it). Sequences are therefore gapless and follow commit
@@ -63,42 +62,45 @@ pub async fn append(
             slot.insert(newest.map_or(1, |(n, _)| n + 1));
         }
     }
-    let mut insert = Query::insert();
-    insert.into_table(event::Entity).columns([
-        event::Column::Sequence,
-        event::Column::CreatedAt,
-        event::Column::AggregateType,
-        event::Column::AggregateId,
-        event::Column::ResourceOwner,
-        event::Column::EventType,
-        event::Column::Payload,
-        event::Column::OrganizationId,
-        event::Column::OrganizationSequence,
-        event::Column::Actor,
-    ]);
-    for (sequence, event) in (first..).zip(events) {
-        let position = event.organization.as_deref().map(|organization| {
-            let next = next_in.get_mut(organization).expect("looked up above");
-            *next += 1;
-            *next - 1
-        });
-        insert
-            .values([
-                sequence.into(),
-                event.created_at.micros().into(),
-                event.aggregate_type.into(),
-                event.aggregate_id.into(),
-                event.resource_owner.into(),
-                event.event_type.into(),
-                event.payload.into(),
-                event.organization.into(),
-                position.into(),
-                event.actor.into(),
-            ])
-            .map_err(|error| DbErr::Custom(format!("building the event insert: {error}")))?;
-    }
-    txn.execute(&insert).await?;
+    let rows = numbered(first, events, &mut next_in);
+    event::Entity::insert_many(rows.into_iter().map(event::ActiveModel::from))
+        .exec_without_returning(txn)
+        .await?;
     Ok(())
+}
+
+/// The rows of `events`: consecutive sequences from `first`, and each organization's events at
+/// the next positions of its stream (`next_in` holds the next position of every organization
+/// the events name, and is moved past them).
+pub(crate) fn numbered(
+    first: i64,
+    events: Vec<NewEvent>,
+    next_in: &mut HashMap<String, i64>,
+) -> Vec<event::Model> {
+    (first..)
+        .zip(events)
+        .map(|(sequence, event)| {
+            let position = event.organization.as_deref().map(|organization| {
+                let next = next_in
+                    .get_mut(organization)
+                    .expect("every organization's next position is given");
+                *next += 1;
+                *next - 1
+            });
+            event::Model {
+                sequence,
+                created_at: event.created_at.micros(),
+                aggregate_type: event.aggregate_type.to_owned(),
+                aggregate_id: event.aggregate_id,
+                resource_owner: event.resource_owner,
+                event_type: event.event_type.to_owned(),
+                payload: event.payload,
+                organization_id: event.organization,
+                organization_sequence: position,
+                actor: event.actor,
+            }
+        })
+        .collect()
 }
 
 /// The newest event: what a reader in this transaction has processed.

@@ -1,21 +1,42 @@
-//! Bulk import of whole objects, as `userdir seed` writes them: each call is one transaction
-//! that inserts the rows in large multi-row statements and appends one event per object.
+//! Bulk import of whole objects: `userdir import`, the ImportUsers RPC and `userdir seed`.
+//!
+//! A batch of users is one transaction ([`ImportBatch`]) that holds the event-log lock, reads
+//! what the batch's decisions need (which ids, usernames and links are taken), then writes the
+//! rows in one go per table and one `user.created` event per user with consecutive sequences.
+//! PostgreSQL gets every table by `COPY ... FROM STDIN`, SQLite by large multi-row INSERTs.
+//! The counters (migration 8) and SQLite's trigram tables (migration 10) are kept by triggers,
+//! which COPY fires like INSERT (statement triggers with transition tables included), so an
+//! import leaves what individual creates would have left.
+//!
+//! The batch runs on a sqlx transaction of sea-orm's own pool: sea-orm does not hand out the
+//! connection behind its transactions, and COPY needs it. Statements are still built with
+//! sea-query, their values bound, as everywhere else in the store.
 
-use sea_orm::{
-    ActiveModelTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel,
-    Iterable,
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+
+use sea_orm::sea_query::{
+    InsertStatement, PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder,
 };
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait,
+    IdenStatic, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, RuntimeErr, Value,
+};
+use sea_query_sqlx::SqlxBinder;
 use serde_json::json;
+use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
 use super::events::{self, NewEvent};
 use crate::domain::{Timestamp, display_name, fold_case};
 use crate::store::begin_write;
 use crate::store::entities::{
-    authentication_key, idp_link, organization, otp_email, otp_sms, password, totp, user,
+    authentication_key, event, idp_link, organization, otp_email, otp_sms, password, totp, user,
     user_schema, user_schema_revision, username, webauthn_credential,
 };
 
-/// The actor of imported events.
+/// The actor of seeded events.
 const SEED: &str = "seed";
 
 /// A user with every authenticator, as stored. Sequences are assigned on import.
@@ -55,7 +76,11 @@ pub async fn import_organizations(
         });
     }
     events::append(&txn, first, log).await?;
-    insert_all(&txn, organizations).await?;
+    for org in organizations {
+        organization::Entity::insert(org.into_active_model())
+            .exec_without_returning(&*txn)
+            .await?;
+    }
     txn.commit().await
 }
 
@@ -91,47 +116,373 @@ pub async fn import_schemas(
         });
     }
     events::append(&txn, first, log).await?;
-    insert_all(&txn, schemas).await?;
-    insert_all(&txn, revisions).await?;
+    for schema in schemas {
+        user_schema::Entity::insert(schema.into_active_model())
+            .exec_without_returning(&*txn)
+            .await?;
+    }
+    for revision in revisions {
+        user_schema_revision::Entity::insert(revision.into_active_model())
+            .exec_without_returning(&*txn)
+            .await?;
+    }
     txn.commit().await
 }
 
+/// Seeds a batch of users as they are (ids and times included); see [`ImportBatch::write`].
 pub async fn import_users(db: &DatabaseConnection, batch: Vec<UserImport>) -> Result<(), DbErr> {
-    let txn = begin_write(db).await?;
-    let first = events::lock(&txn)
-        .await?
-        .map_or(1, |(sequence, _)| sequence + 1);
-    let mut log = Vec::with_capacity(batch.len());
-    let mut tables = Tables::default();
-    for (sequence, mut import) in (first..).zip(batch) {
-        import.user.sequence = sequence;
-        import.user.name = display_name(&import.user.data);
-        import.user.name_lower = import.user.name.as_deref().map(fold_case);
-        log.push(NewEvent {
-            created_at: Timestamp::from_micros(import.user.created_at),
-            aggregate_type: "user",
-            aggregate_id: import.user.id.clone(),
-            resource_owner: import.user.organization_id.clone(),
-            event_type: "user.created",
-            payload: json!({
-                "schemaId": import.user.schema_id,
-                "schemaRevision": import.user.schema_revision,
-                "usernames": import.usernames.len(),
-            }),
-            organization: Some(import.user.organization_id.clone()),
-            actor: SEED.to_owned(),
-        });
-        for key in &mut import.authentication_keys {
-            key.sequence = sequence;
+    ImportBatch::begin(db).await?.write(batch, SEED).await?;
+    Ok(())
+}
+
+/// The transaction of one batch, on the backend's own sqlx connection.
+enum Txn {
+    Postgres(sqlx::Transaction<'static, Postgres>),
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+}
+
+/// One batch of an import: a write transaction holding the event-log lock from [`begin`] to
+/// [`write`] (or its drop, which rolls back), so what the batch reads stays true until it is
+/// written, and its events follow every earlier write.
+///
+/// [`begin`]: ImportBatch::begin
+/// [`write`]: ImportBatch::write
+pub struct ImportBatch {
+    txn: Txn,
+    /// The sequence of the batch's first event.
+    first: i64,
+    /// The time of the batch: now, and never before the newest event.
+    now: Timestamp,
+}
+
+/// Most values one `IN (...)` list of a batch's reads binds.
+const IN_LIST: usize = 1000;
+
+impl ImportBatch {
+    /// Begins the batch's transaction and waits for the event log's lock (on SQLite, its
+    /// IMMEDIATE write transaction is the lock).
+    pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
+        let txn = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let mut txn = db
+                    .get_postgres_connection_pool()
+                    .begin()
+                    .await
+                    .map_err(exec_error)?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(events::EVENT_LOG_LOCK)
+                    .execute(&mut *txn)
+                    .await
+                    .map_err(exec_error)?;
+                Txn::Postgres(txn)
+            }
+            DbBackend::Sqlite => Txn::Sqlite(
+                db.get_sqlite_connection_pool()
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(exec_error)?,
+            ),
+            other => return Err(DbErr::Custom(format!("no bulk import on {other:?}"))),
+        };
+        let mut batch = Self {
+            txn,
+            first: 1,
+            now: Timestamp::now(),
+        };
+        let latest: Vec<(i64, i64)> = batch
+            .fetch(
+                event::Entity::find()
+                    .select_only()
+                    .column(event::Column::Sequence)
+                    .column(event::Column::CreatedAt)
+                    .order_by_desc(event::Column::Sequence)
+                    .limit(1)
+                    .as_query(),
+            )
+            .await?;
+        if let Some((sequence, at)) = latest.first() {
+            batch.first = sequence + 1;
+            // Event times never go backwards along the sequence, even if the clock does.
+            batch.now = Timestamp::from_micros(batch.now.micros().max(at + 1));
         }
-        for link in &mut import.idp_links {
-            link.organization_id = import.user.organization_id.clone();
-        }
-        tables.push(import);
+        Ok(batch)
     }
-    events::append(&txn, first, log).await?;
-    tables.insert(&txn).await?;
-    txn.commit().await
+
+    /// The time of the batch's events.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Which of `ids` are users already.
+    pub async fn present_users(&mut self, ids: &[String]) -> Result<HashSet<String>, DbErr> {
+        let mut present = HashSet::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let rows: Vec<(String,)> = self
+                .fetch(
+                    user::Entity::find()
+                        .select_only()
+                        .column(user::Column::Id)
+                        .filter(user::Column::Id.is_in(chunk.iter().cloned()))
+                        .as_query(),
+                )
+                .await?;
+            present.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(present)
+    }
+
+    /// Which of `ids` are organizations.
+    pub async fn organizations(&mut self, ids: &[String]) -> Result<HashSet<String>, DbErr> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let rows: Vec<(String,)> = self
+                .fetch(
+                    organization::Entity::find()
+                        .select_only()
+                        .column(organization::Column::Id)
+                        .filter(organization::Column::Id.is_in(chunk.iter().cloned()))
+                        .as_query(),
+                )
+                .await?;
+            found.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(found)
+    }
+
+    /// The schemas among `ids`, at their current revision (without their JSON Schema, which
+    /// [`Self::json_schema`] reads when a revision is new to the caller).
+    pub async fn schemas(&mut self, ids: &[String]) -> Result<Vec<SchemaHead>, DbErr> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(IN_LIST) {
+            let rows: Vec<(String, i32, String, String)> = self
+                .fetch(
+                    user_schema::Entity::find()
+                        .select_only()
+                        .column(user_schema::Column::Id)
+                        .column(user_schema::Column::Revision)
+                        .column(user_schema::Column::Type)
+                        .column(user_schema::Column::TypeLower)
+                        .filter(user_schema::Column::Id.is_in(chunk.iter().cloned()))
+                        .as_query(),
+                )
+                .await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|(id, revision, r#type, type_lower)| SchemaHead {
+                        id,
+                        revision,
+                        r#type,
+                        type_lower,
+                    }),
+            );
+        }
+        Ok(found)
+    }
+
+    /// The JSON Schema of a schema's current revision.
+    pub async fn json_schema(&mut self, id: &str) -> Result<serde_json::Value, DbErr> {
+        let rows: Vec<(sqlx::types::Json<serde_json::Value>,)> = self
+            .fetch(
+                user_schema::Entity::find()
+                    .select_only()
+                    .column(user_schema::Column::JsonSchema)
+                    .filter(user_schema::Column::Id.eq(id))
+                    .as_query(),
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|(schema,)| schema.0)
+            .ok_or_else(|| DbErr::RecordNotFound(format!("user schema {id}")))
+    }
+
+    /// The usernames taken among the folded names `lowers`: (uniqueness scope, folded name).
+    pub async fn taken_usernames(
+        &mut self,
+        lowers: &[String],
+    ) -> Result<HashSet<(String, String)>, DbErr> {
+        let mut taken = HashSet::new();
+        for chunk in lowers.chunks(IN_LIST) {
+            let rows: Vec<(String, String)> = self
+                .fetch(
+                    username::Entity::find()
+                        .select_only()
+                        .column(username::Column::UniquenessScope)
+                        .column(username::Column::UsernameLower)
+                        .filter(username::Column::UsernameLower.is_in(chunk.iter().cloned()))
+                        .as_query(),
+                )
+                .await?;
+            taken.extend(rows);
+        }
+        Ok(taken)
+    }
+
+    /// The IdP links taken among the external user ids `linked`: (organization, IdP, id).
+    pub async fn taken_idp_links(
+        &mut self,
+        linked: &[String],
+    ) -> Result<HashSet<(String, String, String)>, DbErr> {
+        let mut taken = HashSet::new();
+        for chunk in linked.chunks(IN_LIST) {
+            let rows: Vec<(String, String, String)> = self
+                .fetch(
+                    idp_link::Entity::find()
+                        .select_only()
+                        .column(idp_link::Column::OrganizationId)
+                        .column(idp_link::Column::IdpId)
+                        .column(idp_link::Column::ExternalUserId)
+                        .filter(idp_link::Column::ExternalUserId.is_in(chunk.iter().cloned()))
+                        .as_query(),
+                )
+                .await?;
+            taken.extend(rows);
+        }
+        Ok(taken)
+    }
+
+    /// Writes the users with every authenticator and one `user.created` event each (acted by
+    /// `actor`), with consecutive sequences in batch order, and commits. The users' names are
+    /// derived from their data here, as every write of data does.
+    pub async fn write(mut self, batch: Vec<UserImport>, actor: &str) -> Result<(), DbErr> {
+        if batch.is_empty() {
+            return self.commit().await;
+        }
+        let started = std::time::Instant::now();
+        let users = batch.len();
+        let mut log = Vec::with_capacity(batch.len());
+        let mut tables = Tables::default();
+        for (sequence, mut import) in (self.first..).zip(batch) {
+            import.user.sequence = sequence;
+            import.user.name = display_name(&import.user.data);
+            import.user.name_lower = import.user.name.as_deref().map(fold_case);
+            log.push(NewEvent {
+                created_at: Timestamp::from_micros(import.user.created_at),
+                aggregate_type: "user",
+                aggregate_id: import.user.id.clone(),
+                resource_owner: import.user.organization_id.clone(),
+                event_type: "user.created",
+                // CreateUser's payload, and that the user was imported.
+                payload: json!({
+                    "schemaId": import.user.schema_id,
+                    "schemaRevision": import.user.schema_revision,
+                    "usernames": import.usernames.iter().map(|u| &u.username).collect::<Vec<_>>(),
+                    "hasPassword": import.password.is_some(),
+                    "imported": true,
+                }),
+                organization: Some(import.user.organization_id.clone()),
+                actor: actor.to_owned(),
+            });
+            for key in &mut import.authentication_keys {
+                key.sequence = sequence;
+            }
+            for link in &mut import.idp_links {
+                link.organization_id = import.user.organization_id.clone();
+            }
+            tables.push(import);
+        }
+        let mut next_in = HashMap::new();
+        for organization in log.iter().filter_map(|e| e.organization.clone()) {
+            if let Entry::Vacant(slot) = next_in.entry(organization) {
+                let next = self.latest_position(slot.key()).await? + 1;
+                slot.insert(next);
+            }
+        }
+        let rows = events::numbered(self.first, log, &mut next_in);
+        tables.insert(&mut self).await?;
+        self.put(rows).await?;
+        let first = self.first;
+        self.commit().await?;
+        tracing::debug!(
+            users,
+            first_sequence = first,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "import batch written"
+        );
+        Ok(())
+    }
+
+    /// The newest position of `organization`'s event stream (0 before its first event).
+    async fn latest_position(&mut self, organization: &str) -> Result<i64, DbErr> {
+        let rows: Vec<(Option<i64>,)> = self
+            .fetch(
+                event::Entity::find()
+                    .select_only()
+                    .column(event::Column::OrganizationSequence)
+                    .filter(event::Column::OrganizationId.eq(organization))
+                    .order_by_desc(event::Column::OrganizationSequence)
+                    .limit(1)
+                    .as_query(),
+            )
+            .await?;
+        Ok(rows.into_iter().next().and_then(|(n,)| n).unwrap_or(0))
+    }
+
+    async fn commit(self) -> Result<(), DbErr> {
+        match self.txn {
+            Txn::Postgres(txn) => txn.commit().await,
+            Txn::Sqlite(txn) => txn.commit().await,
+        }
+        .map_err(exec_error)
+    }
+
+    /// Rows of a read, decoded as a tuple.
+    async fn fetch<T>(&mut self, select: &SelectStatement) -> Result<Vec<T>, DbErr>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
+        match &mut self.txn {
+            Txn::Postgres(txn) => {
+                let (sql, values) = select.build_sqlx(PostgresQueryBuilder);
+                sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values)
+                    .fetch_all(&mut **txn)
+                    .await
+            }
+            Txn::Sqlite(txn) => {
+                let (sql, values) = select.build_sqlx(SqliteQueryBuilder);
+                sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values)
+                    .fetch_all(&mut **txn)
+                    .await
+            }
+        }
+        .map_err(query_error)
+    }
+
+    /// Inserts rows: one COPY on PostgreSQL, multi-row INSERTs on SQLite.
+    async fn put<M>(&mut self, models: Vec<M>) -> Result<(), DbErr>
+    where
+        M: IntoActiveModel<<<M as ModelTrait>::Entity as EntityTrait>::ActiveModel> + ModelTrait,
+        <<M as ModelTrait>::Entity as EntityTrait>::ActiveModel: ActiveModelTrait + Send,
+    {
+        if models.is_empty() {
+            return Ok(());
+        }
+        match &mut self.txn {
+            Txn::Postgres(txn) => copy_in(txn, models).await,
+            Txn::Sqlite(txn) => {
+                for insert in inserts(models) {
+                    let (sql, values) = insert.build_sqlx(SqliteQueryBuilder);
+                    sqlx::query_with(AssertSqlSafe(sql), values)
+                        .execute(&mut **txn)
+                        .await
+                        .map_err(exec_error)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A schema as an import batch needs it.
+#[derive(Clone, Debug)]
+pub struct SchemaHead {
+    pub id: String,
+    pub revision: i32,
+    pub r#type: String,
+    pub type_lower: String,
 }
 
 /// Rows of a batch, grouped by table.
@@ -161,33 +512,33 @@ impl Tables {
         self.idp_links.extend(import.idp_links);
     }
 
-    async fn insert(self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    async fn insert(self, batch: &mut ImportBatch) -> Result<(), DbErr> {
         // Parents first: the authenticator tables reference users.
-        insert_all(txn, self.users).await?;
-        insert_all(txn, self.usernames).await?;
-        insert_all(txn, self.passwords).await?;
-        insert_all(txn, self.web_auth_n).await?;
-        insert_all(txn, self.totps).await?;
-        insert_all(txn, self.otp_sms).await?;
-        insert_all(txn, self.otp_emails).await?;
-        insert_all(txn, self.authentication_keys).await?;
-        insert_all(txn, self.idp_links).await
+        batch.put(self.users).await?;
+        batch.put(self.usernames).await?;
+        batch.put(self.passwords).await?;
+        batch.put(self.web_auth_n).await?;
+        batch.put(self.totps).await?;
+        batch.put(self.otp_sms).await?;
+        batch.put(self.otp_emails).await?;
+        batch.put(self.authentication_keys).await?;
+        batch.put(self.idp_links).await
     }
 }
 
-/// Bound parameters per statement, below SQLite's limit of 32766 (PostgreSQL allows 65535).
+/// Bound parameters per statement, below SQLite's limit of 32766.
 const MAX_PARAMETERS: usize = 30_000;
 
-/// Inserts models in multi-row statements that stay under the parameter limit.
-async fn insert_all<M>(txn: &DatabaseTransaction, models: Vec<M>) -> Result<(), DbErr>
+/// Multi-row INSERTs of `models` that stay under the parameter limit.
+fn inserts<M>(models: Vec<M>) -> Vec<InsertStatement>
 where
-    M: IntoActiveModel<<<M as sea_orm::ModelTrait>::Entity as EntityTrait>::ActiveModel>
-        + sea_orm::ModelTrait,
-    <<M as sea_orm::ModelTrait>::Entity as EntityTrait>::ActiveModel: ActiveModelTrait + Send,
+    M: IntoActiveModel<<<M as ModelTrait>::Entity as EntityTrait>::ActiveModel> + ModelTrait,
+    <<M as ModelTrait>::Entity as EntityTrait>::ActiveModel: ActiveModelTrait + Send,
 {
-    type Entity<M> = <M as sea_orm::ModelTrait>::Entity;
+    type Entity<M> = <M as ModelTrait>::Entity;
     let columns = <Entity<M> as EntityTrait>::Column::iter().count().max(1);
     let rows_per_statement = (MAX_PARAMETERS / columns).max(1);
+    let mut statements = Vec::new();
     let mut models = models.into_iter().peekable();
     while models.peek().is_some() {
         let chunk: Vec<_> = models
@@ -195,9 +546,121 @@ where
             .take(rows_per_statement)
             .map(IntoActiveModel::into_active_model)
             .collect();
-        Entity::<M>::insert_many(chunk)
-            .exec_without_returning(txn)
-            .await?;
+        statements.push(Entity::<M>::insert_many(chunk).into_query());
+    }
+    statements
+}
+
+/// Bytes of COPY data sent per message.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// `COPY table (columns) FROM STDIN` of `models`, in PostgreSQL's text format.
+async fn copy_in<M: ModelTrait>(
+    txn: &mut sqlx::Transaction<'static, Postgres>,
+    models: Vec<M>,
+) -> Result<(), DbErr> {
+    type Entity<M> = <M as ModelTrait>::Entity;
+    let columns: Vec<_> = <Entity<M> as EntityTrait>::Column::iter().collect();
+    // The table's and columns' own names, from the entity: no text from the input.
+    let statement = format!(
+        "COPY \"{}\" ({}) FROM STDIN",
+        Entity::<M>::default().table_name(),
+        columns
+            .iter()
+            .map(|column| format!("\"{}\"", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut data = Vec::with_capacity(COPY_CHUNK);
+    let mut copy = txn.copy_in_raw(&statement).await.map_err(exec_error)?;
+    for model in &models {
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                data.push(b'\t');
+            }
+            if let Err(error) = copy_field(&mut data, model.get(*column)) {
+                copy.abort(error.to_string()).await.map_err(exec_error)?;
+                return Err(error);
+            }
+        }
+        data.push(b'\n');
+        if data.len() >= COPY_CHUNK {
+            copy.send(std::mem::take(&mut data))
+                .await
+                .map_err(exec_error)?;
+        }
+    }
+    if !data.is_empty() {
+        copy.send(data).await.map_err(exec_error)?;
+    }
+    copy.finish().await.map_err(exec_error)?;
+    Ok(())
+}
+
+/// One field in COPY's text format: `\N` for NULL, text with backslash, tab, newline and
+/// carriage return escaped.
+fn copy_field(out: &mut Vec<u8>, value: Value) -> Result<(), DbErr> {
+    const NULL: &[u8] = b"\\N";
+    match value {
+        Value::Bool(Some(b)) => out.push(if b { b't' } else { b'f' }),
+        Value::SmallInt(Some(n)) => write!(out, "{n}").expect("writing to memory"),
+        Value::Int(Some(n)) => write!(out, "{n}").expect("writing to memory"),
+        Value::BigInt(Some(n)) => write!(out, "{n}").expect("writing to memory"),
+        Value::String(Some(text)) => copy_text(out, &text),
+        Value::Json(Some(json)) => copy_text(out, &json.to_string()),
+        Value::Bool(None)
+        | Value::SmallInt(None)
+        | Value::Int(None)
+        | Value::BigInt(None)
+        | Value::String(None)
+        | Value::Json(None) => out.extend_from_slice(NULL),
+        other => {
+            return Err(DbErr::Custom(format!(
+                "no COPY text form for the value {other:?}"
+            )));
+        }
     }
     Ok(())
+}
+
+fn copy_text(out: &mut Vec<u8>, text: &str) {
+    for byte in text.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
+    }
+}
+
+fn exec_error(error: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(error.into()))
+}
+
+fn query_error(error: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(error.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_the_format_reserves() {
+        let mut out = Vec::new();
+        copy_field(&mut out, Value::String(Some("a\tb\\c\nd\re".into()))).unwrap();
+        assert_eq!(out, b"a\\tb\\\\c\\nd\\re");
+        let mut out = Vec::new();
+        copy_field(&mut out, Value::String(None)).unwrap();
+        copy_field(&mut out, Value::Bool(Some(true))).unwrap();
+        copy_field(&mut out, Value::BigInt(Some(-7))).unwrap();
+        copy_field(
+            &mut out,
+            Value::Json(Some(Box::new(json!({"k": "tab\there"})))),
+        )
+        .unwrap();
+        assert_eq!(out, b"\\Nt-7{\"k\":\"tab\\\\there\"}");
+    }
 }

@@ -94,6 +94,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub address: SocketAddr,
     pub db: DatabaseConnection,
+    /// The database's URL, for the binary's commands (`userdir import`).
+    pub database_url: String,
     /// The bootstrap admin token of the directory.
     pub token: String,
     pub channel: Channel,
@@ -122,6 +124,7 @@ impl TestApp {
         serve(
             self.backend,
             self.db.clone(),
+            &self.database_url,
             settings,
             Some(self.token.clone()),
         )
@@ -168,7 +171,14 @@ where
     store::migrate(&db)
         .await
         .expect("migrate the test database");
-    let app = serve(backend, db.clone(), Settings::default(), None).await;
+    let app = serve(
+        backend,
+        db.clone(),
+        &database.url,
+        Settings::default(),
+        None,
+    )
+    .await;
     let outcome = tokio::spawn(test(app)).await;
     db.close().await.ok();
     database.drop().await;
@@ -181,6 +191,7 @@ where
 pub async fn serve(
     backend: Backend,
     db: DatabaseConnection,
+    database_url: &str,
     settings: Settings,
     token: Option<String>,
 ) -> TestApp {
@@ -212,6 +223,7 @@ pub async fn serve(
         backend,
         address,
         db,
+        database_url: database_url.to_owned(),
         token,
         channel,
         users: clients.users,
