@@ -60,8 +60,8 @@ enum Command {
         /// The same seed on an empty directory gives the same users, ids included.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Users written per transaction.
-        #[arg(long, default_value_t = 1000)]
+        /// Users written per transaction (what `import` writes: the same path).
+        #[arg(long, default_value_t = import::DEFAULT_BATCH_SIZE)]
         batch_size: usize,
         #[command(flatten)]
         database: DatabaseArgs,
