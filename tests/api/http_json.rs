@@ -21,6 +21,7 @@ backend_tests!(
     routing_errors_follow_grpc_gateway,
     hostile_input_gets_a_clear_4xx,
     h2c_serves_json_too,
+    struct_numbers_are_spelled_as_protojson_spells_them,
 );
 
 async fn some_users(app: &TestApp) {
@@ -156,7 +157,10 @@ async fn get_user_by_path_and_not_found(app: TestApp) {
     );
     assert_eq!(reply.json["user"]["userId"], id);
     assert_eq!(reply.json["user"]["lastLogin"], "2023-11-14T22:15:23Z");
-    assert_eq!(reply.json["user"]["data"], json!({"n": 3.0}));
+    // A number of `Struct` data as protojson writes it: integral, so without a fraction (the
+    // fixture stores the double 3.0), and a fraction kept where there is one.
+    assert_eq!(reply.json["user"]["data"], json!({"n": 3}));
+    assert!(reply.text.contains(r#""data":{"n":3}"#), "{}", reply.text);
 
     let missing = user_id(99);
     let reply = h::get(&app, &format!("/v1/users/{missing}")).await;
@@ -399,4 +403,27 @@ async fn h2c_serves_json_too(app: TestApp) {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(ids(&reply.json), vec![user_id(5)]);
+}
+
+/// `Struct` numbers are doubles; protojson (and ZITADEL's gateway) writes an integral one
+/// without a fraction, as the gRPC answer reads in a JavaScript or Python client.
+async fn struct_numbers_are_spelled_as_protojson_spells_them(app: TestApp) {
+    fixtures::base(&app.db).await;
+    let user = NewUser::new(6).data(json!({
+        "amount": 19998, "ratio": 0.5, "negative": -7, "huge": 1e21, "list": [1, 2.5, {"n": 0}],
+    }));
+    let id = user.id();
+    fixtures::insert(&app.db, vec![user]).await;
+    let reply = h::get(&app, &format!("/v1/users/{id}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    for spelled in [
+        r#""amount":19998"#,
+        r#""ratio":0.5"#,
+        r#""negative":-7"#,
+        r#""huge":1e+21"#,
+        r#""list":[1,2.5,{"n":0}]"#,
+    ] {
+        assert!(reply.text.contains(spelled), "{spelled} in {}", reply.text);
+    }
+    assert!(!reply.text.contains("19998.0"), "{}", reply.text);
 }

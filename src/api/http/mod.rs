@@ -11,6 +11,7 @@ pub(crate) mod body;
 pub(crate) mod dispatch;
 pub(crate) mod errors;
 pub(crate) mod openapi;
+pub(crate) mod protojson;
 pub(crate) mod responses;
 pub(crate) mod routes;
 pub(crate) mod template;
@@ -335,7 +336,7 @@ fn success(route: &Route, metadata: MetadataMap, message: &DynamicMessage) -> Re
 fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
     let options = SerializeOptions::new();
     let write = |message: &DynamicMessage, out: &mut Vec<u8>| {
-        message.serialize_with_options(&mut serde_json::Serializer::new(out), &options)
+        message.serialize_with_options(&mut protojson::serializer(out), &options)
     };
     let mut out = Vec::new();
     let Some(field) = &route.response_body else {
@@ -380,5 +381,5 @@ fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, ser
             all.get(field.json_name()).cloned().unwrap_or_default()
         }
     };
-    serde_json::to_vec(&value)
+    protojson::to_vec(&value)
 }

@@ -71,15 +71,43 @@ pub async fn get(app: &TestApp, path: &str) -> Reply {
     send(app, Method::GET, path, None).await
 }
 
-/// A generated message in canonical proto3 JSON, through prost-reflect (what the gateway must
-/// answer for the same message).
+/// A generated message in canonical proto3 JSON, through prost-reflect, with numbers spelled as
+/// protojson spells them (what the gateway must answer for the same message).
 pub fn canonical_json<M: prost::Message>(message: &M, full_name: &str) -> Value {
     let pool = DescriptorPool::decode(userdir::proto::DESCRIPTOR_SET).unwrap();
     let descriptor = pool.get_message_by_name(full_name).unwrap();
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice()).unwrap();
-    dynamic
-        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
-        .unwrap()
+    integral_doubles_as_integers(
+        dynamic
+            .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+            .unwrap(),
+    )
+}
+
+/// protojson writes a double whose value is integral without a fraction (`19998`, not
+/// `19998.0`), so a client parsing the answer reads an integer.
+fn integral_doubles_as_integers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap();
+            if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                Value::from(f as i64)
+            } else {
+                Value::Number(n)
+            }
+        }
+        Value::Array(items) => items
+            .into_iter()
+            .map(integral_doubles_as_integers)
+            .collect(),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, integral_doubles_as_integers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Asserts a grpc-gateway error body with `code` and a message containing `needle`.
