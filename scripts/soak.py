@@ -234,7 +234,8 @@ def main():
         have = database.user_count()
         if have < args.users:
             subprocess.run([args.binary, "seed", "--users", str(args.users - have), "--database-url",
-                            args.database_url], check=True, stdout=subprocess.DEVNULL)
+                            args.database_url], check=True, stdout=subprocess.DEVNULL,
+                           stderr=open(os.path.join(scratch, "seed.log"), "w"))
         port = bf.free_port()
         token_file = os.path.join(scratch, "bootstrap.token")
         server = subprocess.Popen(

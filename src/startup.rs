@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::error_handling::HandleErrorLayer;
 use axum::middleware::{from_fn, from_fn_with_state};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
@@ -319,6 +320,13 @@ fn behind_edge_layers(served: axum::Router, gate: Gate, limits: RequestLimits) -
             // reads only the content type and the path, which even a head too large must be
             // answered by.
             .layer(from_fn(crate::api::rescue::rescue))
+            // Load shedding, before any work is spent on the request (the gate's credential
+            // lookups included): past the limit a request is Unavailable at once.
+            .layer(HandleErrorLayer::new(crate::limits::shedding::refuse))
+            .load_shed()
+            .layer(crate::limits::shedding::concurrency_limit(
+                limits.max_concurrent_requests,
+            ))
             // Before anything else reads a header: an HTTP/2 header list over the limit costs no
             // further work.
             .layer(from_fn_with_state(

@@ -7,11 +7,15 @@ use clap::Args;
 
 use super::duration::{self, HOURS, MILLISECONDS, MINUTES, SECONDS};
 use crate::limits::RequestLimits;
-use crate::limits::connections::{self, ConnectionLimits, DEFAULT_MAX_CONNECTIONS_PER_PEER};
+use crate::limits::connections::{
+    self, ConnectionLimits, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_CONNECTIONS_PER_PEER,
+};
 use crate::limits::hashing::{DEFAULT_QUEUE_PER_HASH, HashingLimits};
 use crate::limits::regex_searches::DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES;
 use crate::limits::shutdown::ShutdownLimits;
-use crate::limits::{DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_MESSAGE_BYTES};
+use crate::limits::{
+    DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_MESSAGE_BYTES,
+};
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS};
 
 /// The command-line flags (and environment variables) of [`RequestLimits`].
@@ -93,6 +97,26 @@ pub struct LimitArgs {
     #[arg(long, env = "USERDIR_MAX_CONNECTIONS_PER_PEER", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_PEER)]
     pub max_connections_per_peer: usize,
 
+    /// A connection older than this (±10%) gets an HTTP/2 GOAWAY (HTTP/1: is closed after its
+    /// request), so that clients spread over new replicas; e.g. `30m`. Default: no maximum.
+    #[arg(long, env = "USERDIR_MAX_CONNECTION_AGE", value_parser = flag_duration)]
+    pub max_connection_age: Option<Duration>,
+
+    /// After the GOAWAY for age, how long the connection's requests in flight may take before
+    /// it is closed.
+    #[arg(long, env = "USERDIR_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = flag_duration)]
+    pub max_connection_age_grace: Duration,
+
+    /// Most concurrent HTTP/2 streams (requests) of one connection.
+    #[arg(long, env = "USERDIR_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)]
+    pub http2_max_concurrent_streams: u32,
+
+    /// Most requests in progress on the whole server; one more is refused at once with
+    /// Unavailable (HTTP 503, `Retry-After: 1`) instead of queueing behind the others (load
+    /// shedding); `0`: no limit.
+    #[arg(long, env = "USERDIR_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+
     /// After SIGTERM or Ctrl-C, how long requests are still served with health NOT_SERVING,
     /// so that load balancers move away before anything is refused; `0`: none.
     #[arg(long, env = "USERDIR_SHUTDOWN_GRACE", default_value = "5s", value_parser = flag_duration)]
@@ -114,6 +138,7 @@ impl LimitArgs {
             max_query_leaves: self.max_query_leaves,
             max_text_chars: self.max_text_length,
             max_concurrent_regex_searches: self.max_concurrent_regex_searches,
+            max_concurrent_requests: self.max_concurrent_requests,
         };
         limits.validate()?;
         Ok(limits)
@@ -152,6 +177,9 @@ impl LimitArgs {
                 .max_connections
                 .unwrap_or_else(connections::default_max_connections),
             max_connections_per_peer: self.max_connections_per_peer,
+            max_connection_age: self.max_connection_age,
+            max_connection_age_grace: self.max_connection_age_grace,
+            http2_max_concurrent_streams: self.http2_max_concurrent_streams,
         };
         limits.validate()?;
         Ok(limits)
@@ -261,6 +289,9 @@ mod tests {
             "--http2-keepalive-timeout=5s",
             "--max-connections=50",
             "--max-connections-per-peer=5",
+            "--max-connection-age=30m",
+            "--max-connection-age-grace=10s",
+            "--http2-max-concurrent-streams=64",
         ])
         .unwrap();
         assert_eq!(
@@ -272,6 +303,9 @@ mod tests {
                 http2_keepalive_timeout: Duration::from_secs(5),
                 max_connections: 50,
                 max_connections_per_peer: 5,
+                max_connection_age: Some(Duration::from_secs(1800)),
+                max_connection_age_grace: Duration::from_secs(10),
+                http2_max_concurrent_streams: 64,
             }
         );
         let zero = Cli::try_parse_from(["userdir", "--max-connections-per-peer=0"]).unwrap();

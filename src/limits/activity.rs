@@ -190,6 +190,9 @@ mod tests {
         http2_keepalive_timeout: Duration::from_secs(20),
         max_connections: 10,
         max_connections_per_peer: 10,
+        max_connection_age: None,
+        max_connection_age_grace: Duration::from_secs(30),
+        http2_max_concurrent_streams: 200,
     };
 
     async fn answer(_: Request<()>) -> Result<Response<Body>, std::convert::Infallible> {

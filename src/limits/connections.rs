@@ -15,6 +15,14 @@ pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default most connections from one peer address.
 pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 256;
+/// Default time a connection past its maximum age has to finish its requests.
+pub const DEFAULT_MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+/// Default most concurrent HTTP/2 streams (requests) of one connection, as hyper's and
+/// grpc-go's own defaults.
+pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 200;
+/// A connection's maximum age varies by up to this share either way, as gRPC's
+/// `MAX_CONNECTION_AGE` does, so that connections opened together do not all close together.
+pub const MAX_CONNECTION_AGE_JITTER: f64 = 0.1;
 /// The default connection cap when the descriptor limit allows it.
 pub const MAX_CONNECTIONS_CEILING: usize = 10_000;
 /// Descriptors left for everything that is not a client connection: the database pool, the
@@ -39,6 +47,15 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Most open connections from one IP address; more are closed as soon as accepted.
     pub max_connections_per_peer: usize,
+    /// A connection older than this (± [`MAX_CONNECTION_AGE_JITTER`]) is told to go away
+    /// (HTTP/2 GOAWAY; HTTP/1 closes after its request), so that long-lived clients spread
+    /// over replicas that were added since they connected; `None`: no maximum.
+    pub max_connection_age: Option<Duration>,
+    /// After its GOAWAY for age, how long a connection's requests in flight may take before it
+    /// is closed.
+    pub max_connection_age_grace: Duration,
+    /// Most concurrent HTTP/2 streams of one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for ConnectionLimits {
@@ -50,6 +67,9 @@ impl Default for ConnectionLimits {
             http2_keepalive_timeout: DEFAULT_HTTP2_KEEPALIVE_TIMEOUT,
             max_connections: default_max_connections(),
             max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            max_connection_age: None,
+            max_connection_age_grace: DEFAULT_MAX_CONNECTION_AGE_GRACE,
+            http2_max_concurrent_streams: DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
         }
     }
 }
@@ -77,7 +97,27 @@ impl ConnectionLimits {
             self.max_connections_per_peer >= 1,
             "--max-connections-per-peer must be at least 1"
         );
+        anyhow::ensure!(
+            self.max_connection_age.is_none_or(|age| !age.is_zero()),
+            "--max-connection-age must be positive (leave it out for no maximum)"
+        );
+        anyhow::ensure!(
+            self.http2_max_concurrent_streams >= 1,
+            "--http2-max-concurrent-streams must be at least 1"
+        );
         Ok(())
+    }
+}
+
+impl ConnectionLimits {
+    /// This connection's maximum age: the configured one, moved by a random share of up to
+    /// [`MAX_CONNECTION_AGE_JITTER`] either way.
+    pub fn connection_age(&self) -> Option<Duration> {
+        use rand::Rng;
+        let age = self.max_connection_age?;
+        let share =
+            rand::rng().random_range(-MAX_CONNECTION_AGE_JITTER..=MAX_CONNECTION_AGE_JITTER);
+        Some(age.mul_f64(1.0 + share))
     }
 }
 
@@ -133,9 +173,32 @@ mod tests {
                 max_connections_per_peer: 0,
                 ..Default::default()
             },
+            ConnectionLimits {
+                max_connection_age: Some(Duration::ZERO),
+                ..Default::default()
+            },
+            ConnectionLimits {
+                http2_max_concurrent_streams: 0,
+                ..Default::default()
+            },
         ];
         for limits in bad {
             assert!(limits.validate().is_err(), "{limits:?}");
         }
+    }
+
+    #[test]
+    fn connection_ages_spread_within_the_jitter() {
+        assert_eq!(ConnectionLimits::default().connection_age(), None);
+        let limits = ConnectionLimits {
+            max_connection_age: Some(Duration::from_secs(100)),
+            ..Default::default()
+        };
+        let ages: Vec<Duration> = (0..200).map(|_| limits.connection_age().unwrap()).collect();
+        assert!(
+            ages.iter()
+                .all(|age| (Duration::from_secs(90)..=Duration::from_secs(110)).contains(age))
+        );
+        assert!(ages.iter().any(|age| *age != ages[0]), "the ages vary");
     }
 }

@@ -10,6 +10,7 @@
 //! | concurrent regex searches          | ResourceExhausted   | 429, code 8                 |
 //! | password hashes beyond the queue   | ResourceExhausted   | 429, code 8                 |
 //! | no database connection in time     | Unavailable         | 503, code 14 (`store`)      |
+//! | requests in progress (shedding)    | Unavailable         | 503, code 14                |
 //!
 //! Connections are bounded too (see [`connections`]): silent and idle ones are closed, and over
 //! `--max-connections` or `--max-connections-per-peer` a new one is closed at once.
@@ -29,6 +30,7 @@ pub mod hashing;
 pub mod head;
 pub mod regex_searches;
 pub mod serve;
+pub mod shedding;
 pub mod shutdown;
 pub mod time_left;
 
@@ -36,6 +38,7 @@ use std::time::Duration;
 
 use crate::query::{MAX_DEPTH, MAX_LEAVES, MAX_TEXT_CHARS, QueryLimits};
 use regex_searches::{DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES, MAX_CONCURRENT_REGEX_SEARCHES_BOUND};
+pub use shedding::DEFAULT_MAX_CONCURRENT_REQUESTS;
 
 /// Default largest message: gRPC's customary 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
@@ -72,6 +75,8 @@ pub struct RequestLimits {
     pub max_text_chars: usize,
     /// Most regex searches running at once (see [`regex_searches`]).
     pub max_concurrent_regex_searches: usize,
+    /// Most requests in progress on the server; more are shed (see [`shedding`]); 0: no limit.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for RequestLimits {
@@ -84,6 +89,7 @@ impl Default for RequestLimits {
             max_query_leaves: MAX_LEAVES,
             max_text_chars: MAX_TEXT_CHARS,
             max_concurrent_regex_searches: DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }

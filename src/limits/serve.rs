@@ -94,6 +94,8 @@ pub async fn serve(
             // GOAWAY, or what the server already sent) before it is dropped: a peer that never
             // opens its HTTP/2 window would otherwise hold it forever.
             let mut grace = pin!(tokio::time::sleep(connections.idle_timeout));
+            let max_age = connections.connection_age();
+            let mut aged = pin!(tokio::time::sleep(max_age.unwrap_or(Duration::MAX)));
             let mut closing = false;
             let mut expired = false;
             loop {
@@ -125,6 +127,16 @@ pub async fn serve(
                         grace.as_mut().reset(tokio::time::Instant::now() + period);
                         // HTTP/2 says GOAWAY; HTTP/1 and a connection whose protocol is still
                         // unknown close.
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    // Past its maximum age: GOAWAY now, and its requests in flight get the
+                    // age grace period to finish.
+                    () = aged.as_mut(), if max_age.is_some() && !closing => {
+                        tracing::debug!(%peer, "closing a connection past --max-connection-age");
+                        (closing, expired) = (true, true);
+                        grace.as_mut().reset(
+                            tokio::time::Instant::now() + connections.max_connection_age_grace,
+                        );
                         connection.as_mut().graceful_shutdown();
                     }
                     () = grace.as_mut(), if expired => break,
@@ -163,7 +175,7 @@ fn configure(stream: &TcpStream) {
 /// by `activity`, because hyper's timer starts only once the auto builder has told HTTP/1 from
 /// HTTP/2). HTTP/2: h2's header list limit is the hard ceiling (it answers a larger list with a
 /// bare 431); `head::enforce` answers lists between our limit and that ceiling in the request's
-/// protocol; keep-alive pings find peers that vanished.
+/// protocol; keep-alive pings find peers that vanished; streams per connection are bounded.
 fn connection_builder(
     limits: &RequestLimits,
     connections: &ConnectionLimits,
@@ -177,6 +189,7 @@ fn connection_builder(
     builder
         .http2()
         .max_header_list_size(super::head::h2_ceiling(limits.max_header_bytes))
+        .max_concurrent_streams(connections.http2_max_concurrent_streams)
         .timer(TokioTimer::new())
         .keep_alive_interval(connections.http2_keepalive_interval)
         .keep_alive_timeout(connections.http2_keepalive_timeout);

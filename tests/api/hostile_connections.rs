@@ -1,7 +1,8 @@
 //! Connection limits through real sockets: a connection that sends nothing, or only the HTTP/2
 //! preface, is closed after the header timeout; an idle HTTP/2 connection gets a GOAWAY after
 //! the idle timeout; a peer that answers no keep-alive ping is disconnected; one peer address
-//! cannot hold more than its share of connections, and other peers are still served. The
+//! cannot hold more than its share of connections, and other peers are still served; a
+//! connection past its maximum age gets a GOAWAY; the stream bound is announced. The
 //! connection layer touches no storage, so these run on SQLite only.
 
 use crate::common;
@@ -186,6 +187,64 @@ async fn one_peer_cannot_take_every_connection() {
 }
 
 /// A TCP connection from `local` (any 127/8 address is loopback on Linux).
+/// Past its maximum age a connection is told to go away even though it is busy and far from
+/// idle, and the request it had sent was answered.
+#[tokio::test]
+async fn a_connection_past_its_maximum_age_gets_a_goaway() {
+    common::run(Backend::Sqlite, |app| async move {
+        let server = with_connections(
+            &app,
+            ConnectionLimits {
+                max_connection_age: Some(ms(300)),
+                max_connection_age_grace: ms(300),
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut h2 = H2::open(server.address).await;
+        h2.request(1, b"/").await;
+        let frames = tokio::time::timeout(PATIENCE, h2.until_closed(true))
+            .await
+            .expect("the server closes a connection past its maximum age");
+        assert!(frames.contains(&HEADERS), "answered: {frames:?}");
+        assert!(frames.contains(&GOAWAY), "closed with a GOAWAY: {frames:?}");
+
+        // Without a maximum age, the same connection stays open (the idle timeout is minutes).
+        let mut h2 = H2::open(app.address).await;
+        h2.request(1, b"/").await;
+        let kept = tokio::time::timeout(ms(1500), h2.until_closed(true)).await;
+        assert!(kept.is_err(), "closed without a maximum age: {kept:?}");
+    })
+    .await;
+}
+
+/// The server announces its bound on concurrent streams in its first SETTINGS frame.
+#[tokio::test]
+async fn the_stream_bound_is_announced_in_settings() {
+    common::run(Backend::Sqlite, |app| async move {
+        let server = with_connections(
+            &app,
+            ConnectionLimits {
+                http2_max_concurrent_streams: 7,
+                ..Default::default()
+            },
+        )
+        .await;
+        let mut h2 = H2::open(server.address).await;
+        let settings = tokio::time::timeout(PATIENCE, h2.first_settings())
+            .await
+            .expect("the server sends its SETTINGS");
+        assert_eq!(settings.get(&SETTINGS_MAX_CONCURRENT_STREAMS), Some(&7));
+        let mut h2 = H2::open(app.address).await;
+        let defaults = h2.first_settings().await;
+        assert_eq!(
+            defaults.get(&SETTINGS_MAX_CONCURRENT_STREAMS),
+            Some(&userdir::limits::connections::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)
+        );
+    })
+    .await;
+}
+
 async fn connect_from(local: std::net::IpAddr, server: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(local, 0)).unwrap();
@@ -219,6 +278,7 @@ const PING: u8 = 6;
 const GOAWAY: u8 = 7;
 const ACK: u8 = 1;
 const END_STREAM_AND_HEADERS: u8 = 0x5;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
 /// Just enough of an HTTP/2 client to misbehave: frames written and read by hand.
 struct H2 {
@@ -255,6 +315,28 @@ impl H2 {
         frame.extend_from_slice(payload);
         // The server may have closed already; reading finds out.
         let _ = self.stream.write_all(&frame).await;
+    }
+
+    /// The parameters of the server's first (non-ACK) SETTINGS frame.
+    async fn first_settings(&mut self) -> std::collections::HashMap<u16, u32> {
+        loop {
+            let mut header = [0u8; 9];
+            self.stream.read_exact(&mut header).await.unwrap();
+            let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let mut payload = vec![0u8; length];
+            self.stream.read_exact(&mut payload).await.unwrap();
+            if header[3] == SETTINGS && header[4] & ACK == 0 {
+                return payload
+                    .chunks_exact(6)
+                    .map(|p| {
+                        (
+                            u16::from_be_bytes([p[0], p[1]]),
+                            u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+                        )
+                    })
+                    .collect();
+            }
+        }
     }
 
     /// Reads frames until the server closes, acknowledging its SETTINGS (and its PINGs, if

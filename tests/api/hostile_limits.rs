@@ -511,3 +511,82 @@ async fn the_longest_configurable_texts_fit_every_index(app: TestApp) {
 fn instance(app: &TestApp) -> userdir::store::ScopedDb {
     userdir::store::ScopedDb::instance(app.db.clone())
 }
+
+/// Past `max_concurrent_requests` in progress, one more request is Unavailable at once (HTTP
+/// 503 with `Retry-After` over JSON) instead of queueing; when the requests in progress end, the
+/// server serves again. Two imports whose client streams stay open hold the two places. The
+/// shedding layer touches no storage: SQLite only.
+#[tokio::test]
+async fn requests_past_the_concurrency_limit_are_shed() {
+    use userdir::config::Settings;
+    common::run(common::Backend::Sqlite, |app| async move {
+        let server = app
+            .with_settings(Settings {
+                limits: userdir::limits::RequestLimits {
+                    max_concurrent_requests: 2,
+                    ..Default::default()
+                },
+                ..Settings::default()
+            })
+            .await;
+        let hold = || {
+            let (records, stream) = tokio::sync::mpsc::channel::<pb::ImportUserRecord>(1);
+            let mut users = server.users.clone();
+            let call = tokio::spawn(async move {
+                users
+                    .import_users(tokio_stream::wrappers::ReceiverStream::new(stream))
+                    .await
+            });
+            (records, call)
+        };
+        let mut held = vec![hold(), hold()];
+        let missing = || pb::GetUserRequest {
+            user_id: "nobody".into(),
+        };
+        // Once both imports are in progress a third request is shed. Until then a probe may
+        // take a place while an import starts, which is shed in turn: it is sent again.
+        let mut shed = None;
+        for _ in 0..250 {
+            for slot in held.iter_mut() {
+                if slot.1.is_finished() {
+                    let ended = std::mem::replace(slot, hold());
+                    let status = ended.1.await.unwrap().unwrap_err();
+                    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                }
+            }
+            match server.users.clone().get_user(missing()).await {
+                Err(status) if status.code() == Code::Unavailable => {
+                    shed = Some(status);
+                    break;
+                }
+                Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+                Ok(reply) => panic!("nobody found: {reply:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let shed = shed.expect("a request past the limit is shed");
+        assert!(
+            shed.message().contains("--max-concurrent-requests"),
+            "{shed:?}"
+        );
+        let reply = reqwest::Client::new()
+            .get(format!("http://{}/v1/users/nobody", server.address))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 503);
+        assert_eq!(reply.headers()["retry-after"], "1");
+        let body: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(body["code"], 14, "{body}");
+
+        // The held requests end (empty imports), and the server serves again.
+        for (records, call) in held {
+            drop(records);
+            call.await.unwrap().expect("an empty import succeeds");
+        }
+        let status = server.users.clone().get_user(missing()).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    })
+    .await;
+}
