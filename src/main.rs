@@ -333,18 +333,24 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `userdir token list`: one line per token, newest first, never a secret. Text columns are
-/// printed with control characters escaped: a row written by SQL or an older version must not
-/// move the cursor, recolour or clear the operator's terminal, or forge another line.
+/// `userdir token list`: one line per token, newest first, never a secret, in columns as wide
+/// as their widest value. Text columns are printed with control characters escaped: a row
+/// written by SQL or an older version must not move the cursor, recolour or clear the
+/// operator's terminal, or forge another line.
 async fn token_table(db: &ScopedDb) -> anyhow::Result<String> {
-    use std::fmt::Write;
     use userdir::domain::printable;
-    let mut out = String::new();
-    writeln!(
-        out,
-        "{:<36}  {:<8}  {:<36}  {:<27}  {:<27}  PERMISSIONS  DESCRIPTION",
-        "ID", "STATE", "ORGANIZATION", "CREATED", "EXPIRES"
-    )?;
+    let mut rows = vec![
+        [
+            "ID",
+            "STATE",
+            "ORGANIZATION",
+            "CREATED",
+            "EXPIRES",
+            "PERMISSIONS",
+            "DESCRIPTION",
+        ]
+        .map(String::from),
+    ];
     let mut offset = 0;
     loop {
         let page = userdir::store::reads::tokens::list(
@@ -364,23 +370,50 @@ async fn token_table(db: &ScopedDb) -> anyhow::Result<String> {
                 _ => "active",
             };
             let time = |micros: i64| Timestamp::from_micros(micros).to_string();
-            writeln!(
-                out,
-                "{:<36}  {:<8}  {:<36}  {:<27}  {:<27}  {}  {}",
-                printable(&token.id),
-                state,
-                printable(token.organization_id.as_deref().unwrap_or("(instance)")),
+            rows.push([
+                printable(&token.id).into_owned(),
+                state.to_owned(),
+                printable(token.organization_id.as_deref().unwrap_or("(instance)")).into_owned(),
                 time(token.created_at),
                 token.expires_at.map(time).unwrap_or_else(|| "never".into()),
-                printable(&token.permissions),
-                printable(&token.description),
-            )?;
+                printable(&token.permissions).into_owned(),
+                printable(&token.description).into_owned(),
+            ]);
         }
         offset += page.items.len() as u64;
         if page.items.is_empty() || offset >= page.total {
-            return Ok(out);
+            return Ok(columns(&rows));
         }
     }
+}
+
+/// `rows` as a table: every column but the last padded to its widest value (in characters),
+/// two spaces apart.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(
+                    ' ',
+                    widths[i] - cell.chars().count() + 2,
+                ));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 async fn shutdown_signal() {

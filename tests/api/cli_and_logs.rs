@@ -326,6 +326,31 @@ async fn bootstrap_tokens_cli_and_logs(backend: Backend) {
         .unwrap_or_else(|| panic!("{list}"));
     let id = line.split_whitespace().next().unwrap().to_owned();
     assert!(line.contains("active"), "{line}");
+    // The columns align: each header starts where its values do, whatever their width.
+    let header = list.lines().next().unwrap();
+    let start = |name: &str| header.find(name).unwrap_or_else(|| panic!("{header}"));
+    for row in list.lines().skip(1) {
+        let cells: Vec<(usize, &str)> = row
+            .match_indices(|c: char| c != ' ')
+            .filter(|(i, _)| {
+                *i == 0 || (row.as_bytes()[i - 1] == b' ' && row.as_bytes()[i - 2] == b' ')
+            })
+            .collect();
+        let starts: Vec<usize> = cells.iter().map(|(i, _)| *i).collect();
+        assert_eq!(
+            starts[..6],
+            [
+                "ID",
+                "STATE",
+                "ORGANIZATION",
+                "CREATED",
+                "EXPIRES",
+                "PERMISSIONS"
+            ]
+            .map(start),
+            "{list}"
+        );
+    }
     let (ok, _, stderr) = cli(&["token", "revoke", &id], &database.url).await;
     assert!(ok, "{stderr}");
     let (_, list, _) = cli(&["token", "list"], &database.url).await;
