@@ -12,6 +12,7 @@ use userdir::seed::{self, SeedOptions};
 use userdir::startup::Application;
 use userdir::store::ScopedDb;
 use userdir::store::reads::directory::Paging;
+use userdir::telemetry::{LogFormat, Verbosity};
 use userdir::{store, telemetry};
 
 #[derive(Parser)]
@@ -21,6 +22,16 @@ use userdir::{store, telemetry};
     about = "A user directory with ZITADEL's user API"
 )]
 struct Cli {
+    /// How log lines (on stderr) are written: `text` for people, `json` (one object a line,
+    /// with the request's span fields) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "USERDIR_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,8 +117,14 @@ enum TokenCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::init();
-    match Cli::parse().command {
+    // Flags first: they say how to log. clap reports its own errors without logging.
+    let cli = Cli::parse();
+    let verbosity = match cli.command {
+        Command::Token(_) => Verbosity::Command,
+        _ => Verbosity::Server,
+    };
+    telemetry::init_with(cli.log_format, verbosity);
+    match cli.command {
         Command::Serve(args) => {
             let settings = args.settings()?;
             let app =

@@ -11,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::api::grpc::health::{self, Health};
 use crate::api::grpc::{
@@ -28,6 +29,7 @@ use crate::limits::RequestLimits;
 use crate::limits::connections::ConnectionLimits;
 use crate::limits::hashing::Hashing;
 use crate::limits::regex_searches::RegexSearches;
+use crate::limits::shedding::Shedder;
 use crate::limits::shutdown::ShutdownLimits;
 use crate::proto;
 use crate::proto::user::v1::organization_service_server::OrganizationServiceServer;
@@ -38,6 +40,8 @@ use crate::proto::user::v1::user_service_server::UserServiceServer;
 use crate::store::probe::Probe;
 use crate::store::reads::tokens as reads;
 use crate::store::{self, ScopedDb};
+use crate::telemetry::metrics::{Metrics, MetricsListener, Sources as MetricsSources, record};
+use crate::telemetry::requests::REQUEST_ID;
 
 /// A bound, ready server.
 pub struct Application {
@@ -50,6 +54,8 @@ pub struct Application {
     /// The switch of `grpc.health.v1.Health`, and what it follows.
     health: Health,
     probe: Probe,
+    /// `--metrics-listen`, bound.
+    metrics: Option<MetricsListener>,
 }
 
 impl Application {
@@ -76,8 +82,13 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        let (router, health) = router(db.clone(), &settings).await?;
+        let (router, health, metrics) = router(db.clone(), &settings).await?;
+        let metrics = match (settings.metrics_listen, metrics) {
+            (Some(address), Some(metrics)) => Some(MetricsListener::bind(address, metrics).await?),
+            _ => None,
+        };
         Ok(Self {
+            metrics,
             listener,
             router,
             probe: Probe::beside(&db, health::PROBE_TIMEOUT),
@@ -124,6 +135,13 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The address of the metrics listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|metrics| metrics.local_addr().ok())
+    }
+
     /// Serves HTTP/2 (gRPC, h2c) and HTTP/1.1 until `shutdown` completes, then drains (see
     /// `limits::shutdown`): health NOT_SERVING at once, requests still served for the grace
     /// period, then no new connections and in-flight requests finish (bounded by the shutdown
@@ -143,8 +161,11 @@ impl Application {
             shutdown: drain,
             health,
             probe,
+            metrics,
             ..
         } = self;
+        // Scrapes are answered for as long as the server serves, the drain included.
+        let _metrics = metrics.map(|metrics| AbortOnDrop(tokio::spawn(metrics.serve())));
         // The accept loop polls this future: the probe runs inside it, so it ends with the
         // server and cannot outlive it, and it stops before the drain sets NOT_SERVING.
         let draining = async move {
@@ -176,6 +197,15 @@ impl Application {
     }
 }
 
+/// Ends the task when the server it belongs to ends.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Everything served on the one port, read in order: the gRPC services (the directory, health,
 /// reflection), the HTTP/JSON transcoder and gRPC-Web in front of them (`api::http`), the REST
 /// dialects beside them (`api::rest`), and the layer stack over all of it ([`behind_edge_layers`]).
@@ -183,7 +213,7 @@ impl Application {
 async fn router(
     db: DatabaseConnection,
     settings: &Settings,
-) -> anyhow::Result<(axum::Router, Health)> {
+) -> anyhow::Result<(axum::Router, Health, Option<Arc<Metrics>>)> {
     let limits = settings.limits;
     // The gate and the reflection streams charge the same per-peer budgets.
     let rate_limits = Arc::new(RateLimits::new(settings.rate_limits));
@@ -208,6 +238,7 @@ async fn router(
     // The route table is built once: the transcoder serves it and the gate judges by it.
     let transcoder = Transcoder::new(proto::DESCRIPTOR_SET)?;
     let routes = transcoder.resolver();
+    let templates = transcoder.templates();
     let served = transcoder
         .router(
             grpc,
@@ -215,8 +246,41 @@ async fn router(
             limits.max_message_bytes,
         )?
         .merge(rest_routes(&state));
+    let shedder = Shedder::default();
+    // Counted only when someone reads the counts.
+    let metrics = match settings.metrics_listen {
+        Some(_) => Some(Metrics::new(
+            &[
+                proto::DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ],
+            MetricsSources {
+                db: db.clone(),
+                rate_limits: rate_limits.clone(),
+                shedder: shedder.clone(),
+                templates,
+            },
+        )?),
+        None => None,
+    };
     let gate = gate(db, settings, rate_limits, routes).await?;
-    Ok((behind_edge_layers(served, gate, limits), health))
+    let edge = Edge {
+        gate,
+        limits,
+        shedder,
+        metrics: metrics.clone(),
+    };
+    Ok((behind_edge_layers(served, edge), health, metrics))
+}
+
+/// What the layers in front of everything need.
+struct Edge {
+    gate: Gate,
+    limits: RequestLimits,
+    shedder: Shedder,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The directory's own gRPC services, sharing one state, each with the server's message limit.
@@ -313,16 +377,33 @@ async fn gate(
 
 /// `served` behind the layers in front of everything on the port (gRPC, gRPC-Web, HTTP/JSON,
 /// the REST dialects), read outermost first.
-fn behind_edge_layers(served: axum::Router, gate: Gate, limits: RequestLimits) -> axum::Router {
+fn behind_edge_layers(served: axum::Router, edge: Edge) -> axum::Router {
+    let Edge {
+        gate,
+        limits,
+        shedder,
+        metrics,
+    } = edge;
     served.layer(
         ServiceBuilder::new()
+            // A caller's request id is kept only when it is short and printable; without one a
+            // uuid v4 is made. It goes back in the response (gRPC: header metadata), so a
+            // client, a mesh and our logs name the request alike.
+            .map_request(crate::telemetry::requests::drop_unusable_request_id)
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            // The request's span (request id, W3C trace id, method, gRPC names) over every
+            // layer below, so each of their log lines carries it; one line when it finishes.
+            .layer(crate::telemetry::requests::layer())
+            // Metrics see every answer as the client does, refusals drawn by the rescue included.
+            .option_layer(metrics.map(|metrics| from_fn_with_state(metrics, record)))
             // Outermost, so that every refusal below is answered in the caller's protocol; it
             // reads only the content type and the path, which even a head too large must be
             // answered by.
             .layer(from_fn(crate::api::rescue::rescue))
             // Load shedding, before any work is spent on the request (the gate's credential
             // lookups included): past the limit a request is Unavailable at once.
-            .layer(HandleErrorLayer::new(crate::limits::shedding::refuse))
+            .layer(HandleErrorLayer::new(move |error| shedder.refuse(error)))
             .load_shed()
             .layer(crate::limits::shedding::concurrency_limit(
                 limits.max_concurrent_requests,

@@ -7,6 +7,7 @@
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -60,6 +61,16 @@ pub struct RateLimits {
     per_token: Option<Limiter<String>>,
     per_peer: Option<Limiter<IpAddr>>,
     exempt_bootstrap: bool,
+    /// Refusals so far, for the metrics (`telemetry::metrics`).
+    refused_peer: AtomicU64,
+    refused_token: AtomicU64,
+}
+
+/// How many requests each limit has refused since the server started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    pub peer: u64,
+    pub token: u64,
 }
 
 impl RateLimits {
@@ -68,6 +79,15 @@ impl RateLimits {
             per_token: settings.per_token.map(Limiter::new),
             per_peer: settings.per_peer.map(Limiter::new),
             exempt_bootstrap: settings.exempt_bootstrap,
+            refused_peer: AtomicU64::new(0),
+            refused_token: AtomicU64::new(0),
+        }
+    }
+
+    pub fn refusals(&self) -> Refusals {
+        Refusals {
+            peer: self.refused_peer.load(Ordering::Relaxed),
+            token: self.refused_token.load(Ordering::Relaxed),
         }
     }
 
@@ -78,7 +98,9 @@ impl RateLimits {
     /// Ok, or how long the peer must wait.
     pub fn check_peer(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
         match (&self.per_peer, peer) {
-            (Some(limiter), Some(peer)) => limiter.check(&peer_key(peer)),
+            (Some(limiter), Some(peer)) => limiter
+                .check(&peer_key(peer))
+                .inspect_err(|_| _ = self.refused_peer.fetch_add(1, Ordering::Relaxed)),
             _ => Ok(()),
         }
     }
@@ -86,7 +108,9 @@ impl RateLimits {
     /// Ok, or how long the credential must wait.
     pub fn check_token(&self, subject: &str) -> Result<(), Duration> {
         match &self.per_token {
-            Some(limiter) => limiter.check(&subject.to_owned()),
+            Some(limiter) => limiter
+                .check(&subject.to_owned())
+                .inspect_err(|_| _ = self.refused_token.fetch_add(1, Ordering::Relaxed)),
             None => Ok(()),
         }
     }

@@ -18,6 +18,11 @@ pub struct ServeArgs {
     #[arg(long, env = "USERDIR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, a listener of its own; off
+    /// by default.
+    #[arg(long, env = "USERDIR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -148,6 +153,7 @@ impl ServeArgs {
             shutdown: self.limits.shutdown(),
             database: self.database.timeouts()?,
             oidc: self.oidc.settings()?,
+            metrics_listen: self.metrics_listen,
         })
     }
 

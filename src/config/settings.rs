@@ -33,6 +33,8 @@ pub struct Settings {
     /// How long the pool waits for the database (used by `Application::build`, which
     /// connects; a server given its pool has it already).
     pub database: DatabaseTimeouts,
+    /// Where Prometheus metrics are served (`GET /metrics`); None: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Settings {
@@ -48,6 +50,7 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             shutdown: ShutdownLimits::default(),
             database: DatabaseTimeouts::default(),
+            metrics_listen: None,
         }
     }
 }

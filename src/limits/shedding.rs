@@ -5,6 +5,9 @@
 //! `LoadShed` over a `GlobalConcurrencyLimit` (one count for every route of the port) does the
 //! work; this module says how the refusal reads.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::BoxError;
 use axum::response::{IntoResponse, Response};
 use tonic::Code;
@@ -27,8 +30,29 @@ pub fn concurrency_limit(max_concurrent_requests: usize) -> GlobalConcurrencyLim
     GlobalConcurrencyLimitLayer::new(permits)
 }
 
-/// The answer to a request that was shed (the only error below: every route is infallible).
-pub async fn refuse(error: BoxError) -> Response {
+/// Answers the requests that were shed, and counts them (for the metrics).
+#[derive(Clone, Default)]
+pub struct Shedder {
+    refused: Arc<AtomicU64>,
+}
+
+impl Shedder {
+    /// Requests shed since the server started.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The answer to a request that was shed (the only error below: every route is
+    /// infallible).
+    pub fn refuse(&self, error: BoxError) -> impl Future<Output = Response> + use<> {
+        if error.is::<Overloaded>() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        refuse(error)
+    }
+}
+
+async fn refuse(error: BoxError) -> Response {
     if error.is::<Overloaded>() {
         tracing::warn!("shed a request: the server is at --max-concurrent-requests");
         return Refusal::new(

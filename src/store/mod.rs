@@ -2,6 +2,7 @@
 
 pub mod entities;
 pub mod keys;
+pub mod pool;
 pub mod probe;
 pub mod reads;
 pub mod sqlite;

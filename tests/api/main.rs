@@ -34,6 +34,7 @@ mod import;
 mod indexes;
 mod list_users;
 mod migration_backfill;
+mod observability;
 mod oidc;
 mod outages;
 mod page_tokens;

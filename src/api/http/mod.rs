@@ -72,6 +72,18 @@ impl Transcoder {
         )
     }
 
+    /// The route template (as written in the `google.api.http` rule) of each HTTP/JSON route,
+    /// for metrics labelled by route rather than by raw path.
+    pub fn templates(&self) -> RouteResolver {
+        let table = self.table.clone();
+        Arc::new(
+            move |method: &Method, path: &str| match table.lookup(method, path) {
+                Lookup::Found(route, _) => Some(route.template.source.clone()),
+                _ => None,
+            },
+        )
+    }
+
     /// The one-port router: `grpc` (the gRPC services, with their layers) answers
     /// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else
     /// goes to the JSON routes. JSON calls are dispatched to `grpc` itself.

@@ -93,6 +93,8 @@ impl Clients {
 pub struct TestApp {
     pub backend: Backend,
     pub address: SocketAddr,
+    /// The metrics listener, when the settings asked for one.
+    pub metrics: Option<SocketAddr>,
     pub db: DatabaseConnection,
     /// The database's URL, for the binary's commands (`userdir import`).
     pub database_url: String,
@@ -209,6 +211,7 @@ pub async fn serve(
         .or(token)
         .expect("a fresh directory mints a bootstrap token");
     let address = app.local_addr().unwrap();
+    let metrics = app.metrics_addr();
     let (running, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
@@ -222,6 +225,7 @@ pub async fn serve(
     TestApp {
         backend,
         address,
+        metrics,
         db,
         database_url: database_url.to_owned(),
         token,
