@@ -214,3 +214,106 @@ async fn request_ids_are_kept_or_made_and_answered(app: TestApp) {
     let answered = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(answered).is_ok(), "{answered}");
 }
+
+const BINARY: &str = env!("CARGO_BIN_EXE_userdir");
+
+/// `--log-format json`: one JSON object a line, and every line of a request (the gate's debug
+/// line too) carries its request id and the trace id of the caller's `traceparent`.
+#[tokio::test]
+async fn json_log_lines_carry_the_trace_of_the_request() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--database-url", &url])
+        .env("RUST_LOG", "debug,sqlx=warn")
+        .env("USERDIR_SHUTDOWN_GRACE", "0s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start userdir serve");
+    let token = {
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        stdout
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the bootstrap token")
+    };
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next_line().await.unwrap().expect("the server exited");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("serving gRPC"))
+        {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut users = crate::common::Clients::new(channel, Some(&token)).users;
+    let mut request = tonic::Request::new(pb::GetUserRequest {
+        user_id: fixtures::user_id(1),
+    });
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{TRACE}-00f067aa0ba902b7-01").parse().unwrap(),
+    );
+    request
+        .metadata_mut()
+        .insert("x-request-id", "json-log-test".parse().unwrap());
+    let status = users.get_user(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    // The request's lines: at least the gate's and the finishing one, all with its ids.
+    let mut of_the_request = Vec::new();
+    while !of_the_request
+        .iter()
+        .any(|e: &serde_json::Value| e["message"] == "finished")
+    {
+        let line = lines.next_line().await.unwrap().expect("the server exited");
+        let event: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if event["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["name"] == "request"))
+        {
+            of_the_request.push(event);
+        }
+    }
+    assert!(of_the_request.len() >= 2, "{of_the_request:?}");
+    for event in &of_the_request {
+        let span = &event["spans"][0];
+        assert_eq!(span["trace_id"], TRACE, "{event}");
+        assert_eq!(span["request_id"], "json-log-test", "{event}");
+        assert_eq!(span["grpc_method"], "GetUser", "{event}");
+    }
+    let finished = of_the_request.last().unwrap();
+    assert_eq!(finished["grpc_code"], "5", "{finished}");
+}
+
+/// `token` commands print their answer, not the migrations they ran on the way.
+#[tokio::test]
+async fn token_commands_log_no_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let output = tokio::process::Command::new(BINARY)
+        .args(["token", "list", "--database-url", &url])
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains("migration"), "{stderr}");
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("ID"));
+}
