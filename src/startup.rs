@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
 
+use crate::api::connect::Connect;
 use crate::api::grpc::health::{self, Health};
 use crate::api::grpc::{
     AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas,
@@ -176,7 +177,8 @@ impl Application {
 }
 
 /// Everything served on the one port, read in order: the gRPC services (the directory, health,
-/// reflection), the HTTP/JSON transcoder and gRPC-Web in front of them (`api::http`), the REST
+/// reflection), the HTTP/JSON transcoder, Connect and gRPC-Web in front of them (`api::http`,
+/// `api::connect`), the REST
 /// dialects beside them (`api::rest`), and the layer stack over all of it ([`behind_edge_layers`]).
 /// Also the switch of the health service.
 async fn router(
@@ -207,9 +209,16 @@ async fn router(
     // The route table is built once: the transcoder serves it and the gate judges by it.
     let transcoder = Transcoder::new(proto::DESCRIPTOR_SET)?;
     let routes = transcoder.resolver();
+    // Connect serves every unary method of the services above, health's included.
+    let connect = Connect::new(
+        &[proto::DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET],
+        grpc.clone(),
+        limits.max_message_bytes,
+    )?;
     let served = transcoder
         .router(
             grpc,
+            connect,
             crate::api::rest::openapi::fragment(),
             limits.max_message_bytes,
         )?
