@@ -4,8 +4,9 @@
 //! edge (`api::rescue`) draws it in the caller's protocol. This module sits below all of them,
 //! so none of them imports the edge.
 //!
-//! Also here: the one test of whether a request speaks gRPC ([`grpc_content_type`]), which the
-//! gate needs to pick a rule and the edge needs to pick an answer.
+//! Also here: the tests of whether a request speaks gRPC ([`grpc_content_type`]) and whether it
+//! names a gRPC method by its path ([`is_method_path`]; gRPC, gRPC-Web and Connect all do), which
+//! the gate needs to pick a rule and the edge needs to pick an answer.
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -112,9 +113,46 @@ pub fn grpc_content_type(headers: &HeaderMap) -> Option<&HeaderValue> {
         .filter(|v| v.to_str().is_ok_and(|v| v.starts_with("application/grpc")))
 }
 
+/// Whether `path` names a gRPC method, `/package.Service/Method`: two segments, the first a
+/// dotted name. gRPC, gRPC-Web and Connect call a method by such a path, whatever their content
+/// type; no HTTP/JSON or REST route has this shape (theirs start with a version or a prefix).
+pub fn is_method_path(path: &str) -> bool {
+    let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+        return false;
+    };
+    let name = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    };
+    name(service) && name(method) && service.contains('.') && !method.contains('.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_paths_are_a_dotted_service_and_a_method() {
+        assert!(is_method_path("/userdir.user.v1.UserService/ListUsers"));
+        assert!(is_method_path("/grpc.health.v1.Health/Check"));
+        for path in [
+            "/v1/users",
+            "/v1/users/_search",
+            "/api/users",
+            "/openapi.json",
+            "/userdir.user.v1.UserService/",
+            "/userdir.user.v1.UserService/ListUsers/x",
+            "//ListUsers",
+            "/UserService/ListUsers",
+            "/a.b/c%2F",
+            "/",
+            "",
+        ] {
+            assert!(!is_method_path(path), "{path}");
+        }
+    }
 
     #[test]
     fn a_refusal_travels_on_an_empty_response() {

@@ -13,6 +13,7 @@ use tonic::service::Routes;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
+use crate::api::connect::Connect;
 use crate::api::grpc::health::{self, Health};
 use crate::api::grpc::{
     AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas,
@@ -207,7 +208,8 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// Everything served on the one port, read in order: the gRPC services (the directory, health,
-/// reflection), the HTTP/JSON transcoder and gRPC-Web in front of them (`api::http`), the REST
+/// reflection), the HTTP/JSON transcoder, Connect and gRPC-Web in front of them (`api::http`,
+/// `api::connect`), the REST
 /// dialects beside them (`api::rest`), and the layer stack over all of it ([`behind_edge_layers`]).
 /// Also the switch of the health service.
 async fn router(
@@ -239,9 +241,16 @@ async fn router(
     let transcoder = Transcoder::new(proto::DESCRIPTOR_SET)?;
     let routes = transcoder.resolver();
     let templates = transcoder.templates();
+    // Connect serves every unary method of the services above, health's included.
+    let connect = Connect::new(
+        &[proto::DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET],
+        grpc.clone(),
+        limits.max_message_bytes,
+    )?;
     let served = transcoder
         .router(
             grpc,
+            connect,
             crate::api::rest::openapi::fragment(),
             limits.max_message_bytes,
         )?

@@ -1,7 +1,8 @@
 //! The edges: gRPC services that turn requests into domain values and domain results into
-//! responses, the HTTP/JSON transcoder and the REST dialects beside them, and the rescue layer
-//! that answers every refusal in its caller's protocol.
+//! responses, the HTTP/JSON transcoder, the Connect protocol and the REST dialects beside them,
+//! and the rescue layer that answers every refusal in its caller's protocol.
 
+pub mod connect;
 pub mod grpc;
 pub mod http;
 pub mod rescue;

@@ -2,6 +2,7 @@
 //! deadline, the header limit) or from a REST handler's extractor becomes a response, in the
 //! caller's own protocol. The protocol is decided once per request, from its content type and
 //! path, before the request goes in ([`Protocol::of`]); linkerd's `ServerRescue` is the model.
+//! The one-port router dispatches by the same decision (`api::http::Transcoder::router`).
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -9,9 +10,10 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, header};
 
+use super::connect::{self, Encoding, Kind};
 use super::http::errors;
 use super::rest::{self, RestDialect};
-use crate::refusal::{Refusal, grpc_content_type};
+use crate::refusal::{Refusal, grpc_content_type, is_method_path};
 
 /// How a caller speaks, and so how it must be answered.
 #[derive(Clone)]
@@ -21,6 +23,15 @@ pub enum Protocol {
     /// gRPC-Web: a trailers-only answer too; its clients read it from the headers of their own
     /// content type.
     GrpcWeb(HeaderValue),
+    /// A Connect unary call (`application/json` or `application/proto` on a gRPC method path):
+    /// Connect's JSON error with the HTTP status of the code.
+    Connect(Encoding),
+    /// A Connect streaming call (`application/connect+*` on a method path): an end-of-stream
+    /// message in a 200, with the request's content type.
+    ConnectStream(HeaderValue),
+    /// A gRPC method path in a content type no protocol here speaks (answered 415): refusals
+    /// get grpc-gateway's error body, as everything else on the port.
+    Unsupported,
     /// A REST dialect's routes (by path prefix): the dialect's own error body.
     Rest(&'static RestDialect),
     /// grpc-gateway-style HTTP/JSON, and everything else on the port: grpc-gateway's error body.
@@ -34,6 +45,13 @@ impl Protocol {
                 Self::GrpcWeb(content_type.clone())
             } else {
                 Self::Grpc(content_type.clone())
+            };
+        }
+        if is_method_path(path) {
+            return match connect::kind(headers) {
+                Some(Kind::Unary(encoding)) => Self::Connect(encoding),
+                Some(Kind::Stream(content_type)) => Self::ConnectStream(content_type),
+                None => Self::Unsupported,
             };
         }
         match rest::dialect_of(path) {
@@ -63,8 +81,14 @@ impl Protocol {
                     .insert(header::CONTENT_TYPE, content_type.clone());
                 response
             }
+            Self::Connect(_) => connect::errors::unary_error(http_status, &status),
+            Self::ConnectStream(content_type) => {
+                connect::errors::end_of_stream(content_type.clone(), &status)
+            }
             Self::Rest(dialect) => (dialect.refusal)(http_status, &status),
-            Self::Gateway => errors::error_response_with(http_status, &status, None),
+            Self::Gateway | Self::Unsupported => {
+                errors::error_response_with(http_status, &status, None)
+            }
         };
         if !self.is_grpc()
             && let Some(challenge) = refusal.challenge()
@@ -180,10 +204,100 @@ mod tests {
         assert_eq!(header(&grpc, "grpc-status"), "8");
     }
 
+    fn with_content_type(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn method_paths_are_grpc_connect_or_unsupported() {
+        let path = "/userdir.user.v1.UserService/ListUsers";
+        let of = |content_type: &str| Protocol::of(&with_content_type(content_type), path);
+        assert!(matches!(of("application/grpc"), Protocol::Grpc(_)));
+        assert!(matches!(
+            of("application/grpc-web+proto"),
+            Protocol::GrpcWeb(_)
+        ));
+        assert!(matches!(
+            of("application/json"),
+            Protocol::Connect(Encoding::Json)
+        ));
+        assert!(matches!(
+            of("application/proto"),
+            Protocol::Connect(Encoding::Proto)
+        ));
+        assert!(matches!(
+            of("application/connect+json"),
+            Protocol::ConnectStream(_)
+        ));
+        assert!(matches!(of("text/plain"), Protocol::Unsupported));
+        assert!(matches!(
+            Protocol::of(&HeaderMap::new(), path),
+            Protocol::Unsupported
+        ));
+        // JSON elsewhere is grpc-gateway's.
+        let json = with_content_type("application/json");
+        assert!(matches!(
+            Protocol::of(&json, "/v1/users/_search"),
+            Protocol::Gateway
+        ));
+    }
+
+    #[tokio::test]
+    async fn connect_refusals_are_connect_errors() {
+        let unauthenticated = Refusal::new(Code::Unauthenticated, "who?").with_challenge("Bearer");
+        let response = Protocol::Connect(Encoding::Proto).draw(&unauthenticated);
+        assert_eq!(response.status(), 401);
+        assert_eq!(header(&response, "content-type"), "application/json");
+        assert_eq!(header(&response, "www-authenticate"), "Bearer");
+        let json: serde_json::Value = serde_json::from_str(&body(response).await).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "unauthenticated", "message": "who?"})
+        );
+        let limited = Refusal::new(Code::ResourceExhausted, "later").with_retry_after(3);
+        let response = Protocol::Connect(Encoding::Json).draw(&limited);
+        assert_eq!(response.status(), 429);
+        assert_eq!(header(&response, "retry-after"), "3");
+
+        let stream = Protocol::ConnectStream(HeaderValue::from_static("application/connect+json"))
+            .draw(&limited);
+        assert_eq!(stream.status(), 200);
+        assert_eq!(header(&stream, "content-type"), "application/connect+json");
+        let bytes = axum::body::to_bytes(stream.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes[5..]).unwrap();
+        assert_eq!(json["error"]["code"], "resource_exhausted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connect_timeout_ms_is_a_connect_deadline() {
+        let response = deadline_app(Duration::from_secs(30))
+            .oneshot(request(
+                "/a.B/Never",
+                &[
+                    ("content-type", "application/json"),
+                    ("connect-timeout-ms", "250"),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 504);
+        let json: serde_json::Value = serde_json::from_str(&body(response).await).unwrap();
+        assert_eq!(json["code"], "deadline_exceeded");
+        assert_eq!(
+            json["message"],
+            "the request did not finish within 250ms (the client's Connect-Timeout-Ms)"
+        );
+    }
+
     /// The deadline under the rescue: `/never` never answers, `/now` at once.
     fn deadline_app(max: Duration) -> Router {
         Router::new()
             .route("/never", any(std::future::pending::<&'static str>))
+            .route("/a.B/Never", any(std::future::pending::<&'static str>))
             .route("/now", any(|| async { "done" }))
             .layer(axum::middleware::from_fn_with_state(max, deadline::enforce))
             .layer(axum::middleware::from_fn(rescue))

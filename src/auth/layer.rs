@@ -24,7 +24,7 @@ use super::policy::{self, RestRule, Rule};
 use super::rate_limit::{RateLimits, retry_after_seconds};
 use super::{Credential, Grant, Principal, UNAUTHENTICATED, secret};
 use crate::domain::Timestamp;
-use crate::refusal::{Refusal, grpc_content_type};
+use crate::refusal::{Refusal, grpc_content_type, is_method_path};
 use crate::store::entities::access_token;
 use crate::store::reads::tokens;
 
@@ -74,9 +74,10 @@ impl Gate {
         }
     }
 
-    /// The operation's name and rule.
-    fn rule(&self, grpc: bool, method: &Method, path: &str) -> (String, Rule) {
-        if grpc {
+    /// The operation's name and rule. `by_method`: the request names a gRPC method by its path
+    /// (gRPC, gRPC-Web, Connect), so it is judged by that method's rule whatever its protocol.
+    fn rule(&self, by_method: bool, method: &Method, path: &str) -> (String, Rule) {
+        if by_method {
             return (path.to_owned(), policy::grpc_rule(path));
         }
         if let Some(rule) = policy::http_rule(&self.inner.rest, method, path) {
@@ -161,8 +162,11 @@ pub(super) fn peer(extensions: &http::Extensions) -> Option<IpAddr> {
 
 /// The middleware (`axum::middleware::from_fn_with_state(gate, enforce)`).
 pub async fn enforce(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
-    let grpc = grpc_content_type(request.headers()).is_some();
-    let (operation, rule) = gate.rule(grpc, request.method(), request.uri().path());
+    let path = request.uri().path();
+    // A Connect call, or a method path in a content type nobody speaks (answered 415 below),
+    // is judged exactly as the gRPC call of the same method.
+    let by_method = grpc_content_type(request.headers()).is_some() || is_method_path(path);
+    let (operation, rule) = gate.rule(by_method, request.method(), path);
     let peer = peer(request.extensions());
     let limits = &gate.inner.limits;
     // The peer pays first, before any credential is looked up: a flood of bad credentials costs

@@ -1,6 +1,6 @@
 //! The request deadline: every request ends within the server's `request_timeout`, or sooner
 //! when the client sends a shorter `grpc-timeout` (gRPC, gRPC-Web and HTTP/JSON alike, as
-//! grpc-gateway honours it). A request past its deadline is dropped (its transaction rolls
+//! grpc-gateway honours it) or `Connect-Timeout-Ms` (Connect's). A request past its deadline is dropped (its transaction rolls
 //! back) and refused with DeadlineExceeded, which the rescue layer (`api::rescue`) draws: a gRPC
 //! status for gRPC and gRPC-Web, 504 with an error body for everything else.
 //!
@@ -20,11 +20,13 @@ use crate::refusal::Refusal;
 
 /// Longest `grpc-timeout` value: 8 digits (gRPC's wire format).
 const MAX_TIMEOUT_DIGITS: usize = 8;
+/// Longest `Connect-Timeout-Ms` value: 10 digits (Connect's wire format).
+const MAX_CONNECT_TIMEOUT_DIGITS: usize = 10;
 
 /// The middleware: `router.layer(axum::middleware::from_fn_with_state(max, deadline::enforce))`.
 pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) -> Response {
-    let (limit, whose) = match grpc_timeout(request.headers()) {
-        Some(client) if client < max => (client, "the client's grpc-timeout"),
+    let (limit, whose) = match client_timeout(request.headers()) {
+        Some((client, whose)) if client < max => (client, whose),
         _ => (max, "the server's limit"),
     };
     let path = request.uri().path().to_owned();
@@ -39,6 +41,30 @@ pub async fn enforce(State(max): State<Duration>, request: Request, next: Next) 
             .into_response()
         }
     }
+}
+
+/// The shorter of the client's timeouts (`grpc-timeout`, `Connect-Timeout-Ms`), and its name
+/// for the refusal's message.
+fn client_timeout(headers: &HeaderMap) -> Option<(Duration, &'static str)> {
+    let grpc = grpc_timeout(headers).map(|t| (t, "the client's grpc-timeout"));
+    let connect = connect_timeout(headers).map(|t| (t, "the client's Connect-Timeout-Ms"));
+    match (grpc, connect) {
+        (Some(grpc), Some(connect)) => Some(if connect.0 < grpc.0 { connect } else { grpc }),
+        (grpc, connect) => grpc.or(connect),
+    }
+}
+
+/// The `Connect-Timeout-Ms` header: 1 to 10 digits, milliseconds. A malformed value is ignored
+/// (the server's limit still applies), as a malformed `grpc-timeout` is.
+pub fn connect_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let digits = headers.get("connect-timeout-ms")?.to_str().ok()?;
+    if digits.is_empty()
+        || digits.len() > MAX_CONNECT_TIMEOUT_DIGITS
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(Duration::from_millis(digits.parse().ok()?))
 }
 
 /// The `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n). A malformed value
@@ -114,6 +140,40 @@ mod tests {
         assert_eq!(grpc_timeout(&HeaderMap::new()), None);
     }
 
+    #[test]
+    fn connect_timeouts_parse_by_the_spec_and_the_shorter_client_timeout_counts() {
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            headers
+        };
+        let parse = |value: &str| connect_timeout(&headers(&[("connect-timeout-ms", value)]));
+        assert_eq!(parse("250"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("0"), Some(Duration::ZERO));
+        assert_eq!(
+            parse("9999999999"),
+            Some(Duration::from_millis(9_999_999_999))
+        );
+        for bad in ["", "12345678901", "1.5", "-1", "1s", " 1"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        let both = headers(&[("grpc-timeout", "1S"), ("connect-timeout-ms", "500")]);
+        assert_eq!(
+            client_timeout(&both),
+            Some((
+                Duration::from_millis(500),
+                "the client's Connect-Timeout-Ms"
+            ))
+        );
+        let both = headers(&[("grpc-timeout", "100m"), ("connect-timeout-ms", "500")]);
+        assert_eq!(
+            client_timeout(&both),
+            Some((Duration::from_millis(100), "the client's grpc-timeout"))
+        );
+    }
+
     // Paused time: the runtime jumps to the deadline as soon as every task waits, so these
     // tests neither sleep nor depend on the machine's speed.
 
@@ -144,6 +204,14 @@ mod tests {
             .await
             .unwrap();
         assert!(refusal(response).message().contains("server's limit"));
+        let response = app(Duration::from_secs(30))
+            .oneshot(request("/never", &[("connect-timeout-ms", "250")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            refusal(response).message(),
+            "the request did not finish within 250ms (the client's Connect-Timeout-Ms)"
+        );
     }
 
     #[tokio::test(start_paused = true)]

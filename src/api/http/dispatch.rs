@@ -3,9 +3,10 @@
 //! and the layer on it (`limits::grpc_status`). The layers in front of the whole port (the
 //! rescue, the header limit, the deadline and the gate, see `startup`) judged the HTTP request
 //! already and do not run again; the principal the gate found travels in the extensions. The
-//! only cost is one protobuf encode/decode per hop.
+//! only cost is one protobuf encode/decode per hop (none for Connect's binary calls, whose
+//! bytes pass through as they came: [`EncodedCodec`]).
 
-use bytes::Buf;
+use bytes::{Buf, BufMut, Bytes};
 use http::HeaderMap;
 use http::uri::PathAndQuery;
 use prost::Message;
@@ -73,6 +74,46 @@ impl Decoder for DynamicDecoder {
     }
 }
 
+/// A codec that passes encoded messages through untouched: a Connect call in binary protobuf
+/// carries the very bytes a gRPC call would, so they are neither decoded nor built again here
+/// (the service decodes them, under its own message limit).
+#[derive(Clone, Copy, Default)]
+pub struct EncodedCodec;
+
+impl Codec for EncodedCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = EncodedCodec;
+    type Decoder = EncodedCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        EncodedCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        EncodedCodec
+    }
+}
+
+impl Encoder for EncodedCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for EncodedCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
 /// Headers of the HTTP request that become gRPC metadata: the credentials and the request id
 /// as they are, and `grpc-metadata-<key>` as `<key>` (grpc-gateway's convention).
 pub fn forwarded_metadata(headers: &HeaderMap) -> MetadataMap {
@@ -104,17 +145,7 @@ pub async fn call(
     extensions: http::Extensions,
     message: DynamicMessage,
 ) -> Result<(MetadataMap, DynamicMessage), Status> {
-    let path = PathAndQuery::try_from(grpc_path)
-        .map_err(|error| Status::internal(format!("invalid gRPC path {grpc_path}: {error}")))?;
-    // The response was already produced within the server's own limits; the client's default
-    // 4 MiB decoding limit would only make large pages fail over JSON and not over gRPC.
-    let mut grpc =
-        tonic::client::Grpc::with_origin(router, http::Uri::from_static("http://in-process"))
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-    grpc.ready()
-        .await
-        .map_err(|error| Status::unavailable(format!("service not ready: {error}")))?;
+    let (path, mut grpc) = client(router, grpc_path).await?;
     let request = Request::from_parts(metadata, extensions, message);
     let response = grpc.unary(request, path, DynamicCodec::new(output)).await?;
     let (metadata, message, _) = response.into_parts();
@@ -130,8 +161,70 @@ pub async fn call_client_streaming(
     extensions: http::Extensions,
     messages: Vec<DynamicMessage>,
 ) -> Result<(MetadataMap, DynamicMessage), Status> {
+    let (path, mut grpc) = client(router, grpc_path).await?;
+    let request = Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
+    let response = grpc
+        .client_streaming(request, path, DynamicCodec::new(output))
+        .await?;
+    let (metadata, message, _) = response.into_parts();
+    Ok((metadata, message))
+}
+
+/// A unary answer with its header and trailer metadata kept apart (Connect sends them
+/// differently; tonic's own unary call merges them).
+pub struct Answer<M> {
+    pub headers: MetadataMap,
+    pub message: M,
+    pub trailers: MetadataMap,
+}
+
+/// [`call`] with any codec, keeping the trailers apart from the headers. A failed call's status
+/// carries the headers too, as tonic's unary call gives them.
+pub async fn call_unary<C>(
+    router: GrpcRouter,
+    grpc_path: &str,
+    codec: C,
+    metadata: MetadataMap,
+    extensions: http::Extensions,
+    message: C::Encode,
+) -> Result<Answer<C::Decode>, Status>
+where
+    C: Codec,
+    C::Encode: Sync,
+    C::Decode: Sync,
+{
+    let (path, mut grpc) = client(router, grpc_path).await?;
+    let request = Request::from_parts(metadata, extensions, tokio_stream::once(message));
+    let (headers, mut body, _) = grpc.streaming(request, path, codec).await?.into_parts();
+    let with_headers = |mut status: Status| {
+        let mut merged = headers.clone().into_headers();
+        for (name, value) in status.metadata().clone().into_headers().iter() {
+            merged.append(name, value.clone());
+        }
+        *status.metadata_mut() = MetadataMap::from_headers(merged);
+        status
+    };
+    let message =
+        body.message().await.map_err(with_headers)?.ok_or_else(|| {
+            with_headers(Status::internal("the service sent no response message"))
+        })?;
+    let trailers = body.trailers().await.map_err(with_headers)?;
+    Ok(Answer {
+        headers,
+        message,
+        trailers: trailers.unwrap_or_default(),
+    })
+}
+
+/// A ready in-process client of `router` and the method's path.
+async fn client(
+    router: GrpcRouter,
+    grpc_path: &str,
+) -> Result<(PathAndQuery, tonic::client::Grpc<GrpcRouter>), Status> {
     let path = PathAndQuery::try_from(grpc_path)
         .map_err(|error| Status::internal(format!("invalid gRPC path {grpc_path}: {error}")))?;
+    // The response was already produced within the server's own limits; the client's default
+    // 4 MiB decoding limit would only make large pages fail over JSON and not over gRPC.
     let mut grpc =
         tonic::client::Grpc::with_origin(router, http::Uri::from_static("http://in-process"))
             .max_decoding_message_size(usize::MAX)
@@ -139,12 +232,7 @@ pub async fn call_client_streaming(
     grpc.ready()
         .await
         .map_err(|error| Status::unavailable(format!("service not ready: {error}")))?;
-    let request = Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
-    let response = grpc
-        .client_streaming(request, path, DynamicCodec::new(output))
-        .await?;
-    let (metadata, message, _) = response.into_parts();
-    Ok((metadata, message))
+    Ok((path, grpc))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! A JSON request is bound to a `DynamicMessage`, sent through the gRPC router in process (so
 //! the layers on that router apply to it, as they do to a gRPC call; the layers on the whole
 //! port, such as the gate and the deadline, have already judged the JSON request itself) and the
-//! response is written as canonical proto3 JSON.
+//! response is written as canonical proto3 JSON. Connect calls (`api::connect`) reuse this
+//! machinery: the binding, the in-process dispatch and the JSON writer.
 
 pub(crate) mod bind;
 pub(crate) mod body;
@@ -32,6 +33,7 @@ use tonic::Status;
 use tonic::metadata::MetadataMap;
 use tower::ServiceExt;
 
+use super::connect::{self, Connect};
 use super::rescue::Protocol;
 use crate::auth::layer::RouteResolver;
 use dispatch::GrpcRouter;
@@ -85,8 +87,10 @@ impl Transcoder {
     }
 
     /// The one-port router: `grpc` (the gRPC services, with their layers) answers
-    /// `application/grpc*` requests, gRPC-Web is translated in front of it, and everything else
-    /// goes to the JSON routes. JSON calls are dispatched to `grpc` itself.
+    /// `application/grpc*` requests, gRPC-Web is translated in front of it, `connect` serves
+    /// Connect calls (and refuses any other content type on a method path with 415), and
+    /// everything else goes to the JSON routes. JSON and Connect calls are dispatched to `grpc`
+    /// itself. The protocol is the rescue layer's decision ([`Protocol::of`]).
     /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
     /// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC
     /// services' message limit) and [`body::max_values`] JSON values; larger is 413 with a
@@ -94,6 +98,7 @@ impl Transcoder {
     pub fn router(
         self,
         grpc: GrpcRouter,
+        connect: Connect,
         extra_openapi: (
             serde_json::Map<String, serde_json::Value>,
             serde_json::Map<String, serde_json::Value>,
@@ -122,12 +127,21 @@ impl Transcoder {
         let grpc_web = grpc_and_json.clone().layer(tonic_web::GrpcWebLayer::new());
         let by_content_type = tower::service_fn(move |request: Request| {
             let protocol = Protocol::of(request.headers(), request.uri().path());
-            let target = if matches!(protocol, Protocol::GrpcWeb(_)) {
-                grpc_web.clone()
-            } else {
-                grpc_and_json.clone()
-            };
-            target.oneshot(request)
+            let (grpc_web, grpc_and_json, connect) =
+                (grpc_web.clone(), grpc_and_json.clone(), connect.clone());
+            async move {
+                match protocol {
+                    Protocol::GrpcWeb(_) => grpc_web.oneshot(request).await,
+                    Protocol::Connect(encoding) => Ok(connect.unary(encoding, request).await),
+                    Protocol::ConnectStream(content_type) => {
+                        Ok(connect::stream(content_type, &request))
+                    }
+                    Protocol::Unsupported => Ok(connect::unsupported_media_type(&request)),
+                    Protocol::Grpc(_) | Protocol::Rest(_) | Protocol::Gateway => {
+                        grpc_and_json.oneshot(request).await
+                    }
+                }
+            }
         });
         Ok(axum::Router::new().fallback_service(by_content_type))
     }
@@ -304,7 +318,7 @@ impl Gateway {
 }
 
 /// Whether reading a body failed on the size limit (rather than on the connection).
-fn is_length_limit(error: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = source {
         if error.is::<http_body_util::LengthLimitError>() {
@@ -343,13 +357,19 @@ fn success(route: &Route, metadata: MetadataMap, message: &DynamicMessage) -> Re
     response
 }
 
+/// A message in canonical proto3 JSON, as every JSON answer is written (the transcoder's and
+/// Connect's).
+pub(crate) fn write_json(
+    message: &DynamicMessage,
+    out: &mut Vec<u8>,
+) -> Result<(), serde_json::Error> {
+    message.serialize_with_options(&mut protojson::serializer(out), &SerializeOptions::new())
+}
+
 /// The JSON bytes of the response, written straight from the message so that fields keep their
 /// proto order (as grpc-gateway writes them).
 fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
-    let options = SerializeOptions::new();
-    let write = |message: &DynamicMessage, out: &mut Vec<u8>| {
-        message.serialize_with_options(&mut protojson::serializer(out), &options)
-    };
+    let write = write_json;
     let mut out = Vec::new();
     let Some(field) = &route.response_body else {
         write(message, &mut out)?;
@@ -379,7 +399,8 @@ fn response_json(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, ser
             _ => {}
         }
     }
-    let whole = message.serialize_with_options(serde_json::value::Serializer, &options)?;
+    let whole =
+        message.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())?;
     let value = match whole.get(field.json_name()) {
         Some(value) => value.clone(),
         // The field has its default value, which the canonical mapping omits: write the default.

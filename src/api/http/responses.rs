@@ -18,7 +18,19 @@ const OPAQUE: [&str; 3] = ["Struct", "Value", "ListValue"];
 
 /// The pool of `descriptor_set` with `Struct`, `Value` and `ListValue` emptied.
 pub fn pool(descriptor_set: &[u8]) -> anyhow::Result<DescriptorPool> {
-    let mut set = FileDescriptorSet::decode(descriptor_set)?;
+    pool_of(&[descriptor_set])
+}
+
+/// [`pool`] of several descriptor sets (a file in more than one is taken once).
+pub fn pool_of(descriptor_sets: &[&[u8]]) -> anyhow::Result<DescriptorPool> {
+    let mut set = FileDescriptorSet::default();
+    for bytes in descriptor_sets {
+        for file in FileDescriptorSet::decode(*bytes)?.file {
+            if !set.file.iter().any(|known| known.name() == file.name()) {
+                set.file.push(file);
+            }
+        }
+    }
     for file in &mut set.file {
         if file.name() != STRUCT_FILE {
             continue;

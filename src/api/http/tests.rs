@@ -352,10 +352,18 @@ fn echo_server() -> axum::Router {
     let mut compiler = protox::Compiler::new([root, protos]).unwrap();
     compiler.include_imports(true);
     compiler.open_file("transcode.proto").unwrap();
-    super::Transcoder::new(&compiler.encode_file_descriptor_set())
+    let descriptors = compiler.encode_file_descriptor_set();
+    let connect = crate::api::connect::Connect::new(
+        &[&descriptors],
+        grpc.clone(),
+        crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
+    )
+    .unwrap();
+    super::Transcoder::new(&descriptors)
         .unwrap()
         .router(
             grpc,
+            connect,
             Default::default(),
             crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
         )
@@ -486,4 +494,217 @@ async fn error_details_are_written_as_any() {
             ]
         })
     );
+}
+
+/// A POST to the echo router with `body` and `headers`: status, headers and body bytes.
+async fn post_raw(
+    router: &axum::Router,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, bytes::Bytes) {
+    use tower::ServiceExt;
+    let mut request = http::Request::builder().method("POST").uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(axum::body::Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, headers, body)
+}
+
+const GET_BOOK: &str = "/transcode.test.v1.Library/GetBook";
+
+#[tokio::test]
+async fn connect_json_calls_go_through_the_grpc_router_with_connect_errors() {
+    let router = echo_server();
+    let json_call = |headers: &'static [(&'static str, &'static str)], body: &'static str| {
+        let router = router.clone();
+        async move {
+            let mut all = vec![("content-type", "application/json")];
+            all.extend_from_slice(headers);
+            let (status, headers, body) =
+                post_raw(&router, GET_BOOK, &all, body.as_bytes().to_vec()).await;
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            (status, headers, json)
+        }
+    };
+
+    // Any method of the descriptor set, whether or not it has an HTTP rule; headers metadata
+    // comes back as plain headers.
+    let (status, headers, body) = json_call(
+        &[
+            ("authorization", "Bearer t0k3n"),
+            ("connect-protocol-version", "1"),
+            ("grpc-metadata-x-tenant", "acme"),
+        ],
+        r#"{"bookId": "b1"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-served-by"], "echo");
+    assert_eq!(
+        body,
+        json!({"bookId": "b1", "title": "Bearer t0k3n", "tags": ["acme"]})
+    );
+
+    // The gRPC router's own refusal, in Connect's format.
+    let (status, _, body) = json_call(&[], r#"{"bookId": "b1"}"#).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!({"code": "unauthenticated", "message": "credentials required"})
+    );
+
+    // A service's details: type names and unpadded base64.
+    let (status, _, body) = json_call(&[("authorization", "x")], r#"{"book_id": "missing"}"#).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["details"][0]["type"], "transcode.test.v1.Book");
+    assert_eq!(
+        body["details"][1],
+        json!({"type": "other.Unknown", "value": "AQID"})
+    );
+
+    // Bad input names the field, as on the JSON routes.
+    let (status, _, body) = json_call(&[("authorization", "x")], r#"{"bookid": "b1"}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "invalid_argument");
+    assert!(
+        body["message"].as_str().unwrap().contains("bookid"),
+        "{body}"
+    );
+    let (status, _, body) = json_call(&[("connect-protocol-version", "2")], "{}").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("connect-protocol-version")
+    );
+    let (status, headers, body) =
+        json_call(&[("authorization", "x"), ("content-encoding", "br")], "{}").await;
+    assert_eq!(status, 501);
+    assert_eq!(body["code"], "unimplemented");
+    assert_eq!(headers["accept-encoding"], "identity");
+
+    // Unknown methods are Unimplemented; so is a method other than POST.
+    let (status, _, body) = post_raw(
+        &router,
+        "/transcode.test.v1.Library/Nope",
+        &[("content-type", "application/json")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 501);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["code"],
+        "unimplemented"
+    );
+    let (status, headers, body) = call(
+        &router,
+        "GET",
+        GET_BOOK,
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(status, 405);
+    assert_eq!(headers["allow"], "POST");
+    assert_eq!(body["code"], "unimplemented");
+}
+
+#[tokio::test]
+async fn connect_proto_calls_pass_the_bytes_through() {
+    use prost::Message;
+    let router = echo_server();
+    let pool = pool();
+    let mut request = DynamicMessage::new(
+        pool.get_message_by_name("transcode.test.v1.GetBookRequest")
+            .unwrap(),
+    );
+    request.set_field_by_name("book_id", prost_reflect::Value::String("b2".into()));
+    let (status, headers, body) = post_raw(
+        &router,
+        GET_BOOK,
+        &[
+            ("content-type", "application/proto"),
+            ("authorization", "proto"),
+        ],
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/proto");
+    let book = DynamicMessage::decode(
+        pool.get_message_by_name("transcode.test.v1.Book").unwrap(),
+        body,
+    )
+    .unwrap();
+    assert_eq!(
+        book.get_field_by_name("book_id").unwrap().as_str(),
+        Some("b2")
+    );
+    assert_eq!(
+        book.get_field_by_name("title").unwrap().as_str(),
+        Some("proto")
+    );
+
+    // Errors are JSON whatever the call's encoding.
+    let (status, headers, body) = post_raw(
+        &router,
+        GET_BOOK,
+        &[("content-type", "application/proto")],
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["code"],
+        "unauthenticated"
+    );
+}
+
+#[tokio::test]
+async fn other_content_types_on_a_method_path_are_415_and_streams_unimplemented() {
+    let router = echo_server();
+    for content_type in [Some("text/plain"), Some("application/xml"), None] {
+        let mut headers = vec![("authorization", "x")];
+        headers.extend(content_type.map(|c| ("content-type", c)));
+        let (status, headers, body) = post_raw(&router, GET_BOOK, &headers, b"{}".to_vec()).await;
+        assert_eq!(status, 415, "{content_type:?}");
+        assert!(
+            headers["accept-post"]
+                .to_str()
+                .unwrap()
+                .contains("application/proto")
+        );
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains(GET_BOOK) && text.contains("application/grpc"),
+            "{text}"
+        );
+        assert!(headers.get("grpc-status").is_none());
+    }
+    let (status, headers, body) = post_raw(
+        &router,
+        GET_BOOK,
+        &[("content-type", "application/connect+json")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/connect+json");
+    assert_eq!(body[0], 0b10, "an end-of-stream message");
+    let end: Value = serde_json::from_slice(&body[5..]).unwrap();
+    assert_eq!(end["error"]["code"], "unimplemented");
 }
