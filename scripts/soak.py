@@ -145,7 +145,9 @@ def process_clients(job):
     """One process of clients (threads): what each was told, and its samples."""
     scratch, port, token, org, schema, seeded, process, threads, deadline = job
     bf.load_stubs_from(os.path.join(scratch, "stubs"))
-    clients = [Client(port, token, org, schema, seeded, f"p{process}t{t}", deadline, random.Random(process * 1000 + t))
+    # Names unique across runs on one database (a soak may run again on the same one).
+    clients = [Client(port, token, org, schema, seeded, f"s{org[-8:]}p{process}t{t}", deadline,
+                      random.Random(process * 1000 + t))
                for t in range(threads)]
     running = [threading.Thread(target=c.run) for c in clients]
     for t in running:

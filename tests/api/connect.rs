@@ -214,7 +214,7 @@ async fn json_create_user_then_get_user(app: TestApp) {
     let user = &got.json["user"];
     assert_eq!(user["userId"], id.as_str());
     assert_eq!(user["details"]["resourceOwner"], org.as_str());
-    assert_eq!(user["data"], json!({"givenName": "Ann", "age": 7.0}));
+    assert_eq!(user["data"], json!({"givenName": "Ann", "age": 7}));
     assert_eq!(user["contact"]["email"]["address"], "ann@example.com");
     assert_eq!(user["authenticators"]["usernames"][0]["username"], "ann");
     // gRPC reads the same user.
