@@ -12,6 +12,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod import;
 pub mod limits;
+pub mod memory;
 pub mod query;
 pub mod refusal;
 pub mod seed;
