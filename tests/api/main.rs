@@ -14,6 +14,7 @@ mod access_control;
 mod backends_agree;
 mod backup;
 mod cli_and_logs;
+mod compression;
 mod connect;
 mod counters;
 mod drain;
