@@ -15,6 +15,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 
 use crate::api::connect::Connect;
 use crate::api::content_coding;
+use crate::api::cors::Cors;
 use crate::api::grpc::health::{self, Health};
 use crate::api::grpc::{
     AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas, compressed,
@@ -277,6 +278,7 @@ async fn router(
     };
     let gate = gate(db, settings, rate_limits, routes).await?;
     let edge = Edge {
+        cors: Cors::new(&settings.cors_allowed_origins),
         gate,
         limits,
         shedder,
@@ -287,6 +289,8 @@ async fn router(
 
 /// What the layers in front of everything need.
 struct Edge {
+    /// None when no origin is allowed: CORS off.
+    cors: Option<Cors>,
     gate: Gate,
     limits: RequestLimits,
     shedder: Shedder,
@@ -406,6 +410,7 @@ async fn gate(
 /// the REST dialects), read outermost first.
 fn behind_edge_layers(served: axum::Router, edge: Edge) -> axum::Router {
     let Edge {
+        cors,
         gate,
         limits,
         shedder,
@@ -424,6 +429,10 @@ fn behind_edge_layers(served: axum::Router, edge: Edge) -> axum::Router {
             .layer(crate::telemetry::requests::layer())
             // Metrics see every answer as the client does, refusals drawn by the rescue included.
             .option_layer(metrics.map(|metrics| from_fn_with_state(metrics, record)))
+            // CORS for the allowed origins: outside the rescue layer, so that refusals carry
+            // the CORS headers too (a browser's script could not read them otherwise), and
+            // preflights are answered here, before the gate's credentials and rate limits.
+            .option_layer(cors.map(|cors| from_fn_with_state(cors, crate::api::cors::enforce)))
             // Outermost, so that every refusal below is answered in the caller's protocol; it
             // reads only the content type and the path, which even a head too large must be
             // answered by.

@@ -16,6 +16,7 @@ mod backup;
 mod cli_and_logs;
 mod compression;
 mod connect;
+mod cors;
 mod counters;
 mod drain;
 mod fuzz_regressions;
