@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 
 def free_port():
@@ -44,10 +45,11 @@ class Client:
         self.port = port
         self.token = token
 
-    def call(self, method, path, body=None, timeout=120):
+    def call(self, method, path, body=None, timeout=120, headers=None):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        headers = {"authorization": f"Bearer {self.token}", "content-type": "application/json"}
+        headers = {"authorization": f"Bearer {self.token}", "content-type": "application/json",
+                   **(headers or {})}
         try:
             connection.request(method, path, body=data, headers=headers)
             response = connection.getresponse()
@@ -70,6 +72,8 @@ def main():
     parser.add_argument("--budget-mib", type=float, default=200.0)
     parser.add_argument("--concurrent-passwords", type=int, default=120)
     parser.add_argument("--array-elements", type=int, default=1_000_000)
+    parser.add_argument("--bomb-mib", type=int, default=1024,
+                        help="what the gzip bomb inflates to")
     parser.add_argument("--serve-arg", action="append", default=[],
                         help="one more argument for `userdir serve`, e.g. "
                              "--serve-arg=--password-hash-queue=200 (repeatable)")
@@ -125,6 +129,20 @@ def main():
             status, text = client.call("POST", "/v1/users", body)
             return f"{len(body) / 1e6:.1f} MB body: HTTP {status}"
 
+        def gzip_bomb():
+            # A JSON body of --bomb-mib MiB, gzipped as it is made (the inflated bytes are
+            # never held here): the server must refuse it at --max-message-bytes.
+            compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+            parts = [compressor.compress(b'{"name": "')]
+            chunk = b"x" * (1 << 20)
+            parts += [compressor.compress(chunk) for _ in range(args.bomb_mib)]
+            parts += [compressor.compress(b'"}'), compressor.flush()]
+            body = b"".join(parts)
+            status, text = client.call("POST", "/v1/organizations", body,
+                                       headers={"content-encoding": "gzip"})
+            return (f"{len(body) / 1024:.0f} KiB of gzip inflating to {args.bomb_mib} MiB: "
+                    f"HTTP {status}")
+
         def concurrent_passwords():
             def one(i):
                 status, _ = client.call("POST", f"/v1/users/{user}/password",
@@ -141,6 +159,7 @@ def main():
         print("| attack | answers | peak RSS before (MiB) | after (MiB) | growth (MiB) | seconds | verdict |")
         print("|---|---|---|---|---|---|---|")
         attack("JSON body, `data` with a million-element array", hostile_body)
+        attack("gzip bomb: a JSON body that inflates far past the body limit", gzip_bomb)
         attack("concurrent password hashing", concurrent_passwords)
         status, _ = client.call("GET", f"/v1/users/{user}")
         print(f"server alive afterwards: GetUser HTTP {status}")

@@ -30,6 +30,9 @@ pub struct Refusal {
     retry_after_seconds: Option<u64>,
     /// RFC 6750's `WWW-Authenticate` challenge, for answers that are not gRPC.
     challenge: Option<&'static str>,
+    /// The content codings served (`Accept-Encoding`, RFC 9110 15.5.16), for a request body in
+    /// a coding that is not (`api::content_coding`).
+    accept_encoding: Option<&'static str>,
 }
 
 impl Refusal {
@@ -40,6 +43,7 @@ impl Refusal {
             http_status: None,
             retry_after_seconds: None,
             challenge: None,
+            accept_encoding: None,
         }
     }
 
@@ -55,6 +59,11 @@ impl Refusal {
 
     pub fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
+        self
+    }
+
+    pub fn with_accept_encoding(mut self, codings: &'static str) -> Self {
+        self.accept_encoding = Some(codings);
         self
     }
 
@@ -76,6 +85,10 @@ impl Refusal {
 
     pub fn challenge(&self) -> Option<&'static str> {
         self.challenge
+    }
+
+    pub fn accept_encoding(&self) -> Option<&'static str> {
+        self.accept_encoding
     }
 
     /// The gRPC status of the refusal.

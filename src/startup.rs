@@ -14,9 +14,11 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::api::connect::Connect;
+use crate::api::content_coding;
+use crate::api::cors::Cors;
 use crate::api::grpc::health::{self, Health};
 use crate::api::grpc::{
-    AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas,
+    AccessTokens, Organizations, Roles, ServiceState, UserDirectory, UserSchemas, compressed,
 };
 use crate::api::http::Transcoder;
 use crate::auth::layer::{Gate, RouteResolver, enforce};
@@ -276,6 +278,7 @@ async fn router(
     };
     let gate = gate(db, settings, rate_limits, routes).await?;
     let edge = Edge {
+        cors: Cors::new(&settings.cors_allowed_origins),
         gate,
         limits,
         shedder,
@@ -286,13 +289,16 @@ async fn router(
 
 /// What the layers in front of everything need.
 struct Edge {
+    /// None when no origin is allowed: CORS off.
+    cors: Option<Cors>,
     gate: Gate,
     limits: RequestLimits,
     shedder: Shedder,
     metrics: Option<Arc<Metrics>>,
 }
 
-/// The directory's own gRPC services, sharing one state, each with the server's message limit.
+/// The directory's own gRPC services, sharing one state, each with the server's message limit
+/// and gzip and zstd both ways ([`compressed!`]).
 fn directory_services(
     routes: Routes,
     state: &ServiceState,
@@ -305,16 +311,25 @@ fn directory_services(
     )?);
     // Every service that hashes or verifies passwords shares this one bound.
     let hashing = Hashing::new(settings.hashing)?;
-    let users = UserServiceServer::new(UserDirectory::new(state.clone(), webauthn, hashing))
-        .max_decoding_message_size(max_message);
-    let organizations = OrganizationServiceServer::new(Organizations::new(state.clone()))
-        .max_decoding_message_size(max_message);
-    let schemas = UserSchemaServiceServer::new(UserSchemas::new(state.clone()))
-        .max_decoding_message_size(max_message);
-    let roles =
-        RoleServiceServer::new(Roles::new(state.clone())).max_decoding_message_size(max_message);
-    let tokens = TokenServiceServer::new(AccessTokens::new(state.clone()))
-        .max_decoding_message_size(max_message);
+    let users = compressed!(
+        UserServiceServer::new(UserDirectory::new(state.clone(), webauthn, hashing))
+            .max_decoding_message_size(max_message)
+    );
+    let organizations = compressed!(
+        OrganizationServiceServer::new(Organizations::new(state.clone()))
+            .max_decoding_message_size(max_message)
+    );
+    let schemas = compressed!(
+        UserSchemaServiceServer::new(UserSchemas::new(state.clone()))
+            .max_decoding_message_size(max_message)
+    );
+    let roles = compressed!(
+        RoleServiceServer::new(Roles::new(state.clone())).max_decoding_message_size(max_message)
+    );
+    let tokens = compressed!(
+        TokenServiceServer::new(AccessTokens::new(state.clone()))
+            .max_decoding_message_size(max_message)
+    );
     Ok(routes
         .add_service(users)
         .add_service(organizations)
@@ -332,27 +347,33 @@ fn reflection_services(
     max_message: usize,
 ) -> anyhow::Result<Routes> {
     let v1 = MeteredStreams::new(
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?
-            .max_decoding_message_size(max_message),
+        compressed!(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()?
+                .max_decoding_message_size(max_message)
+        ),
         rate_limits.clone(),
         MAX_REFLECTION_REQUESTS_PER_STREAM,
     );
     let v1alpha = MeteredStreams::new(
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?
-            .max_decoding_message_size(max_message),
+        compressed!(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1alpha()?
+                .max_decoding_message_size(max_message)
+        ),
         rate_limits.clone(),
         MAX_REFLECTION_REQUESTS_PER_STREAM,
     );
     Ok(routes.add_service(v1).add_service(v1alpha))
 }
 
-/// The REST dialects (HTTP/1.1 and h2c on the same port), on the services' state.
+/// The REST dialects (HTTP/1.1 and h2c on the same port), on the services' state. Their
+/// answers are compressed when asked, and a body in a coding not served is 415, as on the
+/// HTTP/JSON routes ([`content_coding`]).
 fn rest_routes(state: &ServiceState) -> axum::Router {
     crate::api::rest::routes(
         state.db.clone(),
@@ -360,6 +381,7 @@ fn rest_routes(state: &ServiceState) -> axum::Router {
         state.limits.query(),
         state.regex_searches.clone(),
     )
+    .layer(tower::layer::layer_fn(content_coding::serve))
 }
 
 /// The gate: access tokens from the database, JWTs of the OIDC issuer when one is configured,
@@ -388,6 +410,7 @@ async fn gate(
 /// the REST dialects), read outermost first.
 fn behind_edge_layers(served: axum::Router, edge: Edge) -> axum::Router {
     let Edge {
+        cors,
         gate,
         limits,
         shedder,
@@ -406,6 +429,10 @@ fn behind_edge_layers(served: axum::Router, edge: Edge) -> axum::Router {
             .layer(crate::telemetry::requests::layer())
             // Metrics see every answer as the client does, refusals drawn by the rescue included.
             .option_layer(metrics.map(|metrics| from_fn_with_state(metrics, record)))
+            // CORS for the allowed origins: outside the rescue layer, so that refusals carry
+            // the CORS headers too (a browser's script could not read them otherwise), and
+            // preflights are answered here, before the gate's credentials and rate limits.
+            .option_layer(cors.map(|cors| from_fn_with_state(cors, crate::api::cors::enforce)))
             // Outermost, so that every refusal below is answered in the caller's protocol; it
             // reads only the content type and the path, which even a head too large must be
             // answered by.

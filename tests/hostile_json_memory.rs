@@ -6,6 +6,9 @@
 //!   transcoder builds it (it used to cost ~740 MB on the way to the 413).
 //! - A JSON GET of a user whose `data` (written before there was a cap) holds a 600k-element
 //!   list answers without building a second full tree of it (it used to cost ~440 MB).
+//! - Compression bombs, a JSON body and a gRPC message of a few hundred KiB that inflate to
+//!   [`BOMB_BYTES`] (past the growth allowed), are refused at the message limit without being
+//!   inflated whole.
 
 // The shared harness of the `api` test binary; this binary uses only part of it.
 #[allow(dead_code, unused_macros)]
@@ -21,6 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How much peak memory one hostile request may add.
 const MAX_GROWTH_BYTES: usize = 200 * 1024 * 1024;
+/// What the compression bombs inflate to: more than the growth allowed.
+const BOMB_BYTES: usize = 256 * 1024 * 1024;
 
 #[tokio::test]
 async fn hostile_json_does_not_raise_peak_memory() {
@@ -48,6 +53,89 @@ async fn scenario(app: TestApp) {
         reply.json["user"]["data"]["list"].as_array().unwrap().len(),
         600_000
     );
+
+    let bomb = gzip_bomb(br#"{"name": ""#, br#""}"#);
+    let reply = measured("the JSON gzip bomb", || async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/v1/organizations", app.address))
+            .bearer_auth(&app.token)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(bomb.clone())
+            .send()
+            .await
+            .unwrap();
+        reply_of(response).await
+    })
+    .await;
+    assert_error(&reply, 413, 8, "larger than the limit of 4194304 bytes");
+
+    // A CreateOrganizationRequest whose name is the bomb, in one compressed gRPC frame.
+    let mut head = vec![0x0a];
+    prost::encoding::encode_varint(BOMB_BYTES as u64, &mut head);
+    let bomb = gzip_bomb(&head, b"");
+    let mut frame = vec![1];
+    frame.extend_from_slice(&(bomb.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bomb);
+    let reply = measured("the gRPC gzip bomb", || async {
+        let response = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap()
+            .post(format!(
+                "http://{}/userdir.user.v1.OrganizationService/CreateOrganization",
+                app.address
+            ))
+            .bearer_auth(&app.token)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-encoding", "gzip")
+            .body(frame)
+            .send()
+            .await
+            .unwrap();
+        reply_of(response).await
+    })
+    .await;
+    // A trailers-only answer: the status is in the headers, which `reply_of` keeps as text.
+    assert!(reply.text.contains("grpc-status: 8"), "{}", reply.text);
+}
+
+/// `head`, [`BOMB_BYTES`] of `x`, `tail`, gzipped without ever holding the inflated bytes.
+fn gzip_bomb(head: &[u8], tail: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(head).unwrap();
+    let chunk = vec![b'x'; 1024 * 1024];
+    for _ in 0..BOMB_BYTES / chunk.len() {
+        encoder.write_all(&chunk).unwrap();
+    }
+    encoder.write_all(tail).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The reply of a request sent by hand; for a gRPC answer, `text` is its `grpc-status` header.
+async fn reply_of(response: reqwest::Response) -> h::Reply {
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let grpc_status = header("grpc-status");
+    let text = match grpc_status {
+        Some(code) => format!("grpc-status: {code}"),
+        None => response.text().await.unwrap(),
+    };
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    h::Reply {
+        status,
+        content_type,
+        json,
+        text,
+    }
 }
 
 /// Runs `request` and asserts that the process's peak heap grew by less than

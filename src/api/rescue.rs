@@ -98,6 +98,11 @@ impl Protocol {
                 HeaderValue::from_static(challenge),
             );
         }
+        if let Some(codings) = refusal.accept_encoding() {
+            response
+                .headers_mut()
+                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static(codings));
+        }
         if let Some(seconds) = refusal.retry_after_seconds() {
             response
                 .headers_mut()

@@ -65,6 +65,17 @@ pub struct ServeArgs {
     /// (created with mode 0600) instead of printing it on stdout.
     #[arg(long, env = "USERDIR_BOOTSTRAP_TOKEN_FILE")]
     pub bootstrap_token_file: Option<PathBuf>,
+
+    /// A browser origin (`https://app.example.com`) whose pages may call the server (CORS):
+    /// preflights are answered before the gate, answers carry the CORS headers. Repeat the flag
+    /// or separate origins with commas. None by default: no CORS headers at all.
+    #[arg(
+        long = "cors-allowed-origin",
+        env = "USERDIR_CORS_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 
@@ -154,6 +165,11 @@ impl ServeArgs {
             database: self.database.timeouts()?,
             oidc: self.oidc.settings()?,
             metrics_listen: self.metrics_listen,
+            cors_allowed_origins: self
+                .cors_allowed_origins
+                .iter()
+                .map(|text| crate::api::cors::origin(text))
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 
@@ -178,4 +194,42 @@ fn rate(per_second: u32) -> Option<Rate> {
         per_second,
         burst: per_second.saturating_mul(NonZeroU32::new(2).expect("2 is not 0")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn origins(args: &[&str]) -> anyhow::Result<Vec<http::HeaderValue>> {
+        let cli = Cli::try_parse_from(std::iter::once("userdir").chain(args.iter().copied()))?;
+        Ok(cli.serve.settings()?.cors_allowed_origins)
+    }
+
+    #[test]
+    fn cors_origins_repeat_or_come_in_lists() {
+        assert!(origins(&[]).unwrap().is_empty());
+        assert_eq!(
+            origins(&[
+                "--cors-allowed-origin=https://a.example,http://localhost:3000",
+                "--cors-allowed-origin",
+                "https://B.example",
+            ])
+            .unwrap(),
+            [
+                "https://a.example",
+                "http://localhost:3000",
+                "https://b.example"
+            ]
+        );
+        let error = origins(&["--cors-allowed-origin=https://a.example/"]).unwrap_err();
+        assert!(error.to_string().contains("trailing slash"), "{error}");
+    }
 }

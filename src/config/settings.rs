@@ -35,6 +35,8 @@ pub struct Settings {
     pub database: DatabaseTimeouts,
     /// Where Prometheus metrics are served (`GET /metrics`); None: nowhere.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The browser origins CORS allows (`api::cors::origin`); none: CORS off.
+    pub cors_allowed_origins: Vec<http::HeaderValue>,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             shutdown: ShutdownLimits::default(),
             database: DatabaseTimeouts::default(),
             metrics_listen: None,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

@@ -3,7 +3,9 @@
 //! deeper than prost's recursion limit of 100) with Internal; both are the client's doing, and
 //! gRPC's own implementations say ResourceExhausted and InvalidArgument. This middleware on the
 //! gRPC router rewrites those two (and only those: they are recognised by tonic's messages,
-//! which the tests pin) in the trailers-only answer tonic gives them.
+//! which the tests pin) in the trailers-only answer tonic gives them. A compressed message that
+//! inflates past the limit needs no rewrite: tonic stops inflating at the limit and says
+//! ResourceExhausted itself (pinned below too).
 
 use axum::extract::Request;
 use axum::middleware::Next;
@@ -79,6 +81,59 @@ mod tests {
         let status = decode_error(frame(&[0xff, 0xff]), 100).await;
         assert_eq!(status.code(), tonic::Code::Internal);
         assert!(status.message().starts_with(UNDECODABLE), "{status:?}");
+    }
+
+    /// A gzip frame (compressed flag set) of `payload`.
+    fn gzip_frame(payload: &[u8]) -> Bytes {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(payload).unwrap();
+        let compressed = encoder.finish().unwrap();
+        let mut frame = BytesMut::from(&self::frame(&compressed)[..]);
+        frame[0] = 1;
+        frame.freeze()
+    }
+
+    /// tonic bounds the inflated message by the limit too (it inflates into a buffer that
+    /// refuses to grow past it), and already says ResourceExhausted: a small compressed
+    /// message that inflates past the limit is refused, one that inflates to within it is read.
+    /// An upgrade that inflated first and checked after would fail the first half here.
+    #[tokio::test]
+    async fn compressed_messages_are_bounded_after_decompression() {
+        let message = prost_types::Struct {
+            fields: [(
+                "pad".to_owned(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue("x".repeat(1 << 20))),
+                },
+            )]
+            .into(),
+        };
+        let body = gzip_frame(&prost::Message::encode_to_vec(&message));
+        assert!(body.len() < 4096, "{}", body.len());
+        let decode = |limit| {
+            let body = body.clone();
+            async move {
+                let mut codec =
+                    tonic_prost::ProstCodec::<prost_types::Struct, prost_types::Struct>::new();
+                Streaming::new_request(
+                    codec.decoder(),
+                    http_body_util::Full::new(body),
+                    Some(tonic::codec::CompressionEncoding::Gzip),
+                    Some(limit),
+                )
+                .message()
+                .await
+            }
+        };
+        let status = decode(64 * 1024).await.expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("size limit, of 65536 bytes"),
+            "{status:?}"
+        );
+        let read = decode(2 << 20).await.expect("read").expect("a message");
+        assert_eq!(read, message);
     }
 
     #[tokio::test]

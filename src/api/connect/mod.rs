@@ -8,7 +8,9 @@
 //! fields refused), a binary one passes through as the bytes a gRPC call would carry, and either
 //! is sent through the gRPC router in process (`http::dispatch`). The gate has judged it before,
 //! by the method's own rule, exactly as the gRPC call; refusals of the layers are drawn in
-//! Connect's error format by the rescue layer (`Protocol::Connect`). Connect's streaming content
+//! Connect's error format by the rescue layer (`Protocol::Connect`). Bodies may be compressed
+//! (gzip, zstd) and answers are when `Accept-Encoding` asks: that is `api::content_coding`'s, in
+//! front of [`Connect::unary`]. Connect's streaming content
 //! types are answered with an Unimplemented end-of-stream message; any other content type on a
 //! method path is 415, as gRPC over HTTP/2 specifies.
 
@@ -140,8 +142,12 @@ impl Connect {
         })
     }
 
-    /// A unary call in `encoding` (the rescue layer's [`Kind::Unary`]).
-    pub async fn unary(&self, encoding: Encoding, request: Request) -> Response {
+    /// A unary call (the rescue layer's [`Kind::Unary`]: its content type names its encoding).
+    /// Its body arrives inflated: Content-Encoding is `api::content_coding`'s.
+    pub async fn unary(&self, request: Request) -> Response {
+        let Some(Kind::Unary(encoding)) = kind(request.headers()) else {
+            return unsupported_media_type(&request);
+        };
         let (parts, body) = request.into_parts();
         let path = parts.uri.path().to_owned();
         if parts.method != Method::POST {
@@ -208,30 +214,18 @@ impl Connect {
     }
 
     /// What Connect's headers ask for that is not served: a protocol version other than 1
-    /// (the header itself is optional, as in connect-go by default), or a compressed body.
+    /// (the header itself is optional, as in connect-go by default).
     fn protocol_errors(&self, headers: &HeaderMap) -> Option<Response> {
-        if let Some(version) = headers.get("connect-protocol-version")
-            && version != PROTOCOL_VERSION
-        {
-            return Some(errors::unary_error_of(&Status::invalid_argument(format!(
+        let version = headers.get("connect-protocol-version")?;
+        (version != PROTOCOL_VERSION).then(|| {
+            errors::unary_error_of(&Status::invalid_argument(format!(
                 "connect-protocol-version must be \"{PROTOCOL_VERSION}\": got {version:?}"
-            ))));
-        }
-        let encoding = headers.get(header::CONTENT_ENCODING)?;
-        if encoding.as_bytes().eq_ignore_ascii_case(b"identity") {
-            return None;
-        }
-        let mut refused = errors::unary_error_of(&Status::unimplemented(format!(
-            "content-encoding {encoding:?} is not supported: send the body uncompressed"
-        )));
-        refused.headers_mut().insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
-        Some(refused)
+            )))
+        })
     }
 
-    /// The body, within the services' message limit (ResourceExhausted past it).
+    /// The body, within the services' message limit (ResourceExhausted past it); a compressed
+    /// body is counted inflated, as it is read.
     async fn read(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Status> {
         let max = self.inner.max_body;
         let too_large = || {

@@ -49,7 +49,9 @@ impl Health {
         health.set(true).await;
         (
             health,
-            routes.add_service(service.max_decoding_message_size(max_message)),
+            routes.add_service(super::compressed!(
+                service.max_decoding_message_size(max_message)
+            )),
         )
     }
 

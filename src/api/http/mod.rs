@@ -34,6 +34,7 @@ use tonic::metadata::MetadataMap;
 use tower::ServiceExt;
 
 use super::connect::{self, Connect};
+use super::content_coding;
 use super::rescue::Protocol;
 use crate::auth::layer::RouteResolver;
 use dispatch::GrpcRouter;
@@ -94,7 +95,8 @@ impl Transcoder {
     /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
     /// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC
     /// services' message limit) and [`body::max_values`] JSON values; larger is 413 with a
-    /// ResourceExhausted body.
+    /// ResourceExhausted body. JSON, REST and Connect bodies may be compressed, and their
+    /// answers are when asked ([`content_coding`]); the limits hold for the inflated body.
     pub fn router(
         self,
         grpc: GrpcRouter,
@@ -125,21 +127,32 @@ impl Transcoder {
         });
         // tonic-web refuses HTTP/1.1 requests that are not gRPC-Web, so only those go through it.
         let grpc_web = grpc_and_json.clone().layer(tonic_web::GrpcWebLayer::new());
+        // JSON, REST and Connect bodies may come compressed (Content-Encoding) and answers go
+        // back compressed when Accept-Encoding asks; gRPC and gRPC-Web compress each message
+        // themselves, so they never pass through these layers.
+        let json = content_coding::serve(grpc_and_json.clone());
+        let connect_unary = content_coding::serve(tower::service_fn(move |request: Request| {
+            let connect = connect.clone();
+            async move { Ok(connect.unary(request).await) }
+        }));
         let by_content_type = tower::service_fn(move |request: Request| {
             let protocol = Protocol::of(request.headers(), request.uri().path());
-            let (grpc_web, grpc_and_json, connect) =
-                (grpc_web.clone(), grpc_and_json.clone(), connect.clone());
+            let (grpc_web, grpc, json, connect_unary) = (
+                grpc_web.clone(),
+                grpc_and_json.clone(),
+                json.clone(),
+                connect_unary.clone(),
+            );
             async move {
                 match protocol {
                     Protocol::GrpcWeb(_) => grpc_web.oneshot(request).await,
-                    Protocol::Connect(encoding) => Ok(connect.unary(encoding, request).await),
+                    Protocol::Connect(_) => connect_unary.oneshot(request).await,
                     Protocol::ConnectStream(content_type) => {
                         Ok(connect::stream(content_type, &request))
                     }
                     Protocol::Unsupported => Ok(connect::unsupported_media_type(&request)),
-                    Protocol::Grpc(_) | Protocol::Rest(_) | Protocol::Gateway => {
-                        grpc_and_json.oneshot(request).await
-                    }
+                    Protocol::Grpc(_) => grpc.oneshot(request).await,
+                    Protocol::Rest(_) | Protocol::Gateway => json.oneshot(request).await,
                 }
             }
         });
