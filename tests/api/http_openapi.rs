@@ -17,6 +17,46 @@ async fn openapi_document_covers_every_route_and_validates(app: TestApp) {
     assert_eq!(doc["openapi"], "3.0.3");
 
     let operation = |path: &str, method: &str| doc["paths"][path][method].clone();
+    // The bearer credential is required by default; the public operations say they need none,
+    // and are answered without one.
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(scheme["bearerFormat"], "udpat_…");
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    for (path, method) in [
+        ("/openapi.json", "get"),
+        ("/grpc.health.v1.Health/Check", "post"),
+    ] {
+        assert_eq!(
+            operation(path, method)["security"],
+            serde_json::json!([]),
+            "{path}"
+        );
+    }
+    let anonymous = reqwest::Client::new();
+    let public = h::send_as(
+        &anonymous,
+        &app,
+        None,
+        reqwest::Method::GET,
+        "/openapi.json",
+        None,
+    )
+    .await;
+    assert_eq!(public.status, 200, "{}", public.text);
+    let health = h::send_as(
+        &anonymous,
+        &app,
+        None,
+        reqwest::Method::POST,
+        "/grpc.health.v1.Health/Check",
+        Some(b"{}"),
+    )
+    .await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert_eq!(health.json["status"], "SERVING");
+    assert!(operation("/v1/users", "get").get("security").is_none());
     // The REST dialects are documented beside the transcoded routes.
     for (path, id) in [
         ("/api/users", "Logto_ListUsers"),

@@ -179,13 +179,13 @@ impl Gateway {
                 )
                     .into_response()
             } else {
-                errors::method_not_allowed()
+                errors::method_not_allowed(&[Method::GET, Method::HEAD])
             };
         }
         let (route, path) = match self.table.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found(route, path) => (route, path),
             Lookup::BadPath(why) => return errors::error_response(&Status::invalid_argument(why)),
-            Lookup::MethodNotAllowed => return errors::method_not_allowed(),
+            Lookup::MethodNotAllowed(allowed) => return errors::method_not_allowed(&allowed),
             Lookup::NotFound => return errors::not_found(),
         };
         let too_large = || {

@@ -43,8 +43,12 @@ pub fn document(table: &RouteTable, extra: (Map<String, Value>, Map<String, Valu
         }
         item.insert(method, operation(route, &mut schemas));
     }
+    for (path, item) in public_paths() {
+        paths.insert(path, item);
+    }
     let mut components = schemas.done();
     components.insert(ERROR_SCHEMA.to_owned(), error_schema());
+    components.insert(CONNECT_ERROR_SCHEMA.to_owned(), connect_error_schema());
     components.extend(extra_schemas);
     json!({
         "openapi": "3.0.3",
@@ -55,7 +59,111 @@ pub fn document(table: &RouteTable, extra: (Map<String, Value>, Map<String, Valu
                 Unknown fields and query parameters are refused with 400.",
         },
         "paths": paths,
-        "components": { "schemas": components },
+        // Every operation needs the bearer credential unless it says `security: []`.
+        "security": [{ SECURITY_SCHEME: [] }],
+        "components": {
+            "schemas": components,
+            "securitySchemes": { SECURITY_SCHEME: security_scheme() },
+        },
+    })
+}
+
+/// The name of the one security scheme, the bearer credential every non-public operation needs.
+pub const SECURITY_SCHEME: &str = "bearer";
+
+/// The component name of a Connect error body (the health check is a Connect call).
+const CONNECT_ERROR_SCHEMA: &str = "ConnectError";
+
+fn security_scheme() -> Value {
+    json!({
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "udpat_…",
+        "description": "`authorization: Bearer <token>`: an access token (`udpat_` and 256 random \
+            bits, from `userdir token create` or TokenService) or, where the server trusts an \
+            OIDC issuer, its JWT. A missing or bad credential is 401, one without the permission \
+            the operation needs 403.",
+    })
+}
+
+/// The operations anyone may call, without a credential (`auth::policy`'s public rules): this
+/// document itself and the health check (a Connect call on the gRPC method path).
+fn public_paths() -> Vec<(String, Map<String, Value>)> {
+    let json_body = |schema: Value, description: &str| json!({ "description": description, "content": { "application/json": { "schema": schema } } });
+    let connect_error = |description: &str| json_body(reference(CONNECT_ERROR_SCHEMA), description);
+    let item = |method: &str, operation: Value| {
+        let mut item = Map::new();
+        item.insert(method.to_owned(), operation);
+        item
+    };
+    vec![
+        (
+            "/openapi.json".to_owned(),
+            item(
+                "get",
+                json!({
+                    "operationId": "OpenAPI",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": json_body(json!({ "type": "object" }), "The OpenAPI 3.0.3 document."),
+                        "429": json_body(reference(ERROR_SCHEMA), "The caller's address is over its rate limit."),
+                        "503": json_body(reference(ERROR_SCHEMA), "The server is shedding load or shutting down."),
+                    },
+                }),
+            ),
+        ),
+        (
+            "/grpc.health.v1.Health/Check".to_owned(),
+            item(
+                "post",
+                json!({
+                    "operationId": "Health_Check",
+                    "summary": "Health check (grpc.health.v1.Health/Check as a Connect unary call)",
+                    "description": "`service` empty for the server as a whole, or a service's full name.",
+                    "tags": ["Health"],
+                    "security": [],
+                    "requestBody": {
+                        "required": true,
+                        "content": { "application/json": { "schema": {
+                            "type": "object",
+                            "properties": { "service": { "type": "string", "maxLength": 200 } },
+                            "additionalProperties": false,
+                        } } },
+                    },
+                    "responses": {
+                        "200": json_body(json!({
+                            "type": "object",
+                            "properties": { "status": {
+                                "type": "string",
+                                "enum": ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"],
+                            } },
+                            "additionalProperties": false,
+                        }), "The serving status (an absent `status` is UNKNOWN)."),
+                        "400": connect_error("A malformed request (invalid_argument)."),
+                        "404": connect_error("No such service (not_found)."),
+                        "413": connect_error("The body is over the message limit (resource_exhausted)."),
+                        "429": connect_error("The caller's address is over its rate limit (resource_exhausted)."),
+                        "503": connect_error("The server is shedding load or shutting down (unavailable)."),
+                        "504": connect_error("The deadline passed (deadline_exceeded)."),
+                    },
+                }),
+            ),
+        ),
+    ]
+}
+
+/// Connect's error body: a lower_snake code name, a message and details.
+fn connect_error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "A Connect error: the gRPC code's lower_snake name, its message and details.",
+        "required": ["code"],
+        "properties": {
+            "code": { "type": "string" },
+            "message": { "type": "string" },
+            "details": { "type": "array", "items": { "type": "object", "additionalProperties": true } },
+        },
     })
 }
 
