@@ -64,7 +64,34 @@ async fn openapi_document_covers_every_route_and_validates(app: TestApp) {
         ("/api/roles/{id}/users", "Logto_ListRoleUsers"),
         ("/identity/v1/users", "GreenLake_ListUsers"),
     ] {
-        assert_eq!(operation(path, "get")["operationId"], id, "{path}");
+        let op = operation(path, "get");
+        assert_eq!(op["operationId"], id, "{path}");
+        // The refusals before the handler, in the dialect's own error body.
+        let error = if id.starts_with("Logto") {
+            "LogtoError"
+        } else {
+            "GreenLakeError"
+        };
+        for status in ["400", "401", "403", "429", "503", "504"] {
+            assert_eq!(
+                op["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{error}"),
+                "{path} {status}"
+            );
+        }
+    }
+    // And they are answered so: without a credential, in the dialect's body.
+    for (path, field, value) in [
+        ("/api/users", "code", "auth.unauthorized"),
+        (
+            "/identity/v1/users",
+            "errorCode",
+            "HPE_GL_ERROR_UNAUTHORIZED",
+        ),
+    ] {
+        let reply = h::send_as(&anonymous, &app, None, reqwest::Method::GET, path, None).await;
+        assert_eq!(reply.status, 401, "{path}: {}", reply.text);
+        assert_eq!(reply.json[field], value, "{path}");
     }
     let search = operation("/v1/users/_search", "post");
     assert_eq!(search["operationId"], "UserService_ListUsers");
