@@ -2,6 +2,7 @@
 
 mod convert;
 mod directory_service;
+pub mod fields;
 pub mod health;
 pub mod import;
 mod pages;

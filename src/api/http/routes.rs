@@ -129,12 +129,21 @@ impl RouteTable {
     /// The most specific route for `method` and the raw (percent-encoded) `path`.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         let mut allowed: Vec<Method> = Vec::new();
+        let mut allowed_literals = 0;
         let mut best: Option<(&Route, Matched)> = None;
         for route in &self.routes {
             let Some(bound) = route.template.matches(path) else {
                 continue;
             };
-            if !allowed.contains(&route.http_method) {
+            // `Allow` names the methods of the most specific templates that match, the path
+            // items the OpenAPI document lists (`/v1/users/_search` allows POST, though a GET
+            // of it reaches `/v1/users/{user_id}`).
+            let literals = route.template.literal_count();
+            if literals > allowed_literals {
+                allowed.clear();
+                allowed_literals = literals;
+            }
+            if literals == allowed_literals && !allowed.contains(&route.http_method) {
                 allowed.push(route.http_method.clone());
             }
             if route.http_method != *method {

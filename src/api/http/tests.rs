@@ -226,7 +226,7 @@ fn response_body_selects_a_field_and_writes_its_default() {
 
 #[test]
 fn openapi_documents_every_shape() {
-    let doc = super::openapi::document(&table(), Default::default());
+    let doc = super::openapi::document(&table(), Default::default(), &|_| None);
     let paths = doc["paths"].as_object().unwrap();
     let mut keys: Vec<&str> = paths.keys().map(String::as_str).collect();
     keys.sort();
@@ -387,6 +387,7 @@ fn echo_server() -> axum::Router {
             grpc,
             connect,
             Default::default(),
+            &|_| None,
             crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
         )
         .unwrap()

@@ -253,7 +253,7 @@ fn openapi() -> Fragment {
     let schemas = json!({
         "GreenLakeUser": { "type": "object", "properties": {
             "id": text, "type": text, "generation": { "type": "integer" }, "resourceUri": text,
-            "username": text, "firstName": nullable_text, "lastName": nullable_text,
+            "username": nullable_text, "firstName": nullable_text, "lastName": nullable_text,
             "userStatus": { "type": "string", "enum": odata::STATUSES.map(|(name, _)| name) },
             "createdAt": { "type": "string", "format": "date-time" },
             "updatedAt": { "type": "string", "format": "date-time" },

@@ -414,7 +414,8 @@ pub fn user_json(user: &User, include_sso_identities: bool) -> Value {
 fn openapi() -> Fragment {
     let paging = json!([
         { "name": "page", "in": "query", "description": "Page number (starts from 1).",
-          "schema": { "type": "integer", "minimum": 1, "default": 1 } },
+          "schema": { "type": "integer", "minimum": 1, "default": 1,
+                      "maximum": dialect::MAX_PAGE } },
         { "name": "page_size", "in": "query", "description": "Entries per page.",
           "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
         { "name": "search_params", "in": "query", "style": "form", "explode": true,
