@@ -208,7 +208,7 @@ pub fn transcoder_bind(data: &[u8]) {
     let (route, path) = match route_table().lookup(&method, uri.path()) {
         Lookup::Found(route, path) => (route, path),
         Lookup::BadPath(why) => return assert!(why.starts_with("path variable ")),
-        Lookup::MethodNotAllowed | Lookup::NotFound => return,
+        Lookup::MethodNotAllowed(_) | Lookup::NotFound => return,
     };
     // The server's own bound on values, so the walk's refusals are fuzzed too.
     let max_values = body::max_values(crate::limits::DEFAULT_MAX_MESSAGE_BYTES);

@@ -254,6 +254,15 @@ async fn router(
             grpc,
             connect,
             crate::api::rest::openapi::fragment(),
+            &|name| {
+                crate::api::grpc::fields::schema(
+                    name,
+                    crate::api::grpc::fields::Bounds {
+                        max_text: limits.max_text_chars,
+                        max_page: settings.pages.max,
+                    },
+                )
+            },
             limits.max_message_bytes,
         )?
         .merge(rest_routes(&state));

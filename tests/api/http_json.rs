@@ -298,13 +298,23 @@ async fn routing_errors_follow_grpc_gateway(app: TestApp) {
     // GET, PATCH and DELETE are bound on /v1/users/{user_id}; PUT is not.
     let reply = h::send(&app, Method::PUT, "/v1/users/abc", Some(b"{}")).await;
     assert_error(&reply, 405, 12, "Method Not Allowed");
+    assert_eq!(reply.header("allow"), "GET, PATCH, DELETE");
     // A bound route reaches the service, whose NotFound keeps its message.
     let reply = h::send(&app, Method::DELETE, "/v1/users/abc", None).await;
     assert_error(&reply, 404, 5, "userId: no user with id \"abc\"");
     let reply = h::send(&app, Method::PUT, "/v1/users/_search", Some(b"{}")).await;
     assert_error(&reply, 405, 12, "Method Not Allowed");
+    // The methods of the most specific path, as the OpenAPI document lists them.
+    assert_eq!(reply.header("allow"), "POST");
     let reply = h::send(&app, Method::POST, "/openapi.json", Some(b"{}")).await;
     assert_error(&reply, 405, 12, "Method Not Allowed");
+    assert_eq!(reply.header("allow"), "GET, HEAD");
+    // The REST dialects' routes answer a wrong method with 405 and `Allow` too.
+    for path in ["/api/users", "/api/users/abc", "/identity/v1/users"] {
+        let reply = h::send(&app, Method::DELETE, path, None).await;
+        assert_eq!(reply.status, 405, "{path}: {}", reply.text);
+        assert_eq!(reply.header("allow"), "GET,HEAD", "{path}");
+    }
 }
 
 async fn hostile_input_gets_a_clear_4xx(app: TestApp) {

@@ -307,8 +307,9 @@ impl RoleService for Roles {
         let db = self.state.scoped(&request)?;
         let r = request.get_ref();
         let id = parse::id(&r.role_id, "roleId")?;
-        if r.user_ids.is_empty() || r.user_ids.len() > 100 {
-            return Err(Error::invalid("userIds", "must hold 1 to 100 user ids").into());
+        let max = super::fields::MAX_ASSIGNED_USERS;
+        if r.user_ids.is_empty() || r.user_ids.len() > max {
+            return Err(Error::invalid("userIds", format!("must hold 1 to {max} user ids")).into());
         }
         let mut user_ids = Vec::with_capacity(r.user_ids.len());
         for (i, user_id) in r.user_ids.iter().enumerate() {

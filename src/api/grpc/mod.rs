@@ -19,6 +19,7 @@ pub(crate) use compressed;
 
 mod convert;
 mod directory_service;
+pub mod fields;
 pub mod health;
 pub mod import;
 mod pages;

@@ -51,7 +51,24 @@ pub fn bind(
             }
             DynamicMessage::new(input)
         }
-        BodyRule::Whole => decode_whole_body(input, body)?,
+        BodyRule::Whole => {
+            let message = decode_whole_body(input, body)?;
+            // A field the path sets is no part of the body (the OpenAPI body schema leaves it
+            // out): a body naming it too would be silently overruled by the path.
+            if let Some(field) = route
+                .path_bindings
+                .iter()
+                .filter(|b| b.fields.len() == 1)
+                .map(|b| &b.fields[0])
+                .find(|field| message.has_field(field))
+            {
+                return fail(format!(
+                    "{}: the path sets it; leave it out of the request body",
+                    field.json_name()
+                ));
+            }
+            message
+        }
         BodyRule::Field(field) => decode_field_body(input, field, body)?,
     };
 
@@ -224,7 +241,8 @@ fn map_key(key: &MapKey) -> String {
 
 /// `body: "*"`: the body is the whole request message. An empty body is an empty message.
 fn decode_whole_body(input: MessageDescriptor, body: &[u8]) -> Result<DynamicMessage, BindError> {
-    if body.trim_ascii().is_empty() {
+    // No body is the empty message; whitespace alone is no JSON and refused below.
+    if body.is_empty() {
         return Ok(DynamicMessage::new(input));
     }
     let mut json = serde_json::Deserializer::from_slice(body);
@@ -252,7 +270,7 @@ fn decode_field_body(
     field: &FieldDescriptor,
     body: &[u8],
 ) -> Result<DynamicMessage, BindError> {
-    if body.trim_ascii().is_empty() {
+    if body.is_empty() {
         return Ok(DynamicMessage::new(input));
     }
     let value: serde_json::Value = serde_json::from_slice(body)
@@ -539,9 +557,15 @@ mod tests {
         assert!(out["sortingColumn"].is_string());
         assert_eq!(out["queries"][0]["userIdQuery"]["id"], "x");
         assert_eq!(out["queries"][1]["schemaIDQuery"]["id"], "s");
+        // No body is the empty message; whitespace alone is no JSON.
         assert_eq!(
-            bind_path(&r, "/v1/users/_search", None, "  ").unwrap(),
+            bind_path(&r, "/v1/users/_search", None, "").unwrap(),
             serde_json::json!({})
+        );
+        assert!(
+            bind_path(&r, "/v1/users/_search", None, "  ")
+                .unwrap_err()
+                .starts_with("invalid JSON body")
         );
     }
 

@@ -2,7 +2,7 @@
 //! `google.rpc.Status`-shaped JSON body `{"code": <number>, "message": "...", "details": []}`.
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use tonic::{Code, Status};
@@ -111,13 +111,23 @@ pub fn not_found() -> Response {
     error_response(&Status::not_found("Not Found"))
 }
 
-/// A route has this path, but not for this method.
-pub fn method_not_allowed() -> Response {
-    error_response_with(
+/// A route has this path, but not for this method; `Allow` lists the methods it has (RFC 9110
+/// requires it on a 405, and clients and API testers read it).
+pub fn method_not_allowed(allowed: &[Method]) -> Response {
+    let mut response = error_response_with(
         StatusCode::METHOD_NOT_ALLOWED,
         &Status::unimplemented("Method Not Allowed"),
         None,
-    )
+    );
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -44,6 +44,26 @@ const OPENAPI_PATH: &str = "/openapi.json";
 
 /// The transcoder's routes, decoded and built once from the descriptor set: the router serves
 /// them, and the gate judges a JSON call by the gRPC method its route names ([`Self::resolver`]).
+/// What the OpenAPI document says of one request field or oneof beyond its type: the
+/// directory's validation rules (`api::grpc::fields`), which this generic transcoder does not
+/// know itself and is handed by startup.
+#[derive(Clone, Debug, Default)]
+pub struct FieldSchema {
+    /// JSON Schema keywords for a string field (`minLength`, `maxLength`, `pattern`).
+    pub keywords: serde_json::Map<String, serde_json::Value>,
+    /// JSON Schema keywords for a list field (`minItems`, `maxItems`).
+    pub list_keywords: serde_json::Map<String, serde_json::Value>,
+    /// A schema in place of the one the field's type gives (a narrower enum).
+    pub replacement: Option<serde_json::Value>,
+    /// A request without the field is refused.
+    pub required: bool,
+    /// On a oneof: exactly one member must be set (otherwise at most one may be).
+    pub exactly_one: bool,
+}
+
+/// The [`FieldSchema`] of a field or oneof, by its full proto name.
+pub type FieldRules<'a> = &'a dyn Fn(&str) -> Option<FieldSchema>;
+
 pub struct Transcoder {
     /// For error details (`Any`) whose types our protos define.
     pool: DescriptorPool,
@@ -92,8 +112,8 @@ impl Transcoder {
     /// Connect calls (and refuses any other content type on a method path with 415), and
     /// everything else goes to the JSON routes. JSON and Connect calls are dispatched to `grpc`
     /// itself. The protocol is the rescue layer's decision ([`Protocol::of`]).
-    /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas).
-    /// A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC
+    /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas);
+    /// `field_rules` adds the services' rules on request fields to its schemas. A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC
     /// services' message limit) and [`body::max_values`] JSON values; larger is 413 with a
     /// ResourceExhausted body. JSON, REST and Connect bodies may be compressed, and their
     /// answers are when asked ([`content_coding`]); the limits hold for the inflated body.
@@ -105,11 +125,13 @@ impl Transcoder {
             serde_json::Map<String, serde_json::Value>,
             serde_json::Map<String, serde_json::Value>,
         ),
+        field_rules: FieldRules<'_>,
         max_message_bytes: usize,
     ) -> anyhow::Result<axum::Router> {
         let openapi = Bytes::from(serde_json::to_vec(&openapi::document(
             &self.table,
             extra_openapi,
+            field_rules,
         ))?);
         tracing::debug!(routes = self.table.routes().len(), "HTTP/JSON routes");
         let gateway = Gateway {
@@ -192,13 +214,13 @@ impl Gateway {
                 )
                     .into_response()
             } else {
-                errors::method_not_allowed()
+                errors::method_not_allowed(&[Method::GET, Method::HEAD])
             };
         }
         let (route, path) = match self.table.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found(route, path) => (route, path),
             Lookup::BadPath(why) => return errors::error_response(&Status::invalid_argument(why)),
-            Lookup::MethodNotAllowed => return errors::method_not_allowed(),
+            Lookup::MethodNotAllowed(allowed) => return errors::method_not_allowed(&allowed),
             Lookup::NotFound => return errors::not_found(),
         };
         let too_large = || {

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use prost_reflect::{EnumDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
+use super::FieldRules;
 use super::routes::{BodyRule, Route, RouteTable};
 
 /// The component name of the error body.
@@ -17,8 +18,13 @@ const MAX_QUERY_DEPTH: usize = 5;
 
 /// The document for the transcoded routes plus `extra` (paths, component schemas) describing
 /// routes served beside them, such as the REST dialects.
-pub fn document(table: &RouteTable, extra: (Map<String, Value>, Map<String, Value>)) -> Value {
-    let mut schemas = Schemas::default();
+/// `rules` are the services' rules on request fields (required, lengths, patterns, oneofs).
+pub fn document(
+    table: &RouteTable,
+    extra: (Map<String, Value>, Map<String, Value>),
+    rules: FieldRules<'_>,
+) -> Value {
+    let mut schemas = Schemas::new(rules);
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let (extra_paths, extra_schemas) = extra;
     for (path, item) in extra_paths {
@@ -43,8 +49,12 @@ pub fn document(table: &RouteTable, extra: (Map<String, Value>, Map<String, Valu
         }
         item.insert(method, operation(route, &mut schemas));
     }
+    for (path, item) in public_paths() {
+        paths.insert(path, item);
+    }
     let mut components = schemas.done();
     components.insert(ERROR_SCHEMA.to_owned(), error_schema());
+    components.insert(CONNECT_ERROR_SCHEMA.to_owned(), connect_error_schema());
     components.extend(extra_schemas);
     json!({
         "openapi": "3.0.3",
@@ -55,7 +65,112 @@ pub fn document(table: &RouteTable, extra: (Map<String, Value>, Map<String, Valu
                 Unknown fields and query parameters are refused with 400.",
         },
         "paths": paths,
-        "components": { "schemas": components },
+        // Every operation needs the bearer credential unless it says `security: []`.
+        "security": [{ SECURITY_SCHEME: [] }],
+        "components": {
+            "schemas": components,
+            "securitySchemes": { SECURITY_SCHEME: security_scheme() },
+        },
+    })
+}
+
+/// The name of the one security scheme, the bearer credential every non-public operation needs.
+pub const SECURITY_SCHEME: &str = "bearer";
+
+/// The component name of a Connect error body (the health check is a Connect call).
+const CONNECT_ERROR_SCHEMA: &str = "ConnectError";
+
+fn security_scheme() -> Value {
+    json!({
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "udpat_…",
+        "description": "`authorization: Bearer <token>`: an access token (`udpat_` and 256 random \
+            bits, from `userdir token create` or TokenService) or, where the server trusts an \
+            OIDC issuer, its JWT. A missing or bad credential is 401, one without the permission \
+            the operation needs 403.",
+    })
+}
+
+/// The operations anyone may call, without a credential (`auth::policy`'s public rules): this
+/// document itself and the health check (a Connect call on the gRPC method path).
+fn public_paths() -> Vec<(String, Map<String, Value>)> {
+    let json_body = |schema: Value, description: &str| json!({ "description": description, "content": { "application/json": { "schema": schema } } });
+    let connect_error = |description: &str| json_body(reference(CONNECT_ERROR_SCHEMA), description);
+    let item = |method: &str, operation: Value| {
+        let mut item = Map::new();
+        item.insert(method.to_owned(), operation);
+        item
+    };
+    vec![
+        (
+            "/openapi.json".to_owned(),
+            item(
+                "get",
+                json!({
+                    "operationId": "OpenAPI",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": json_body(json!({ "type": "object" }), "The OpenAPI 3.0.3 document."),
+                        "429": json_body(reference(ERROR_SCHEMA), "The caller's address is over its rate limit."),
+                        "503": json_body(reference(ERROR_SCHEMA), "The server is shedding load or shutting down."),
+                    },
+                }),
+            ),
+        ),
+        (
+            "/grpc.health.v1.Health/Check".to_owned(),
+            item(
+                "post",
+                json!({
+                    "operationId": "Health_Check",
+                    "summary": "Health check (grpc.health.v1.Health/Check as a Connect unary call)",
+                    "description": "`service` empty for the server as a whole, or a service's full name.",
+                    "tags": ["Health"],
+                    "security": [],
+                    "requestBody": {
+                        "required": true,
+                        "content": { "application/json": { "schema": {
+                            "type": "object",
+                            "properties": { "service": { "type": "string", "nullable": true } },
+                            "additionalProperties": false,
+                        } } },
+                    },
+                    "responses": {
+                        "200": json_body(json!({
+                            "type": "object",
+                            "properties": { "status": {
+                                "type": "string",
+                                "enum": ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"],
+                            } },
+                            "additionalProperties": false,
+                        }), "The serving status (an absent `status` is UNKNOWN)."),
+                        "400": connect_error("A malformed request (invalid_argument)."),
+                        "404": connect_error("No such service (not_found)."),
+                        "413": connect_error("The body is over the message limit (resource_exhausted)."),
+                        "415": json_body(reference(ERROR_SCHEMA), "Not a Connect content type (`application/json` or `application/proto`)."),
+                        "429": connect_error("The caller's address is over its rate limit (resource_exhausted)."),
+                        "503": connect_error("The server is shedding load or shutting down (unavailable)."),
+                        "504": connect_error("The deadline passed (deadline_exceeded)."),
+                    },
+                }),
+            ),
+        ),
+    ]
+}
+
+/// Connect's error body: a lower_snake code name, a message and details.
+fn connect_error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "A Connect error: the gRPC code's lower_snake name, its message and details.",
+        "required": ["code"],
+        "properties": {
+            "code": { "type": "string" },
+            "message": { "type": "string" },
+            "details": { "type": "array", "items": { "type": "object", "additionalProperties": true } },
+        },
     })
 }
 
@@ -146,19 +261,34 @@ fn operation(route: &Route, schemas: &mut Schemas) -> Value {
     if let Some(text) = comment(&route.rpc.parent_file(), route.rpc.path()) {
         operation["description"] = json!(text);
     }
+    // The top-level fields the path binds: a whole-message body leaves them out.
+    let bound: Vec<FieldDescriptor> = route
+        .path_bindings
+        .iter()
+        .filter(|b| b.fields.len() == 1)
+        .map(|b| b.fields[0].clone())
+        .collect();
+    // A body is required when leaving it out (an empty message) is refused, i.e. when it
+    // carries a required field; otherwise an absent body is the empty message.
     let body_schema = match &route.body {
         BodyRule::None => None,
         // A client stream's messages, in order.
-        BodyRule::Whole if route.is_client_streaming() => Some(json!({
-            "type": "array",
-            "items": schemas.message(&route.input()),
-        })),
-        BodyRule::Whole => Some(schemas.message(&route.input())),
-        BodyRule::Field(field) => Some(schemas.field(field)),
+        BodyRule::Whole if route.is_client_streaming() => Some((
+            json!({
+                "type": "array",
+                "items": schemas.message(&route.input()),
+            }),
+            false,
+        )),
+        BodyRule::Whole => Some((
+            schemas.body(&route.input(), bound.clone()),
+            schemas.has_required(&route.input(), &bound),
+        )),
+        BodyRule::Field(field) => Some((schemas.field(field), schemas.required(field))),
     };
-    if let Some(schema) = body_schema {
+    if let Some((schema, required)) = body_schema {
         operation["requestBody"] = json!({
-            "required": true,
+            "required": required,
             "content": { "application/json": { "schema": schema } },
         });
     }
@@ -215,7 +345,7 @@ fn query_parameters(
                     let mut parameter = json!({
                         "name": name,
                         "in": "query",
-                        "required": false,
+                        "required": prefix.len() == 1 && schemas.required(&field),
                         "schema": schemas.field(&field),
                     });
                     if field.is_list() {
@@ -298,6 +428,24 @@ fn well_known(message: &MessageDescriptor) -> Option<Value> {
     })
 }
 
+/// The alternatives of a oneof with members `names` (JSON names): one alternative per member
+/// (it is present), plus, unless exactly one must be, one for none of them. A JSON object
+/// with two members present matches two alternatives and so fails `oneOf`, as protojson
+/// refuses it.
+fn oneof_constraint(names: &[String], exactly_one: bool) -> Value {
+    // `type` in each alternative, though the schema around says it too: an alternative
+    // without one reads to some tools as a schema for any value.
+    let each: Vec<Value> = names
+        .iter()
+        .map(|n| json!({ "type": "object", "required": [n] }))
+        .collect();
+    let mut alternatives = each.clone();
+    if !exactly_one {
+        alternatives.push(json!({ "type": "object", "not": { "anyOf": each } }));
+    }
+    Value::Array(alternatives)
+}
+
 /// The doc comment of the element at `path` in `file` (protox keeps source info).
 fn comment(file: &FileDescriptor, path: &[i32]) -> Option<String> {
     let info = file.file_descriptor_proto().source_code_info.as_ref()?;
@@ -320,23 +468,67 @@ fn reference(name: &str) -> Value {
 }
 
 /// Component schemas, added as they are referenced.
-#[derive(Default)]
-struct Schemas {
+struct Schemas<'a> {
+    rules: FieldRules<'a>,
     done: BTreeMap<String, Value>,
     seen: HashSet<String>,
-    pending_messages: Vec<MessageDescriptor>,
+    /// Messages to describe: the component's name, the message, and the top-level fields left
+    /// out (those a route's path binds, when the message is its whole body).
+    pending_messages: Vec<(String, MessageDescriptor, Vec<FieldDescriptor>)>,
     pending_enums: Vec<EnumDescriptor>,
 }
 
-impl Schemas {
+impl<'a> Schemas<'a> {
+    fn new(rules: FieldRules<'a>) -> Self {
+        Self {
+            rules,
+            done: BTreeMap::new(),
+            seen: HashSet::new(),
+            pending_messages: Vec::new(),
+            pending_enums: Vec::new(),
+        }
+    }
+
     fn message(&mut self, message: &MessageDescriptor) -> Value {
         if let Some(schema) = well_known(message) {
             return schema;
         }
         if self.seen.insert(message.full_name().to_owned()) {
-            self.pending_messages.push(message.clone());
+            self.pending_messages.push((
+                message.full_name().to_owned(),
+                message.clone(),
+                Vec::new(),
+            ));
         }
         reference(message.full_name())
+    }
+
+    /// A message as a route's whole body when its path binds `bound` (top-level fields): the
+    /// path sets those, so the body schema leaves them out (`<message>.Body`).
+    fn body(&mut self, message: &MessageDescriptor, bound: Vec<FieldDescriptor>) -> Value {
+        if bound.is_empty() {
+            return self.message(message);
+        }
+        let name = format!("{}.Body", message.full_name());
+        if self.seen.insert(name.clone()) {
+            self.pending_messages
+                .push((name.clone(), message.clone(), bound));
+        }
+        reference(&name)
+    }
+
+    /// Whether a request without `field` is refused (a field of a oneof, or with presence,
+    /// never is: leaving it out is the point of those).
+    fn required(&self, field: &FieldDescriptor) -> bool {
+        field.containing_oneof().is_none()
+            && (self.rules)(field.full_name()).is_some_and(|rule| rule.required)
+    }
+
+    /// Whether a message's schema lists required fields once `excluded` are left out.
+    fn has_required(&self, message: &MessageDescriptor, excluded: &[FieldDescriptor]) -> bool {
+        message
+            .fields()
+            .any(|field| !excluded.contains(&field) && self.required(&field))
     }
 
     fn enumeration(&mut self, enumeration: &EnumDescriptor) -> Value {
@@ -356,9 +548,37 @@ impl Schemas {
             let value = entry.map_entry_value_field();
             return json!({"type": "object", "additionalProperties": self.kind(&value.kind())});
         }
-        let item = self.kind(&field.kind());
+        let rule = (self.rules)(field.full_name()).unwrap_or_default();
+        let mut item = match rule.replacement {
+            Some(schema) => schema,
+            None => self.kind(&field.kind()),
+        };
+        // The services' rules on the value (lengths, pattern, range), for each element of a
+        // list; a 64-bit integer's range goes to its integer form.
+        if !rule.keywords.is_empty()
+            && let Value::Object(schema) = &mut item
+        {
+            let target = if schema.contains_key("oneOf") {
+                schema
+                    .get_mut("oneOf")
+                    .and_then(Value::as_array_mut)
+                    .and_then(|forms| forms.iter_mut().find(|form| form["type"] == "integer"))
+                    .and_then(Value::as_object_mut)
+            } else if schema.contains_key("type") {
+                Some(schema)
+            } else {
+                None
+            };
+            if let Some(target) = target {
+                target.extend(rule.keywords);
+            }
+        }
         if field.is_list() {
-            json!({"type": "array", "items": item})
+            let mut list = json!({"type": "array", "items": item});
+            if let Value::Object(schema) = &mut list {
+                schema.extend(rule.list_keywords);
+            }
+            list
         } else {
             item
         }
@@ -374,10 +594,16 @@ impl Schemas {
             Kind::Uint32 | Kind::Fixed32 => {
                 json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX})
             }
-            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
-                json!({"type": "string", "format": "int64"})
-            }
-            Kind::Uint64 | Kind::Fixed64 => json!({"type": "string", "format": "uint64"}),
+            // Written as a string of decimal digits; read from that or from a JSON number, as
+            // protojson reads them.
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => json!({"oneOf": [
+                {"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$"},
+                {"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX},
+            ]}),
+            Kind::Uint64 | Kind::Fixed64 => json!({"oneOf": [
+                {"type": "string", "format": "uint64", "pattern": "^[0-9]{1,20}$"},
+                {"type": "integer", "minimum": 0, "maximum": u64::MAX},
+            ]}),
             Kind::Bool => json!({"type": "boolean"}),
             Kind::String => json!({"type": "string"}),
             Kind::Bytes => json!({"type": "string", "format": "byte"}),
@@ -389,11 +615,32 @@ impl Schemas {
     /// Builds every pending schema (which may reference more) and returns them all.
     fn done(mut self) -> Map<String, Value> {
         loop {
-            if let Some(message) = self.pending_messages.pop() {
+            if let Some((name, message, excluded)) = self.pending_messages.pop() {
                 let mut properties = Map::new();
+                let mut required = Vec::new();
                 let mut oneofs = Vec::new();
+                let mut constraints = Vec::new();
                 for field in message.fields() {
+                    if excluded.contains(&field) {
+                        continue;
+                    }
+                    let is_required = self.required(&field);
+                    if is_required {
+                        required.push(field.json_name().to_owned());
+                    }
                     let mut schema = self.field(&field);
+                    // protojson reads `null` as the field's default, so a field that may be
+                    // left out may be null too (not a oneof's member: null there still counts
+                    // as the member set).
+                    if !is_required
+                        && field.containing_oneof().is_none_or(|o| o.is_synthetic())
+                        && schema.get("nullable").is_none()
+                    {
+                        if schema.get("$ref").is_some() {
+                            schema = json!({"allOf": [schema]});
+                        }
+                        schema["nullable"] = json!(true);
+                    }
                     if let Some(text) = field_comment(&field) {
                         // A description beside `$ref` would be ignored in OpenAPI 3.0.
                         if schema.get("$ref").is_some() {
@@ -405,13 +652,34 @@ impl Schemas {
                 }
                 for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
                     let names: Vec<_> = oneof.fields().map(|f| f.json_name().to_owned()).collect();
-                    oneofs.push(format!("at most one of {}", names.join(", ")));
+                    let exactly_one =
+                        (self.rules)(oneof.full_name()).is_some_and(|rule| rule.exactly_one);
+                    let how = if exactly_one { "exactly" } else { "at most" };
+                    oneofs.push(format!("{how} one of {}", names.join(", ")));
+                    constraints.push(oneof_constraint(&names, exactly_one));
                 }
                 let mut schema = json!({
                     "type": "object",
                     "properties": properties,
                     "additionalProperties": false,
                 });
+                if !required.is_empty() {
+                    schema["required"] = json!(required);
+                }
+                match constraints.len() {
+                    0 => {}
+                    1 => {
+                        schema["oneOf"] = constraints.pop().expect("one");
+                    }
+                    _ => {
+                        schema["allOf"] = Value::Array(
+                            constraints
+                                .into_iter()
+                                .map(|c| json!({ "oneOf": c }))
+                                .collect(),
+                        );
+                    }
+                }
                 let oneofs = (!oneofs.is_empty()).then(|| format!("Set {}.", oneofs.join("; ")));
                 let description = [comment(&message.parent_file(), message.path()), oneofs]
                     .into_iter()
@@ -421,15 +689,18 @@ impl Schemas {
                 if !description.is_empty() {
                     schema["description"] = json!(description);
                 }
-                self.done.insert(message.full_name().to_owned(), schema);
+                self.done.insert(name, schema);
             } else if let Some(enumeration) = self.pending_enums.pop() {
                 let names: Vec<_> = enumeration.values().map(|v| v.name().to_owned()).collect();
+                let numbers: Vec<_> = enumeration.values().map(|v| v.number()).collect();
                 self.done.insert(
                     enumeration.full_name().to_owned(),
                     json!({
-                        "type": "string",
-                        "enum": names,
-                        "description": "By name; the number is accepted in requests too.",
+                        "oneOf": [
+                            { "type": "string", "enum": names },
+                            { "type": "integer", "format": "int32", "enum": numbers },
+                        ],
+                        "description": "By name (as answered); the number is accepted in requests too.",
                     }),
                 );
             } else {

@@ -67,7 +67,9 @@ pub enum Lookup<'a> {
     Found(&'a Route, Vec<(Variable, String)>),
     /// A route matched the path but not a usable variable value.
     BadPath(String),
-    MethodNotAllowed,
+    /// Routes matched the path, with these methods (for the `Allow` header), none with the
+    /// request's.
+    MethodNotAllowed(Vec<Method>),
     NotFound,
 }
 
@@ -126,13 +128,24 @@ impl RouteTable {
 
     /// The most specific route for `method` and the raw (percent-encoded) `path`.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
-        let mut path_matched = false;
+        let mut allowed: Vec<Method> = Vec::new();
+        let mut allowed_literals = 0;
         let mut best: Option<(&Route, Matched)> = None;
         for route in &self.routes {
             let Some(bound) = route.template.matches(path) else {
                 continue;
             };
-            path_matched = true;
+            // `Allow` names the methods of the most specific templates that match, the path
+            // items the OpenAPI document lists (`/v1/users/_search` allows POST, though a GET
+            // of it reaches `/v1/users/{user_id}`).
+            let literals = route.template.literal_count();
+            if literals > allowed_literals {
+                allowed.clear();
+                allowed_literals = literals;
+            }
+            if literals == allowed_literals && !allowed.contains(&route.http_method) {
+                allowed.push(route.http_method.clone());
+            }
             if route.http_method != *method {
                 continue;
             }
@@ -149,7 +162,7 @@ impl RouteTable {
         match best {
             Some((route, Ok(bound))) => Lookup::Found(route, bound),
             Some((_, Err(why))) => Lookup::BadPath(why),
-            None if path_matched => Lookup::MethodNotAllowed,
+            None if !allowed.is_empty() => Lookup::MethodNotAllowed(allowed),
             None => Lookup::NotFound,
         }
     }

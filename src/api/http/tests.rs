@@ -50,7 +50,14 @@ fn transcode(
             ))
         }
         Lookup::BadPath(why) => Err(why),
-        Lookup::MethodNotAllowed => Err("405".into()),
+        Lookup::MethodNotAllowed(allowed) => Err(format!(
+            "405 {}",
+            allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )),
         Lookup::NotFound => Err("404".into()),
     }
 }
@@ -109,7 +116,7 @@ fn paths_select_routes_and_fill_variables() {
     );
     assert_eq!(
         transcode(&t, "POST", "/v1/books/b1", "{}").unwrap_err(),
-        "405"
+        "405 GET,PATCH,DELETE"
     );
     assert_eq!(
         transcode(&t, "GET", "/v1/shelves/s1", "").unwrap_err(),
@@ -219,13 +226,15 @@ fn response_body_selects_a_field_and_writes_its_default() {
 
 #[test]
 fn openapi_documents_every_shape() {
-    let doc = super::openapi::document(&table(), Default::default());
+    let doc = super::openapi::document(&table(), Default::default(), &|_| None);
     let paths = doc["paths"].as_object().unwrap();
     let mut keys: Vec<&str> = paths.keys().map(String::as_str).collect();
     keys.sort();
     assert_eq!(
         keys,
         [
+            "/grpc.health.v1.Health/Check",
+            "/openapi.json",
             "/v1/books/{book.book_id}",
             "/v1/books/{book_id}",
             "/v1/books/{book_id}:archive",
@@ -265,6 +274,19 @@ fn openapi_documents_every_shape() {
         paths["/v1/{name}"]["get"]["parameters"][0]["description"],
         "Matches the path segments `shelves/*/books/*`."
     );
+    // One bearer scheme, required everywhere but on the public operations.
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(
+        (&scheme["type"], &scheme["scheme"], &scheme["bearerFormat"]),
+        (&json!("http"), &json!("bearer"), &json!("udpat_…"))
+    );
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    assert_eq!(paths["/openapi.json"]["get"]["security"], json!([]));
+    assert_eq!(
+        paths["/grpc.health.v1.Health/Check"]["post"]["security"],
+        json!([])
+    );
+    assert!(list.get("security").is_none());
 
     // Valid under the standard validator too, when it is installed.
     if let Ok(validator) = std::env::var("USERDIR_OPENAPI_VALIDATOR")
@@ -365,6 +387,7 @@ fn echo_server() -> axum::Router {
             grpc,
             connect,
             Default::default(),
+            &|_| None,
             crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
         )
         .unwrap()

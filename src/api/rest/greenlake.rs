@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tonic::Status;
 
-use super::openapi::{Fragment, fragment_of, nullable_text, text};
+use super::openapi::{Fragment, fragment_of, nullable_text, responses, text};
 use super::{Caller, Rest, RestDialect, query_pairs};
 use crate::api::http::errors::http_status;
 use crate::auth::Permission::UserRead;
@@ -241,11 +241,11 @@ fn openapi() -> Fragment {
                 { "name": "offset", "in": "query", "description": "Number of items (not pages) to skip.",
                   "schema": { "type": "integer", "minimum": 0, "default": 0 } }
             ],
-            "responses": {
+            "responses": responses(json!({
                 "200": { "description": "The page of users, oldest first.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GreenLakeUserList" } } } },
                 "400": { "description": "Bad filter or paging: the position and token that failed.",
                          "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GreenLakeError" } } } }
-            }
+            }), "GreenLakeError")
         } }
     });
     let text = text();
@@ -253,7 +253,7 @@ fn openapi() -> Fragment {
     let schemas = json!({
         "GreenLakeUser": { "type": "object", "properties": {
             "id": text, "type": text, "generation": { "type": "integer" }, "resourceUri": text,
-            "username": text, "firstName": nullable_text, "lastName": nullable_text,
+            "username": nullable_text, "firstName": nullable_text, "lastName": nullable_text,
             "userStatus": { "type": "string", "enum": odata::STATUSES.map(|(name, _)| name) },
             "createdAt": { "type": "string", "format": "date-time" },
             "updatedAt": { "type": "string", "format": "date-time" },
@@ -262,7 +262,11 @@ fn openapi() -> Fragment {
         "GreenLakeUserList": { "type": "object", "required": ["offset", "count", "total", "items"], "properties": {
             "offset": { "type": "integer" }, "count": { "type": "integer" }, "total": { "type": "integer" },
             "items": { "type": "array", "items": { "$ref": "#/components/schemas/GreenLakeUser" } } } },
-        "GreenLakeError": { "type": "object", "properties": {
+        "GreenLakeError": { "type": "object", "required": ["httpStatusCode", "errorCode", "message"],
+            "description": "GreenLake's error body: the HTTP status, `HPE_GL_ERROR_<reason>` \
+                (e.g. `HPE_GL_ERROR_UNAUTHORIZED`, `HPE_GL_ERROR_TOO_MANY_REQUESTS`) and, for a bad \
+                request, the issue.",
+            "properties": {
             "httpStatusCode": { "type": "integer" }, "errorCode": text, "message": text,
             "errorDetails": { "type": "array", "items": { "type": "object", "additionalProperties": true } } } }
     });

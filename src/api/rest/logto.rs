@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use tonic::{Code, Status};
 
-use super::openapi::{Fragment, fragment_of, nullable_text, text};
+use super::openapi::{Fragment, fragment_of, nullable_text, responses, text};
 use super::{Caller, Rest, RestDialect, encode_pairs, plausible_id, query_pairs};
 use crate::api::http::errors::http_status;
 use crate::auth::Permission::{RoleRead, UserRead};
@@ -414,7 +414,8 @@ pub fn user_json(user: &User, include_sso_identities: bool) -> Value {
 fn openapi() -> Fragment {
     let paging = json!([
         { "name": "page", "in": "query", "description": "Page number (starts from 1).",
-          "schema": { "type": "integer", "minimum": 1, "default": 1 } },
+          "schema": { "type": "integer", "minimum": 1, "default": 1,
+                      "maximum": dialect::MAX_PAGE } },
         { "name": "page_size", "in": "query", "description": "Entries per page.",
           "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
         { "name": "search_params", "in": "query", "style": "form", "explode": true,
@@ -445,7 +446,8 @@ fn openapi() -> Fragment {
             "operationId": "Logto_ListUsers",
             "summary": "Logto: list and search users",
             "parameters": paging,
-            "responses": { "200": users_page, "400": logto_error("guard.invalid_pagination or request.invalid_input") }
+            "responses": responses(json!({ "200": users_page,
+                "400": logto_error("guard.invalid_pagination or request.invalid_input") }), "LogtoError")
         } },
         "/api/users/{userId}": { "get": {
             "operationId": "Logto_GetUser",
@@ -454,17 +456,19 @@ fn openapi() -> Fragment {
                 { "name": "userId", "in": "path", "required": true, "schema": { "type": "string" } },
                 { "name": "includeSsoIdentities", "in": "query", "schema": { "type": "string", "default": "false" } }
             ],
-            "responses": {
+            "responses": responses(json!({
                 "200": { "description": "The user.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/LogtoUser" } } } },
+                "400": logto_error("request.invalid_input: the query string is not UTF-8"),
                 "404": logto_error("entity.not_found")
-            }
+            }), "LogtoError")
         } },
         "/api/roles/{id}/users": { "get": {
             "operationId": "Logto_ListRoleUsers",
             "summary": "Logto: users having a role",
             "parameters": role_parameters,
-            "responses": { "200": users_page, "400": logto_error("guard.invalid_pagination or request.invalid_input"),
-                           "404": logto_error("entity.not_exists_with_id") }
+            "responses": responses(json!({ "200": users_page,
+                "400": logto_error("guard.invalid_pagination or request.invalid_input"),
+                "404": logto_error("entity.not_exists_with_id") }), "LogtoError")
         } }
     });
     let text = text();
@@ -483,8 +487,11 @@ fn openapi() -> Fragment {
             "createdAt": epoch_ms, "updatedAt": epoch_ms,
             "isSuspended": { "type": "boolean" }, "hasPassword": { "type": "boolean" }
         } },
-        "LogtoError": { "type": "object", "required": ["code", "message"], "properties": {
-            "code": text, "message": text, "details": text } }
+        "LogtoError": { "type": "object", "required": ["code", "message"],
+            "description": "Logto's error body: `code` (e.g. `auth.unauthorized`, `auth.forbidden`, \
+                `guard.invalid_pagination`, `request.invalid_input`, `entity.not_found`, \
+                `request.general`), its message and our reason in `details`.",
+            "properties": { "code": text, "message": text, "details": text } }
     });
     fragment_of(paths, schemas)
 }

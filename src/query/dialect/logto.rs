@@ -100,9 +100,14 @@ impl Page {
     }
 }
 
-/// `page` (default 1) and `page_size` (default 20, at most 100; both lowered to the server's
-/// `max_limit` when that is smaller): positive integers, the first occurrence of each key
-/// counts. The offset must fit a signed 64-bit integer.
+/// The last page number: whatever the page size, its offset fits a signed 64-bit integer. A
+/// bound of its own (not one that moves with `page_size`) so that the OpenAPI document can say
+/// it.
+pub const MAX_PAGE: u64 = i64::MAX as u64 / MAX_PAGE_SIZE + 1;
+
+/// `page` (default 1, at most [`MAX_PAGE`]) and `page_size` (default 20, at most 100; both
+/// lowered to the server's `max_limit` when that is smaller): positive integers, the first
+/// occurrence of each key counts. The offset must fit a signed 64-bit integer.
 pub fn paging(params: &[(String, String)], server_max: u64) -> Result<Page, Error> {
     let max = MAX_PAGE_SIZE.min(server_max).max(1);
     let number = |key: &str, default: u64| -> Result<u64, Error> {
@@ -116,7 +121,7 @@ pub fn paging(params: &[(String, String)], server_max: u64) -> Result<Page, Erro
     };
     let page = number("page", 1)?;
     let page_size = number("page_size", DEFAULT_PAGE_SIZE.min(max))?;
-    if page_size > max {
+    if page_size > max || page > MAX_PAGE {
         return Err(Error::Pagination);
     }
     match (page - 1).checked_mul(page_size) {

@@ -12,6 +12,17 @@ pub struct Reply {
     pub content_type: String,
     pub json: Value,
     pub text: String,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// A response header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_default()
+    }
 }
 
 pub async fn send(app: &TestApp, method: Method, path: &str, body: Option<&[u8]>) -> Reply {
@@ -53,6 +64,7 @@ pub async fn send_as(
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
+    let headers = response.headers().clone();
     let text = response.text().await.expect("HTTP body");
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     Reply {
@@ -60,6 +72,7 @@ pub async fn send_as(
         content_type,
         json,
         text,
+        headers,
     }
 }
 
