@@ -124,6 +124,7 @@ async fn reply_of(response: reqwest::Response) -> h::Reply {
             .map(|v| v.to_str().unwrap().to_owned())
     };
     let content_type = header("content-type").unwrap_or_default();
+    let headers = response.headers().clone();
     let grpc_status = header("grpc-status");
     let text = match grpc_status {
         Some(code) => format!("grpc-status: {code}"),
@@ -135,6 +136,7 @@ async fn reply_of(response: reqwest::Response) -> h::Reply {
         content_type,
         json,
         text,
+        headers,
     }
 }
 

@@ -117,6 +117,7 @@ impl Raw {
             content_type: self.header("content-type").unwrap_or_default().to_owned(),
             text: json.to_string(),
             json,
+            headers: self.headers.clone(),
         }
     }
 }
