@@ -249,23 +249,21 @@ async fn router(
         grpc.clone(),
         limits.max_message_bytes,
     )?;
-    let served = transcoder
-        .router(
-            grpc,
-            connect,
-            crate::api::rest::openapi::fragment(),
-            &|name| {
-                crate::api::grpc::fields::schema(
-                    name,
-                    crate::api::grpc::fields::Bounds {
-                        max_text: limits.max_text_chars,
-                        max_page: settings.pages.max,
-                    },
-                )
-            },
-            limits.max_message_bytes,
-        )?
-        .merge(rest_routes(&state));
+    let grpc_and_json = transcoder.router(
+        grpc,
+        crate::api::rest::openapi::fragment(),
+        &|name| {
+            crate::api::grpc::fields::schema(
+                name,
+                crate::api::grpc::fields::Bounds {
+                    max_text: limits.max_text_chars,
+                    max_page: settings.pages.max,
+                },
+            )
+        },
+        limits.max_message_bytes,
+    )?;
+    let served = crate::api::port::router(grpc_and_json, connect).merge(rest_routes(&state));
     let shedder = Shedder::default();
     // Counted only when someone reads the counts.
     let metrics = match settings.metrics_listen {

@@ -2,7 +2,7 @@
 //! deadline, the header limit) or from a REST handler's extractor becomes a response, in the
 //! caller's own protocol. The protocol is decided once per request, from its content type and
 //! path, before the request goes in ([`Protocol::of`]); linkerd's `ServerRescue` is the model.
-//! The one-port router dispatches by the same decision (`api::http::Transcoder::router`).
+//! The one-port router dispatches by the same decision (`api::port`).
 
 use axum::body::Body;
 use axum::extract::Request;

@@ -5,7 +5,8 @@
 //! the layers on that router apply to it, as they do to a gRPC call; the layers on the whole
 //! port, such as the gate and the deadline, have already judged the JSON request itself) and the
 //! response is written as canonical proto3 JSON. Connect calls (`api::connect`) reuse this
-//! machinery: the binding, the in-process dispatch and the JSON writer.
+//! machinery: the binding, the in-process dispatch and the JSON writer. Which protocol a request
+//! speaks is decided in front of this router, by `api::port`.
 
 pub(crate) mod bind;
 pub(crate) mod body;
@@ -31,12 +32,9 @@ use prost_reflect::{
 };
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tower::ServiceExt;
 
-use super::connect::{self, Connect};
-use super::content_coding;
-use super::rescue::Protocol;
 use crate::auth::layer::RouteResolver;
+use crate::refusal::grpc_content_type;
 use dispatch::GrpcRouter;
 use routes::{Lookup, Route, RouteTable};
 
@@ -107,20 +105,16 @@ impl Transcoder {
         )
     }
 
-    /// The one-port router: `grpc` (the gRPC services, with their layers) answers
-    /// `application/grpc*` requests, gRPC-Web is translated in front of it, `connect` serves
-    /// Connect calls (and refuses any other content type on a method path with 415), and
-    /// everything else goes to the JSON routes. JSON and Connect calls are dispatched to `grpc`
-    /// itself. The protocol is the rescue layer's decision ([`Protocol::of`]).
+    /// The gRPC services (`grpc`, with their layers) with the JSON routes and the OpenAPI
+    /// document as their fallback: JSON calls are bound and dispatched to `grpc` itself. The
+    /// one-port router (`api::port`) puts gRPC-Web, Connect and content coding in front.
     /// `extra_openapi` documents routes served beside the transcoded ones (paths, schemas);
-    /// `field_rules` adds the services' rules on request fields to its schemas. A JSON body, and the message bound from it, may hold `max_message_bytes` (the gRPC
-    /// services' message limit) and [`body::max_values`] JSON values; larger is 413 with a
-    /// ResourceExhausted body. JSON, REST and Connect bodies may be compressed, and their
-    /// answers are when asked ([`content_coding`]); the limits hold for the inflated body.
+    /// `field_rules` adds the services' rules on request fields to its schemas. A JSON body, and
+    /// the message bound from it, may hold `max_message_bytes` (the gRPC services' message
+    /// limit) and [`body::max_values`] JSON values; larger is 413 with a ResourceExhausted body.
     pub fn router(
         self,
         grpc: GrpcRouter,
-        connect: Connect,
         extra_openapi: (
             serde_json::Map<String, serde_json::Value>,
             serde_json::Map<String, serde_json::Value>,
@@ -143,42 +137,10 @@ impl Transcoder {
             max_body: max_message_bytes,
             max_values: body::max_values(max_message_bytes),
         };
-        let grpc_and_json = grpc.fallback(move |request: Request| {
+        Ok(grpc.fallback(move |request: Request| {
             let gateway = gateway.clone();
             async move { gateway.handle(request).await }
-        });
-        // tonic-web refuses HTTP/1.1 requests that are not gRPC-Web, so only those go through it.
-        let grpc_web = grpc_and_json.clone().layer(tonic_web::GrpcWebLayer::new());
-        // JSON, REST and Connect bodies may come compressed (Content-Encoding) and answers go
-        // back compressed when Accept-Encoding asks; gRPC and gRPC-Web compress each message
-        // themselves, so they never pass through these layers.
-        let json = content_coding::serve(grpc_and_json.clone());
-        let connect_unary = content_coding::serve(tower::service_fn(move |request: Request| {
-            let connect = connect.clone();
-            async move { Ok(connect.unary(request).await) }
-        }));
-        let by_content_type = tower::service_fn(move |request: Request| {
-            let protocol = Protocol::of(request.headers(), request.uri().path());
-            let (grpc_web, grpc, json, connect_unary) = (
-                grpc_web.clone(),
-                grpc_and_json.clone(),
-                json.clone(),
-                connect_unary.clone(),
-            );
-            async move {
-                match protocol {
-                    Protocol::GrpcWeb(_) => grpc_web.oneshot(request).await,
-                    Protocol::Connect(_) => connect_unary.oneshot(request).await,
-                    Protocol::ConnectStream(content_type) => {
-                        Ok(connect::stream(content_type, &request))
-                    }
-                    Protocol::Unsupported => Ok(connect::unsupported_media_type(&request)),
-                    Protocol::Grpc(_) => grpc.oneshot(request).await,
-                    Protocol::Rest(_) | Protocol::Gateway => json.oneshot(request).await,
-                }
-            }
-        });
-        Ok(axum::Router::new().fallback_service(by_content_type))
+        }))
     }
 }
 
@@ -202,7 +164,7 @@ impl Gateway {
         let (parts, body) = request.into_parts();
         // A gRPC call that no service registered must fail as gRPC, never as JSON (a streaming
         // client would otherwise wait forever).
-        if Protocol::of(&parts.headers, parts.uri.path()).is_grpc() {
+        if grpc_content_type(&parts.headers).is_some() {
             return Status::unimplemented(format!("unknown method {}", parts.uri.path()))
                 .into_http::<Body>();
         }

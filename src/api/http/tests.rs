@@ -381,16 +381,16 @@ fn echo_server() -> axum::Router {
         crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
     )
     .unwrap();
-    super::Transcoder::new(&descriptors)
+    let grpc_and_json = super::Transcoder::new(&descriptors)
         .unwrap()
         .router(
             grpc,
-            connect,
             Default::default(),
             &|_| None,
             crate::limits::DEFAULT_MAX_MESSAGE_BYTES,
         )
-        .unwrap()
+        .unwrap();
+    crate::api::port::router(grpc_and_json, connect)
         // As in front of everything on the port: refusals of the layers inside the router (a
         // content coding not served) are drawn in the caller's protocol.
         .layer(axum::middleware::from_fn(crate::api::rescue::rescue))
