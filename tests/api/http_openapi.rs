@@ -173,6 +173,37 @@ async fn openapi_document_covers_every_route_and_validates(app: TestApp) {
         (&assign["minItems"], &assign["maxItems"]),
         (&serde_json::json!(1), &serde_json::json!(100))
     );
+    // A list that pages by offset only says its page token must stay empty, and the server
+    // agrees; ListUsers's query takes one.
+    let roles_query = &schemas["userdir.user.v1.ListRolesRequest"]["properties"]["query"];
+    assert_eq!(
+        roles_query["allOf"][0]["$ref"],
+        "#/components/schemas/userdir.user.v1.ListQuery"
+    );
+    assert_eq!(
+        roles_query["allOf"][1]["properties"]["pageToken"]["maxLength"],
+        0
+    );
+    let users_query = &schemas["userdir.user.v1.ListUsersRequest"]["properties"]["query"];
+    assert_eq!(
+        users_query["allOf"],
+        serde_json::json!([{"$ref": "#/components/schemas/userdir.user.v1.ListQuery"}])
+    );
+    let refused = h::post(
+        &app,
+        "/v1/roles/_search",
+        r#"{"query": {"pageToken": "x"}}"#,
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("query.pageToken: "),
+        "{}",
+        refused.text
+    );
     // A body is required where an empty one is refused; the path's fields are not in it.
     assert_eq!(
         operation("/v1/users", "post")["requestBody"]["required"],

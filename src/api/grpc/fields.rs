@@ -81,6 +81,9 @@ pub enum Rule {
     Offset,
     /// A user state to search for: any but `USER_STATE_UNSPECIFIED` (`search::state`).
     KnownState,
+    /// The `ListQuery` of a list that pages by offset only (`directory_service::paging`): its
+    /// `pageToken` must be empty.
+    OffsetPaging,
     /// A message field that must be set.
     Set,
     /// A oneof of which exactly one member must be set (on the oneof's full name).
@@ -113,7 +116,8 @@ impl Rule {
             | Rule::Permissions
             | Rule::PageSize
             | Rule::Offset
-            | Rule::KnownState => false,
+            | Rule::KnownState
+            | Rule::OffsetPaging => false,
             _ => true,
         }
     }
@@ -142,13 +146,7 @@ impl Rule {
                 keywords.insert("maximum".into(), json!(bounds.max_page));
                 return keywords;
             }
-            // On the integer form of a 64-bit integer (the generator puts it there).
-            Rule::Offset => {
-                let mut keywords = Map::new();
-                keywords.insert("maximum".into(), json!(i64::MAX));
-                return keywords;
-            }
-            Rule::KnownState => return Map::new(),
+            Rule::Offset | Rule::KnownState | Rule::OffsetPaging => return Map::new(),
             Rule::NonEmptyList | Rule::Set | Rule::ExactlyOne => return Map::new(),
         };
         let mut keywords = Map::new();
@@ -179,6 +177,12 @@ impl Rule {
     /// A schema in place of the field's own (an enum narrower than its type).
     pub fn replacement(self) -> Option<Value> {
         match self {
+            // Both forms of a 64-bit integer, each held to `i64::MAX` (the string's digits by
+            // a pattern: a schema has no maximum for a string).
+            Rule::Offset => Some(json!({ "oneOf": [
+                { "type": "string", "format": "uint64", "pattern": decimal_at_most(i64::MAX as u64) },
+                { "type": "integer", "minimum": 0, "maximum": i64::MAX },
+            ] })),
             Rule::KnownState => {
                 use crate::proto::user::v1::State;
                 let known: Vec<State> = [
@@ -193,6 +197,14 @@ impl Rule {
                     { "type": "integer", "format": "int32", "enum": known.iter().map(|s| *s as i32).collect::<Vec<_>>() },
                 ] }))
             }
+            // The list query's own schema (ListUsers's query refers to it too, so it is
+            // always among the components), with an empty page token.
+            Rule::OffsetPaging => Some(json!({ "allOf": [
+                { "$ref": format!("#/components/schemas/{PACKAGE}ListQuery") },
+                { "type": "object", "properties": { "pageToken": {
+                    "type": "string", "maxLength": 0, "nullable": true,
+                    "description": "This list pages by `offset` only: leave it empty." } } },
+            ] })),
             _ => None,
         }
     }
@@ -221,11 +233,43 @@ impl Rule {
             Rule::PageSize
             | Rule::Offset
             | Rule::KnownState
+            | Rule::OffsetPaging
             | Rule::NonEmptyList
             | Rule::Set
             | Rule::ExactlyOne => Ok(()),
         }
     }
+}
+
+/// A pattern for the decimal numbers from 0 to `max`, leading zeros allowed (as protojson
+/// reads a 64-bit integer from a string): any number with fewer digits than `max`, or as many
+/// digits, agreeing with `max` up to one digit that is lower, or `max` itself.
+fn decimal_at_most(max: u64) -> String {
+    let digits: Vec<u32> = max
+        .to_string()
+        .chars()
+        .map(|c| c.to_digit(10).unwrap_or(0))
+        .collect();
+    let width = digits.len();
+    let mut forms = Vec::new();
+    if width > 1 {
+        forms.push(format!("[0-9]{{1,{}}}", width - 1));
+    }
+    for (at, &digit) in digits.iter().enumerate() {
+        let lowest = if at == 0 && width > 1 { 1 } else { 0 };
+        if digit > lowest {
+            let prefix: String = digits[..at].iter().map(u32::to_string).collect();
+            let rest = width - at - 1;
+            let tail = if rest > 0 {
+                format!("[0-9]{{{rest}}}")
+            } else {
+                String::new()
+            };
+            forms.push(format!("{prefix}[{lowest}-{}]{tail}", digit - 1));
+        }
+    }
+    forms.push(max.to_string());
+    format!("^0*(?:{})$", forms.join("|"))
 }
 
 /// Most users one AssignRole call names.
@@ -251,6 +295,10 @@ const SEARCH_NAME: Rule = Rule::Search {
 pub static FIELDS: &[(&str, Rule)] = &[
     ("ListQuery.limit", Rule::PageSize),
     ("ListQuery.offset", Rule::Offset),
+    ("ListOrganizationsRequest.query", Rule::OffsetPaging),
+    ("ListUserSchemasRequest.query", Rule::OffsetPaging),
+    ("ListRolesRequest.query", Rule::OffsetPaging),
+    ("ListAccessTokensRequest.query", Rule::OffsetPaging),
     // DirectoryService
     ("CreateOrganizationRequest.name", Rule::Name),
     ("GetOrganizationRequest.organization_id", Rule::Id),
@@ -534,6 +582,7 @@ mod tests {
                     | Rule::PageSize
                     | Rule::Offset
                     | Rule::KnownState
+                    | Rule::OffsetPaging
                     | Rule::Password { min: 8, .. }
             )
         });
@@ -544,6 +593,31 @@ mod tests {
                     rule.check(value, "f", MAX_TEXT).is_ok(),
                     "{rule:?} on {value:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_patterns_stop_at_their_maximum() {
+        for max in [0u64, 7, 10, 99, 100, 4096, i64::MAX as u64, u64::MAX] {
+            let pattern = regex::Regex::new(&decimal_at_most(max)).unwrap();
+            let mut values: Vec<u128> = vec![0, 1, 9, 10, 11, 99, 100, 101, 4095, 4096, 4097];
+            let m = max as u128;
+            values.extend([m.saturating_sub(1), m, m + 1, m * 10, m + 10]);
+            for value in values {
+                assert_eq!(
+                    pattern.is_match(&value.to_string()),
+                    value <= m,
+                    "{value} against {max}"
+                );
+                assert_eq!(
+                    pattern.is_match(&format!("00{value}")),
+                    value <= m,
+                    "00{value} against {max}"
+                );
+            }
+            for refused in ["", "-1", "+1", "1 ", "0x1", "1.0"] {
+                assert!(!pattern.is_match(refused), "{refused:?} against {max}");
             }
         }
     }
