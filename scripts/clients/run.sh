@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Clients we did not write, generated from proto/, against a real server: a Python client
-# (grpcio-tools codegen, in a venv of its own) and a Node client (@grpc/grpc-js with
-# @grpc/proto-loader, in an npm folder of its own) each run scripts/clients/*/scenario.*
+# (grpcio-tools codegen, in a venv of its own), a Node client (@grpc/grpc-js with
+# @grpc/proto-loader, in an npm folder of its own) and a Connect client (connect-es, JSON and
+# binary, in the same npm folder) each run scripts/clients/*/scenario.* (node/connect.js)
 # against `userdir serve` started here on a free loopback port with a fresh database.
 #
 #   scripts/clients/run.sh [--binary target/debug/userdir] [--database-url URL]
@@ -58,41 +59,22 @@ for file in annotations.proto http.proto; do
   fi
 done
 
+source scripts/lib/serve.sh
 work=$(mktemp -d)
-server_pid=
-stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-}
-trap 'stop_server; rm -rf "$work"' EXIT
+trap 'serve_stop; rm -rf "$work"' EXIT
 
 # Python code generation: only our files; google/api comes from googleapis-common-protos.
 mkdir -p "$work/python"
 "$venv/bin/python" -m grpc_tools.protoc -I proto --python_out="$work/python" \
   --grpc_python_out="$work/python" proto/userdir/user/v1/*.proto
+# The Connect client reads the services from a descriptor set (protobuf-es's registry).
+"$venv/bin/python" -m grpc_tools.protoc -I proto --include_imports \
+  --descriptor_set_out="$work/userdir.binpb" proto/userdir/user/v1/*.proto
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 database_url="${database_url:-sqlite://$work/userdir.db?mode=rwc}"
-token_file="$work/admin.token"
-"$binary" serve --listen "127.0.0.1:$port" --database-url "$database_url" \
-  --bootstrap-token-file "$token_file" >/dev/null 2>"$work/server.log" &
-server_pid=$!
-# Ready when the bootstrap token is written and the port accepts; a bounded wait, not a timing.
-for _ in $(seq 1 600); do
-  if [ -s "$token_file" ] && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    break
-  fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "clients: the server exited; its log:" >&2
-    tail -n 20 "$work/server.log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-[ -s "$token_file" ] || { echo "clients: the server wrote no bootstrap token" >&2; exit 1; }
+serve_start "$binary" "$database_url" "$work"
+port="$SERVE_PORT"
+token_file="$SERVE_TOKEN_FILE"
 echo "clients: server on 127.0.0.1:$port, database ${database_url%%\?*}"
 
 run_scenarios() { # $1: a suffix for the objects' names, $2...: extra scenario flags
@@ -103,6 +85,13 @@ run_scenarios() { # $1: a suffix for the objects' names, $2...: extra scenario f
   NODE_PATH="$node_dir/node_modules" node scripts/clients/node/scenario.js \
     --target "127.0.0.1:$port" --token-file "$token_file" --proto-dir proto \
     --name "node$suffix" "$@"
+  # connect-es over the Connect protocol, JSON and binary, on the same port.
+  NODE_PATH="$node_dir/node_modules" node scripts/clients/node/connect.js \
+    --target "127.0.0.1:$port" --token-file "$token_file" --descriptor-set "$work/userdir.binpb" \
+    --name "connect$suffix" "$@"
+  NODE_PATH="$node_dir/node_modules" node scripts/clients/node/connect.js \
+    --target "127.0.0.1:$port" --token-file "$token_file" --descriptor-set "$work/userdir.binpb" \
+    --name "connect-binary$suffix" --binary "$@"
 }
 run_scenarios ""
 if [ "$gzip" = 1 ]; then
