@@ -22,6 +22,7 @@ It only talks to 127.0.0.1 and stops by itself. Use a scratch database.
 
 import argparse
 import json
+import logging
 import multiprocessing
 import os
 import random
@@ -143,6 +144,9 @@ class Client:
 
 def process_clients(job):
     """One process of clients (threads): what each was told, and its samples."""
+    # grpcio logs why a response could not be decoded ("Exception deserializing response!"
+    # is all the call's error says) through logging, which it leaves unconfigured: show it.
+    logging.basicConfig(level=logging.ERROR, format="soak client: %(name)s: %(message)s")
     scratch, port, token, org, schema, seeded, process, threads, deadline = job
     bf.load_stubs_from(os.path.join(scratch, "stubs"))
     # Names unique across runs on one database (a soak may run again on the same one).
