@@ -15,28 +15,16 @@
 
 const crypto = require('crypto');
 const fs = require('fs');
-const { parseArgs } = require('util');
+const { scenarioArgs } = require('./args');
 const { createFileRegistry, fromBinary } = require('@bufbuild/protobuf');
 const { FileDescriptorSetSchema } = require('@bufbuild/protobuf/wkt');
 const { Code, ConnectError, createClient } = require('@connectrpc/connect');
 const { compressionGzip, createConnectTransport } = require('@connectrpc/connect-node');
 
-const { values: args } = parseArgs({
-  options: {
-    target: { type: 'string' },
-    'token-file': { type: 'string' },
+const args = scenarioArgs('connect client', 'connect', {
     'descriptor-set': { type: 'string' },
-    name: { type: 'string', default: 'connect' },
     binary: { type: 'boolean', default: false },
-    gzip: { type: 'boolean', default: false },
-  },
-});
-for (const required of ['target', 'token-file', 'descriptor-set']) {
-  if (!args[required]) {
-    console.error(`connect client: --${required} is required`);
-    process.exit(2);
-  }
-}
+  }, ['descriptor-set']);
 
 const registry = createFileRegistry(
   fromBinary(FileDescriptorSetSchema, fs.readFileSync(args['descriptor-set'])),

@@ -13,25 +13,11 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { parseArgs } = require('util');
+const { scenarioArgs } = require('./args');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
-const { values: args } = parseArgs({
-  options: {
-    target: { type: 'string' },
-    'token-file': { type: 'string' },
-    'proto-dir': { type: 'string' },
-    name: { type: 'string', default: 'node' },
-    gzip: { type: 'boolean', default: false },
-  },
-});
-for (const required of ['target', 'token-file', 'proto-dir']) {
-  if (!args[required]) {
-    console.error(`node client: --${required} is required`);
-    process.exit(2);
-  }
-}
+const args = scenarioArgs('node client', 'node', { 'proto-dir': { type: 'string' } }, ['proto-dir']);
 
 const definition = protoLoader.loadSync(
   ['userdir/user/v1/user_service.proto', 'userdir/user/v1/directory_service.proto'],
