@@ -141,6 +141,16 @@ pub fn assert_error(reply: &Reply, status: u16, code: i32, needle: &str) {
     );
 }
 
+/// Asserts an InvalidArgument (400, code 3) whose message starts by naming `field`.
+pub fn assert_invalid_field(reply: &Reply, field: &str) {
+    assert_error(reply, 400, 3, "");
+    let message = reply.json["message"].as_str().expect("a message");
+    assert!(
+        message.starts_with(&format!("{field}: ")),
+        "message {message:?} should start with {field:?}"
+    );
+}
+
 /// A GET sent byte for byte over HTTP/1.1, for paths a URL library would normalise.
 pub async fn raw_get(app: &TestApp, path: &str) -> (u16, String) {
     use tokio::io::AsyncWriteExt;
