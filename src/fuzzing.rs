@@ -71,10 +71,11 @@ fn compile_search(
     }
     for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
         let count = compile::filter_users(query, backend).build(backend);
-        let page = compile::select_users(query, backend, sort, ascending, 0)
-            .offset(offset)
-            .limit(limit)
-            .build(backend);
+        let page =
+            compile::select_users(query, backend, sort, ascending, compile::Matches::total(0))
+                .offset(offset)
+                .limit(limit)
+                .build(backend);
         std::hint::black_box((count.to_string(), page.to_string()));
     }
 }
@@ -549,9 +550,14 @@ pub fn page_token(data: &[u8]) {
             assert_eq!(resumed, cursor);
             assert!(key.open(&issued).unwrap().resume(&search, None).is_err());
             for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-                for select in
-                    compile::select_users_after(None, backend, 0, sort, ascending, &cursor)
-                {
+                for select in compile::select_users_after(
+                    None,
+                    backend,
+                    compile::Matches::total(0),
+                    sort,
+                    ascending,
+                    &cursor,
+                ) {
                     std::hint::black_box(select.limit(10).build(backend).to_string());
                 }
             }

@@ -14,6 +14,7 @@ mod m20261202_000008_user_counts;
 mod m20261202_000009_server_keys;
 mod m20261202_000010_sqlite_trigram;
 mod m20261202_000011_role_holder_order;
+mod m20261203_000012_suffix_indexes;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_server_keys::Migration),
             Box::new(m20261202_000010_sqlite_trigram::Migration),
             Box::new(m20261202_000011_role_holder_order::Migration),
+            Box::new(m20261203_000012_suffix_indexes::Migration),
         ]
     }
 }

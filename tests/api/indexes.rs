@@ -1,7 +1,8 @@
 //! The indexes the list shapes rely on exist after migrating, come back after rolling their
 //! migration back and forth, and are the ones the planner picks for those shapes (on PostgreSQL
-//! also the trigram indexes for ignore-case contains). Without them the answers stay the same,
-//! only slower, so no other test would notice them missing.
+//! also the trigram indexes for ignore-case contains and the reversal's for ends-with; on
+//! SQLite the order's index for a dense OR). Without them the answers stay the same, only
+//! slower, so no other test would notice them missing.
 
 use crate::common;
 
@@ -28,7 +29,7 @@ const BOTH: [(&str, &str); 4] = [
     ("idx_users_schema_created", "(schema_id, created_at, id)"),
 ];
 
-const POSTGRES_ONLY: [(&str, &str); 6] = [
+const POSTGRES_ONLY: [(&str, &str); 10] = [
     (
         "idx_users_email_lower_desc",
         "(email_lower DESC NULLS LAST, id DESC)",
@@ -49,6 +50,23 @@ const POSTGRES_ONLY: [(&str, &str); 6] = [
     (
         "idx_usernames_username_lower_trgm",
         "USING gin (username_lower gin_trgm_ops)",
+    ),
+    // Migration 12: ends-with as a prefix of the reversal.
+    (
+        "idx_users_email_lower_reversed",
+        "USING btree (reverse(email_lower))",
+    ),
+    (
+        "idx_users_phone_lower_reversed",
+        "USING btree (reverse(phone_lower))",
+    ),
+    (
+        "idx_users_name_lower_reversed",
+        "USING btree (reverse(name_lower))",
+    ),
+    (
+        "idx_usernames_username_lower_reversed",
+        "USING btree (reverse(username_lower))",
     ),
 ];
 
@@ -253,6 +271,16 @@ async fn are_what_the_planner_picks(backend: Backend) {
                 "`{sql}` should use {index}, the plan is:\n{plan}"
             );
         }
+        // Ends-with, as the compiler narrows it: the reversal's prefix is one B-tree range,
+        // where the trigram index would match every user of the common domain's trigrams.
+        let ends = "email_lower IS NOT NULL AND reverse(email_lower) LIKE 'moc.elpmaxe@1%' \
+                    ESCAPE '\\' AND email_lower LIKE '%1@example.com' ESCAPE '\\'";
+        let sql = page(ends, DEFAULT_ORDER);
+        let plan = common::plan(&txn, &sql).await;
+        assert!(
+            plan.contains("idx_users_email_lower_reversed") && !plan.contains("Seq Scan"),
+            "`{sql}` should use idx_users_email_lower_reversed, the plan is:\n{plan}"
+        );
     }
     if backend == Backend::Sqlite {
         // Substring matches: the read compiler narrows the LIKE by the FTS5 trigram tables of
@@ -297,6 +325,21 @@ async fn are_what_the_planner_picks(backend: Backend) {
                 )
             ),
         ];
+        // An OR matching many users, its indexed branches behind SQLite's unary `+` as the
+        // compiler writes it for a dense match (`compile::Matches`): the page walks the index
+        // of its order instead of reading every match through the branches' indexes and
+        // sorting them.
+        let dense_or = page(
+            &format!("+(state = {state} OR email_lower LIKE 'bulk11%' ESCAPE '\\')"),
+            DEFAULT_ORDER,
+        );
+        let plan = common::plan(&txn, &dense_or).await;
+        assert!(
+            plan.contains("SCAN users USING INDEX idx_users_created")
+                && !plan.contains("MULTI-INDEX OR")
+                && !plan.contains("TEMP B-TREE"),
+            "`{dense_or}` should walk idx_users_created, the plan is:\n{plan}"
+        );
         for filter in substring_shapes {
             let sql = page(&filter, DEFAULT_ORDER);
             let plan = common::plan(&txn, &sql).await;

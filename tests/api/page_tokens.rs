@@ -709,7 +709,7 @@ async fn seeks_are_index_ranges_in_page_order(backend: Backend) {
         let selects = compile::select_users_after(
             query.as_ref(),
             backend_of(backend),
-            u64::MAX,
+            compile::Matches::total(u64::MAX),
             sort,
             ascending,
             &at(value),

@@ -250,11 +250,17 @@ async fn role_pages_are_index_ranges(app: &TestApp, role: &str) {
                     },
                     id: twenty.id.clone(),
                 };
-                let first = compile::select_users(Some(&query), backend, sort, ascending, 1_000);
+                let first = compile::select_users(
+                    Some(&query),
+                    backend,
+                    sort,
+                    ascending,
+                    compile::Matches::total(1_000),
+                );
                 let after = compile::select_users_after(
                     Some(&query),
                     backend,
-                    1_000,
+                    compile::Matches::total(1_000),
                     sort,
                     ascending,
                     &cursor,

@@ -30,6 +30,8 @@ const LIKE_ESCAPE: char = '\\';
 struct Target {
     backend: DbBackend,
     narrow: bool,
+    /// Keep the ORs among the top-level conjuncts out of index use (see [`Matches`]).
+    walk_order: bool,
 }
 
 /// The WHERE condition of a query, for the database `backend` it runs on.
@@ -39,6 +41,7 @@ pub fn condition(query: &Query, backend: DbBackend) -> Condition {
         Target {
             backend,
             narrow: true,
+            walk_order: false,
         },
     )
 }
@@ -63,6 +66,7 @@ pub fn filter_users(query: Option<&Query>, backend: DbBackend) -> Select<user::E
         Target {
             backend,
             narrow: true,
+            walk_order: false,
         },
     )
 }
@@ -70,30 +74,103 @@ pub fn filter_users(query: Option<&Query>, backend: DbBackend) -> Select<user::E
 fn filter_target(query: Option<&Query>, target: Target) -> Select<user::Entity> {
     let select = user::Entity::find();
     match query {
+        Some(query) if target.walk_order => select.filter(walking_condition(query, target)),
         Some(query) => select.filter(target_condition(query, target)),
         None => select,
     }
 }
 
-/// Users matching the query, in the requested order. `total` is how many match (the count of
-/// the same snapshot): it decides the plan, see [`FEW_MATCHES`].
+/// The query's condition with every OR among its top-level conjuncts behind SQLite's unary
+/// `+`, its documented way of keeping a term from index use: no MULTI-INDEX OR then, so the
+/// page walks the index of its order (or of an indexed conjunct that has it, an organization's
+/// `(organization_id, created_at, id)`) and tests the ORs on each row. The `+` changes no
+/// value: the OR is 1 or 0, never NULL (every leaf is two-valued).
+fn walking_condition(query: &Query, target: Target) -> Condition {
+    let mut conjuncts = Vec::new();
+    conjuncts_of(query, &mut conjuncts);
+    conjuncts
+        .into_iter()
+        .fold(Condition::all(), |all, conjunct| match conjunct {
+            // `?` is where sea-query's SQLite builder puts the expression.
+            Query::Or(_) => all.add(Expr::cust_with_expr(
+                "+(?)",
+                target_condition(conjunct, target),
+            )),
+            other => all.add(target_condition(other, target)),
+        })
+}
+
+/// What decides a page's plan: how many users its query matches (the exact total of the same
+/// snapshot, see [`FEW_MATCHES`]) and, on SQLite, whether the page walks the index of its order
+/// past an OR of indexed terms.
+///
+/// SQLite serves an OR whose every branch has an index (`state = 4 OR email LIKE 'ada%'`) by
+/// reading each branch's matches through its index, merging them and sorting them all for the
+/// page (MULTI-INDEX OR), however many they are: 40,000 full rows read and sorted for a page of
+/// 100 (190 ms at a million users). Walking the index of the page's order and testing the OR on
+/// each row reads about `reach × users / total` rows instead (3 ms there). The planner
+/// cannot compare the two, it does not know how many match; the total says it exactly. So the
+/// page walks where that costs fewer rows than the matches: `total² > reach × users`.
+#[derive(Clone, Copy, Debug)]
+pub struct Matches {
+    pub total: u64,
+    walk_order: bool,
+}
+
+impl Matches {
+    /// `total` matches, the plan left to the total alone.
+    pub fn total(total: u64) -> Self {
+        Self {
+            total,
+            walk_order: false,
+        }
+    }
+
+    /// Whether [`Matches::walking`] could walk this page, so that the caller counts every user
+    /// for it (only then).
+    pub fn may_walk(query: Option<&Query>, backend: DbBackend, total: u64) -> bool {
+        backend == DbBackend::Sqlite && total > FEW_MATCHES && query.is_some_and(has_or_conjunct)
+    }
+
+    /// `total` matches among `users` (every user of the table, which is what a walk passes),
+    /// for a page that reads `reach` rows (offset, page and the one after it).
+    pub fn walking(
+        query: Option<&Query>,
+        backend: DbBackend,
+        total: u64,
+        users: u64,
+        reach: u64,
+    ) -> Self {
+        let walk_order = Self::may_walk(query, backend, total)
+            && u128::from(total) * u128::from(total) > u128::from(reach) * u128::from(users);
+        Self { total, walk_order }
+    }
+}
+
+fn has_or_conjunct(query: &Query) -> bool {
+    let mut conjuncts = Vec::new();
+    conjuncts_of(query, &mut conjuncts);
+    conjuncts.iter().any(|q| matches!(q, Query::Or(_)))
+}
+
+/// Users matching the query, in the requested order, planned by `matches` (see [`Matches`]).
 pub fn select_users(
     query: Option<&Query>,
     backend: DbBackend,
     sort: SortField,
     ascending: bool,
-    total: u64,
+    matches: Matches,
 ) -> Select<user::Entity> {
-    if let Some(walk) = RoleWalk::plan(query, sort, total) {
-        return walk.page(backend, total, ascending, None);
+    if let Some(walk) = RoleWalk::plan(query, sort, matches.total) {
+        return walk.page(backend, matches.total, ascending, None);
     }
-    order(matching(query, backend, total), sort, ascending)
+    order(matching(query, backend, matches), sort, ascending)
 }
 
-/// The users a page reads from, planned by how many match (see [`FEW_MATCHES`]): the first
-/// page and every page after a token's seek start here.
-fn matching(query: Option<&Query>, backend: DbBackend, total: u64) -> Select<user::Entity> {
-    let few = total <= FEW_MATCHES;
+/// The users a page reads from, planned by how many match (see [`FEW_MATCHES`] and
+/// [`Matches`]): the first page and every page after a token's seek start here.
+fn matching(query: Option<&Query>, backend: DbBackend, matches: Matches) -> Select<user::Entity> {
+    let few = matches.total <= FEW_MATCHES;
     // Many matches: walking the index of the page's order fills a page soon, where reading
     // every match out of the trigram tables first would cost what they match.
     let select = filter_target(
@@ -101,6 +178,7 @@ fn matching(query: Option<&Query>, backend: DbBackend, total: u64) -> Select<use
         Target {
             backend,
             narrow: few,
+            walk_order: matches.walk_order,
         },
     );
     if backend == DbBackend::Postgres && query.is_some() && few {
@@ -186,14 +264,14 @@ fn order(select: Select<user::Entity>, sort: SortField, ascending: bool) -> Sele
 pub fn select_users_after(
     query: Option<&Query>,
     backend: DbBackend,
-    total: u64,
+    matches: Matches,
     sort: SortField,
     ascending: bool,
     cursor: &Cursor,
 ) -> Vec<Select<user::Entity>> {
     use user::Column as C;
-    if let Some(walk) = RoleWalk::plan(query, sort, total) {
-        return vec![walk.page(backend, total, ascending, Some(cursor))];
+    if let Some(walk) = RoleWalk::plan(query, sort, matches.total) {
+        return vec![walk.page(backend, matches.total, ascending, Some(cursor))];
     }
     let id = Expr::col((user::Entity, C::Id));
     let after_id = || {
@@ -204,7 +282,7 @@ pub fn select_users_after(
         }
     };
     let segment = |condition: Expr| {
-        let select = matching(query, backend, total).filter(condition);
+        let select = matching(query, backend, matches).filter(condition);
         let select = match sort_column(sort) {
             Some((column, _)) => select.order_by(column, direction(ascending)),
             None => select,
@@ -317,6 +395,7 @@ impl<'q> RoleWalk<'q> {
             Target {
                 backend,
                 narrow: total <= FEW_MATCHES,
+                walk_order: false,
             },
         )
         .filter(column(R::RoleId).eq(self.role));
@@ -380,6 +459,8 @@ struct TextColumn {
     nullable: bool,
     /// SQLite's trigram index over the folded column, if it has one.
     trigram: Option<TrigramIndex>,
+    /// Whether PostgreSQL indexes the folded column's reversal (see [`suffix_narrowing`]).
+    suffix_index: bool,
 }
 
 impl TextColumn {
@@ -389,6 +470,7 @@ impl TextColumn {
             folded: Expr::col((user::Entity, folded)),
             nullable,
             trigram: None,
+            suffix_index: false,
         }
     }
 
@@ -397,9 +479,12 @@ impl TextColumn {
         Self::users(column, column, false)
     }
 
-    fn with_trigram(self, trigram: TrigramIndex) -> Self {
+    /// The substring indexes of a searchable text column: SQLite's trigram table, and
+    /// PostgreSQL's index of the reversal (its trigram index needs nothing in the SQL).
+    fn with_substring_indexes(self, trigram: TrigramIndex) -> Self {
         Self {
             trigram: Some(trigram),
+            suffix_index: true,
             ..self
         }
     }
@@ -443,17 +528,17 @@ fn filter_expr(filter: &Filter, target: Target) -> Expr {
         Filter::OrganizationId(value) => text(TextColumn::id(C::OrganizationId), value),
         Filter::Email(value) => text(
             TextColumn::users(C::Email, C::EmailLower, true)
-                .with_trigram(TrigramIndex::users("email")),
+                .with_substring_indexes(TrigramIndex::users("email")),
             value,
         ),
         Filter::Phone(value) => text(
             TextColumn::users(C::Phone, C::PhoneLower, true)
-                .with_trigram(TrigramIndex::users("phone")),
+                .with_substring_indexes(TrigramIndex::users("phone")),
             value,
         ),
         Filter::Name(value) => text(
             TextColumn::users(C::Name, C::NameLower, true)
-                .with_trigram(TrigramIndex::users("name")),
+                .with_substring_indexes(TrigramIndex::users("name")),
             value,
         ),
         Filter::SchemaType(value) => text(
@@ -511,11 +596,13 @@ pub fn organization_name(text: &TextMatch) -> Condition {
         folded: Expr::col((organization::Entity, O::NameLower)),
         nullable: false,
         trigram: None,
+        suffix_index: false,
     };
     // Organizations are few: no trigram index, so the backend does not matter.
     let target = Target {
         backend: DbBackend::Postgres,
         narrow: false,
+        walk_order: false,
     };
     Condition::all().add(text_expr(column, text, target))
 }
@@ -530,6 +617,7 @@ fn username_expr(text: &TextMatch, organization_specific: Option<bool>, target: 
         folded: Expr::col((username::Entity, U::UsernameLower)),
         nullable: false,
         trigram: Some(TrigramIndex::USERNAMES),
+        suffix_index: true,
     };
     let mut names = Sql::select();
     names
@@ -543,7 +631,8 @@ fn username_expr(text: &TextMatch, organization_specific: Option<bool>, target: 
 }
 
 fn text_expr(column: TextColumn, text: &TextMatch, target: Target) -> Expr {
-    let narrowing = trigram_narrowing(&column, text, target);
+    let narrowing = trigram_narrowing(&column, text, target)
+        .or_else(|| suffix_narrowing(&column, text, target));
     let (target, value) = if text.ignore_case {
         (column.folded.clone(), fold_case(&text.value))
     } else {
@@ -622,6 +711,31 @@ fn trigram_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> O
     Some(Expr::col((Alias::new(table), Alias::new(id))).in_subquery(matching_ids))
 }
 
+/// On PostgreSQL, `reverse(folded column) LIKE 'reversed value%'` for an ends-with search of a
+/// column whose reversal migration 12 indexes: a prefix range of that B-tree, where the trigram
+/// index would intersect the posting lists of every trigram of the value, and the trigrams of
+/// the suffixes people search by (a mail domain, a number's last digits) are in nearly every
+/// row. Only where matches are few (`target.narrow`): with many, the page's order walks its
+/// own index. Folded like the trigram narrowing, with the same exception for `Σ`, so it
+/// serves case-sensitive searches too; the value is reversed by code point, as `reverse()`
+/// does, and escaped after reversing.
+fn suffix_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> Option<Expr> {
+    if !column.suffix_index
+        || target.backend != DbBackend::Postgres
+        || !target.narrow
+        || text.op != TextOp::EndsWith
+        || (!text.ignore_case && text.value.contains('Σ'))
+    {
+        return None;
+    }
+    let reversed: String = fold_case(&text.value).chars().rev().collect();
+    let pattern = like_pattern(TextOp::StartsWith, &reversed);
+    Some(
+        Expr::from(Func::cust("reverse").arg(column.folded.clone()))
+            .like(LikeExpr::new(pattern).escape(LIKE_ESCAPE)),
+    )
+}
+
 /// The longest literal run of a caller's LIKE pattern that starts with a wildcard (Logto's
 /// searches, `%ann%`): every text the pattern matches contains that run. A pattern with a
 /// literal start is the B-trees' (a prefix range), like starts-with.
@@ -669,9 +783,15 @@ mod tests {
     use sea_orm::{DbBackend, QueryTrait};
 
     fn sql(query: &Query, backend: DbBackend) -> String {
-        select_users(Some(query), backend, SortField::Email, false, 0)
-            .build(backend)
-            .to_string()
+        select_users(
+            Some(query),
+            backend,
+            SortField::Email,
+            false,
+            Matches::total(0),
+        )
+        .build(backend)
+        .to_string()
     }
 
     #[test]
@@ -735,9 +855,15 @@ mod tests {
 
     #[test]
     fn orders_on_required_columns_match_their_index() {
-        let sql = select_users(None, DbBackend::Postgres, SortField::CreationDate, false, 0)
-            .build(DbBackend::Postgres)
-            .to_string();
+        let sql = select_users(
+            None,
+            DbBackend::Postgres,
+            SortField::CreationDate,
+            false,
+            Matches::total(0),
+        )
+        .build(DbBackend::Postgres)
+        .to_string();
         assert!(
             sql.ends_with(r#"ORDER BY "users"."created_at" DESC, "users"."id" DESC"#),
             "{sql}"
@@ -816,7 +942,7 @@ mod tests {
             select_users_after(
                 None,
                 DbBackend::Postgres,
-                0,
+                Matches::total(0),
                 sort,
                 ascending,
                 &cursor(value),
@@ -934,13 +1060,137 @@ mod tests {
     }
 
     #[test]
+    fn ends_with_is_a_prefix_of_the_reversal_on_postgres() {
+        // Reversed by character, then escaped: the wildcards and the escape stay literal.
+        let ends = sql(
+            &leaf(TextOp::EndsWith, true, "Ünal%_\\@X.ch"),
+            DbBackend::Postgres,
+        );
+        assert!(
+            ends.contains(r#"reverse("users"."email_lower") LIKE E'hc.x@\\\\\\_\\%lanü%'"#)
+                && ends.contains(r#""users"."email_lower" LIKE E'%ünal\\%\\_\\\\@x.ch'"#),
+            "{ends}"
+        );
+        // Case-sensitive: narrowed by the folded reversal, decided by the exact LIKE.
+        let exact = sql(&leaf(TextOp::EndsWith, false, "Xyz"), DbBackend::Postgres);
+        assert!(
+            exact.contains(r#"reverse("users"."email_lower") LIKE 'zyx%'"#)
+                && exact.contains(r#""users"."email" LIKE '%Xyz'"#),
+            "{exact}"
+        );
+        let username = Query::Filter(Filter::Username {
+            text: TextMatch::new(TextOp::EndsWith, true, "Gigi"),
+            organization_specific: None,
+        });
+        let names = sql(&username, DbBackend::Postgres);
+        assert!(
+            names.contains(r#"reverse("usernames"."username_lower") LIKE 'igig%'"#),
+            "{names}"
+        );
+        let unnarrowed = [
+            (leaf(TextOp::EndsWith, true, "xyz"), DbBackend::Sqlite),
+            (leaf(TextOp::Contains, true, "xyz"), DbBackend::Postgres),
+            (leaf(TextOp::EndsWith, false, "ΟΔΟΣ"), DbBackend::Postgres),
+            (
+                Query::Filter(Filter::SchemaType(TextMatch::new(
+                    TextOp::EndsWith,
+                    true,
+                    "xyz",
+                ))),
+                DbBackend::Postgres,
+            ),
+        ];
+        for (query, backend) in unnarrowed {
+            let text = sql(&query, backend);
+            assert!(!text.contains("reverse("), "{text}");
+        }
+        // Many matches: the page walks the index of its order, which the narrowing would not
+        // serve.
+        let many = select_users(
+            Some(&leaf(TextOp::EndsWith, true, "xyz")),
+            DbBackend::Postgres,
+            SortField::CreationDate,
+            false,
+            Matches::total(FEW_MATCHES + 1),
+        )
+        .build(DbBackend::Postgres)
+        .to_string();
+        assert!(!many.contains("reverse("), "{many}");
+    }
+
+    #[test]
+    fn sqlite_walks_the_order_past_an_or_only_where_matches_are_dense() {
+        let or = Query::Or(vec![
+            Query::Filter(Filter::State(UserState::Locked)),
+            leaf(TextOp::StartsWith, true, "ada"),
+        ]);
+        let own = Query::Filter(Filter::OrganizationId(TextMatch::new(
+            TextOp::Equals,
+            false,
+            "o1",
+        )));
+        let query = Query::And(vec![own, or.clone()]);
+        let page = |query: &Query, backend, total, users| {
+            let matches = Matches::walking(Some(query), backend, total, users, 101);
+            select_users(
+                Some(query),
+                backend,
+                SortField::CreationDate,
+                false,
+                matches,
+            )
+            .build(backend)
+            .to_string()
+        };
+        // 40,000 of a million: about 2,500 rows walked for a page, against 40,000 sorted.
+        let walked = page(&query, DbBackend::Sqlite, 40_000, 1_000_000);
+        assert!(
+            walked.contains(r#"WHERE "users"."organization_id" = 'o1' AND (+("users"."state" = 4 OR ("users"."email" IS NOT NULL AND "users"."email_lower" LIKE 'ada%' ESCAPE '\')))"#),
+            "{walked}"
+        );
+        assert!(
+            page(&or, DbBackend::Sqlite, 40_000, 1_000_000).contains(r#"+("users"."state" = 4 OR"#)
+        );
+        // 5,000 of a million: sorting them is cheaper than walking 20,000.
+        for (query, backend, total) in [
+            (&query, DbBackend::Sqlite, 5_000),
+            (&query, DbBackend::Sqlite, FEW_MATCHES),
+            (&query, DbBackend::Postgres, 40_000),
+            (
+                &leaf(TextOp::Contains, true, "ada"),
+                DbBackend::Sqlite,
+                40_000,
+            ),
+        ] {
+            let sql = page(query, backend, total, 1_000_000);
+            assert!(!sql.contains("+("), "{sql}");
+        }
+        assert!(!Matches::may_walk(
+            Some(&query),
+            DbBackend::Sqlite,
+            FEW_MATCHES
+        ));
+        assert!(Matches::may_walk(
+            Some(&query),
+            DbBackend::Sqlite,
+            FEW_MATCHES + 1
+        ));
+    }
+
+    #[test]
     fn few_matches_are_found_first_and_sorted_on_postgres() {
         let query = leaf(TextOp::Contains, true, "abc");
         let page = |backend, total| {
-            select_users(Some(&query), backend, SortField::CreationDate, false, total)
-                .limit(10)
-                .build(backend)
-                .to_string()
+            select_users(
+                Some(&query),
+                backend,
+                SortField::CreationDate,
+                false,
+                Matches::total(total),
+            )
+            .limit(10)
+            .build(backend)
+            .to_string()
         };
         let few = page(DbBackend::Postgres, FEW_MATCHES);
         assert!(
@@ -977,9 +1227,15 @@ mod tests {
     fn many_matches_page_without_the_trigram_index_on_sqlite_but_count_with_it() {
         let query = leaf(TextOp::Contains, true, "abc");
         let page = |total| {
-            select_users(Some(&query), DbBackend::Sqlite, SortField::Id, true, total)
-                .build(DbBackend::Sqlite)
-                .to_string()
+            select_users(
+                Some(&query),
+                DbBackend::Sqlite,
+                SortField::Id,
+                true,
+                Matches::total(total),
+            )
+            .build(DbBackend::Sqlite)
+            .to_string()
         };
         assert!(page(FEW_MATCHES).contains("MATCH"));
         assert!(!page(FEW_MATCHES + 1).contains("MATCH"));

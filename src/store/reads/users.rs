@@ -88,13 +88,16 @@ async fn rows(
 ) -> Result<(Vec<SeenUser>, Option<Cursor>), DbErr> {
     let (sort, ascending) = (search.sort, search.ascending);
     let backend = txn.get_database_backend();
+    let wanted = search.limit.saturating_add(1);
+    let matches = matches(txn, query, total, search.offset.saturating_add(wanted)).await?;
     let selects = match &search.after {
         None => vec![
-            compile::select_users(query, backend, sort, ascending, total).offset(search.offset),
+            compile::select_users(query, backend, sort, ascending, matches).offset(search.offset),
         ],
-        Some(cursor) => compile::select_users_after(query, backend, total, sort, ascending, cursor),
+        Some(cursor) => {
+            compile::select_users_after(query, backend, matches, sort, ascending, cursor)
+        }
     };
-    let wanted = search.limit.saturating_add(1);
     let mut rows = Vec::new();
     // The selects are consecutive parts of the order: the next one only when the page is short.
     for select in selects {
@@ -117,6 +120,29 @@ async fn rows(
     rows.truncate(search.limit as usize);
     let next = rows.last().map(|row| cursor(&row.user, sort));
     Ok((rows, next))
+}
+
+/// How many users the page's query matches, with every user of the directory (from the
+/// counters) where the plan depends on it (see `compile::Matches`): `reach` rows are read.
+async fn matches(
+    txn: &impl ConnectionTrait,
+    query: Option<&Query>,
+    total: u64,
+    reach: u64,
+) -> Result<compile::Matches, DbErr> {
+    let backend = txn.get_database_backend();
+    if !compile::Matches::may_walk(query, backend, total) {
+        return Ok(compile::Matches::total(total));
+    }
+    let users = txn
+        .query_one_raw(backend.build(&totals::select_total(None, backend)))
+        .await?
+        .ok_or_else(|| DbErr::Custom("a total without its row".into()))?
+        .try_get::<i64>("", totals::TOTAL)?;
+    let users = u64::try_from(users).unwrap_or_default();
+    Ok(compile::Matches::walking(
+        query, backend, total, users, reach,
+    ))
 }
 
 /// A row's position in the order of `sort` (the columns of `compile::select_users`' order).
