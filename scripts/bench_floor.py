@@ -28,7 +28,14 @@ import os
 import re
 import shutil
 import socket
-import sqlite3
+try:
+    # The floor is planned by the SQLite release the service links (libsqlite3-sys bundles a
+    # recent one, 3.51 today), not by Python's own, which may be years older: the planners
+    # differ (3.40 walks the order's index for an OR of indexed terms where 3.51 merges the
+    # branches' index reads and sorts them).
+    import pysqlite3 as sqlite3
+except ImportError:
+    import sqlite3
 import statistics
 import subprocess
 import sys
@@ -614,6 +621,8 @@ def main():
         print()
         print(f"{args.users if have < args.users else have} users, {database.backend}, p50/p95 of {args.calls} "
               f"sequential calls after {args.warmup} warm-up; ms")
+        if database.backend == "sqlite":
+            print(f"floor by SQLite {sqlite3.sqlite_version}")
         header = (f"{'shape':<18} {'matches':>8} {'rust p50':>9} {'py p50':>8} {'py p95':>8} {'floor p50':>9} "
                   f"{'py/floor':>8}  {'same':<4} {'target':<27} met")
         print(header)

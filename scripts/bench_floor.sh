@@ -10,8 +10,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${BENCH_FLOOR_VENV:-$repo/target/bench-floor/venv}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null || python=python3
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import grpc, grpc_tools, psycopg2' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import grpc, grpc_tools, psycopg2, pysqlite3' 2>/dev/null; then
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet grpcio grpcio-tools psycopg2-binary
+  # pysqlite3-binary: the SQLite floor runs on the release the service bundles (see bench_floor.py).
+  "$venv/bin/pip" install --quiet grpcio grpcio-tools psycopg2-binary pysqlite3-binary
 fi
 exec "$venv/bin/python" "$repo/scripts/${BENCH_SCRIPT:-bench_floor.py}" "$@"

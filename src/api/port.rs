@@ -10,6 +10,7 @@ use tower::ServiceExt;
 
 use super::connect::{self, Connect};
 use super::content_coding;
+use super::grpc::answer_as_asked;
 use super::rescue::Protocol;
 
 /// `grpc_and_json`: the gRPC services with the JSON routes as their fallback
@@ -27,7 +28,7 @@ pub fn router(grpc_and_json: axum::Router, connect: Connect) -> axum::Router {
         let connect = connect.clone();
         async move { Ok(connect.unary(request).await) }
     }));
-    let by_protocol = tower::service_fn(move |request: Request| {
+    let by_protocol = tower::service_fn(move |mut request: Request| {
         let protocol = Protocol::of(request.headers(), request.uri().path());
         let (grpc_web, grpc, json, connect_unary) = (
             grpc_web.clone(),
@@ -37,13 +38,20 @@ pub fn router(grpc_and_json: axum::Router, connect: Connect) -> axum::Router {
         );
         async move {
             match protocol {
-                Protocol::GrpcWeb(_) => grpc_web.oneshot(request).await,
+                // Answered compressed only when the call came compressed.
+                Protocol::GrpcWeb(_) => {
+                    answer_as_asked(&mut request);
+                    grpc_web.oneshot(request).await
+                }
                 Protocol::Connect(_) => connect_unary.oneshot(request).await,
                 Protocol::ConnectStream(content_type) => {
                     Ok(connect::stream(content_type, &request))
                 }
                 Protocol::Unsupported => Ok(connect::unsupported_media_type(&request)),
-                Protocol::Grpc(_) => grpc.oneshot(request).await,
+                Protocol::Grpc(_) => {
+                    answer_as_asked(&mut request);
+                    grpc.oneshot(request).await
+                }
                 Protocol::Rest(_) | Protocol::Gateway => json.oneshot(request).await,
             }
         }

@@ -306,11 +306,14 @@ async fn grpc_answers_compressed_only_when_asked(app: TestApp) {
         .unwrap();
     assert_eq!(user.user_id, user_id(1));
 
-    // zstd, asked among others: the first one served.
+    // zstd, asked among others by a compressed call: the first one served.
     let answer = raw_get_user(
         &app,
-        &[("grpc-accept-encoding", "br, zstd, gzip")],
-        frame(false, &request),
+        &[
+            ("grpc-encoding", "gzip"),
+            ("grpc-accept-encoding", "br, zstd, gzip"),
+        ],
+        frame(true, &gzip(&request)),
     )
     .await;
     assert_eq!(answer.header("grpc-encoding"), Some("zstd"));
@@ -323,13 +326,23 @@ async fn grpc_answers_compressed_only_when_asked(app: TestApp) {
         .unwrap();
     assert_eq!(user.user_id, user_id(1));
 
-    // Nothing advertised: identity.
-    let answer = raw_get_user(&app, &[], frame(false, &request)).await;
-    assert_eq!(answer.header("grpc-encoding"), None);
-    let [(0, payload)] = &frames(&answer.body)[..] else {
-        panic!("one plain message");
-    };
-    assert!(pb::GetUserResponse::decode(&payload[..]).is_ok());
+    // Nothing advertised, or advertised by a call that came uncompressed (grpcio, grpc-js
+    // and grpc-java advertise gzip on every call): identity, as grpc-go answers.
+    for headers in [
+        &[][..],
+        &[("grpc-accept-encoding", "identity, deflate, gzip")][..],
+        &[
+            ("grpc-encoding", "identity"),
+            ("grpc-accept-encoding", "gzip"),
+        ][..],
+    ] {
+        let answer = raw_get_user(&app, headers, frame(false, &request)).await;
+        assert_eq!(answer.header("grpc-encoding"), None, "{headers:?}");
+        let [(0, payload)] = &frames(&answer.body)[..] else {
+            panic!("one plain message for {headers:?}");
+        };
+        assert!(pb::GetUserResponse::decode(&payload[..]).is_ok());
+    }
 
     // A coding not served is Unimplemented, naming those that are.
     let answer = raw_get_user(&app, &[("grpc-encoding", "br")], frame(true, &request)).await;
