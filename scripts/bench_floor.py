@@ -439,8 +439,14 @@ class Service:
     def call(self, shape, request):
         """One call: (total or None, page ids, authenticator count)."""
         if shape.call == "logto":
-            self.http.request("GET", request, headers={"authorization": f"Bearer {self.token}"})
-            response = self.http.getresponse()
+            try:
+                response = self.get(request)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # The server closes a keep-alive connection left idle past its idle timeout
+                # (the floors of the shapes before ran meanwhile): open another, as any HTTP
+                # client does.
+                self.http.close()
+                response = self.get(request)
             body = response.read()
             if response.status != 200:
                 raise RuntimeError(f"{request}: {response.status} {body[:200]!r}")
@@ -453,6 +459,10 @@ class Service:
         response = method(request, metadata=self.metadata, timeout=120)
         return (response.details.total_result, [u.user_id for u in response.result],
                 sum(authenticator_count(u) for u in response.result))
+
+    def get(self, path):
+        self.http.request("GET", path, headers={"authorization": f"Bearer {self.token}"})
+        return self.http.getresponse()
 
     def close(self):
         self.channel.close()
