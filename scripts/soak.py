@@ -58,10 +58,13 @@ def percentile(sorted_values, p):
 class Client:
     """One client: its own channel, its own users, its own log of what it was told."""
 
-    def __init__(self, port, token, org, schema, seeded, name, deadline, rng):
+    def __init__(self, port, token, org, schema, seeded, name, deadline, rng, gzip):
         pb, grpc = bf.pb, bf.grpc
         self.pb, self.grpc = pb, grpc
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)])
+        # --gzip: every call compressed, so every answer is too (the server answers a call in
+        # its coding only when the call came compressed).
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)],
+                                             compression=grpc.Compression.Gzip if gzip else None)
         self.users = pb.user_service_grpc.UserServiceStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")]
         self.org, self.schema, self.seeded, self.name = org, schema, seeded, name
@@ -147,11 +150,11 @@ def process_clients(job):
     # grpcio logs why a response could not be decoded ("Exception deserializing response!"
     # is all the call's error says) through logging, which it leaves unconfigured: show it.
     logging.basicConfig(level=logging.ERROR, format="soak client: %(name)s: %(message)s")
-    scratch, port, token, org, schema, seeded, process, threads, deadline = job
+    scratch, port, token, org, schema, seeded, process, threads, deadline, gzip = job
     bf.load_stubs_from(os.path.join(scratch, "stubs"))
     # Names unique across runs on one database (a soak may run again on the same one).
     clients = [Client(port, token, org, schema, seeded, f"s{org[-8:]}p{process}t{t}", deadline,
-                      random.Random(process * 1000 + t))
+                      random.Random(process * 1000 + t), gzip)
                for t in range(threads)]
     running = [threading.Thread(target=c.run) for c in clients]
     for t in running:
@@ -230,6 +233,7 @@ def main():
     parser.add_argument("--rss-budget-mib", type=float, default=100.0,
                         help="fail when the server's RSS after the first minute grows past this")
     parser.add_argument("--json", help="write the figures to this file too")
+    parser.add_argument("--gzip", action="store_true", help="clients compress every call (and get compressed answers)")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="userdir-soak-")
@@ -276,7 +280,8 @@ def main():
         deadline = started + args.seconds
         per_process = [args.concurrency // args.processes + (1 if p < args.concurrency % args.processes else 0)
                        for p in range(args.processes)]
-        jobs = [(scratch, port, token, org, schema, seeded, p, n, deadline) for p, n in enumerate(per_process) if n]
+        jobs = [(scratch, port, token, org, schema, seeded, p, n, deadline, args.gzip)
+                for p, n in enumerate(per_process) if n]
         with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
             results = pool.map(process_clients, jobs)
         stop.set()
@@ -312,7 +317,7 @@ def main():
         after_warmup = [kib for at, kib in rss if at >= started + min(60, args.seconds / 4)]
         rss_growth = (max(after_warmup) - after_warmup[0]) / 1024 if after_warmup else 0.0
 
-        print(f"{backend}: {args.concurrency} Python grpcio clients for {args.seconds} s, "
+        print(f"{backend}: {args.concurrency} Python grpcio clients{' (gzip)' if args.gzip else ''} for {args.seconds} s, "
               f"{len(samples)} calls ({len(samples) / args.seconds:.0f}/s), errors {errors or 'none'}")
         print(f"{'from':>6} {'calls/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'RSS MiB':>8}")
         for m in minutes:

@@ -270,13 +270,15 @@ async fn sigterm_under_load(backend: Backend) {
     // under a call that was not taken (tonic says Cancelled), the closed port (Unavailable), or
     // a stream opened while the server's GOAWAY (reason NO_ERROR) was on its way: the server
     // never took it, and tonic's client names that Internal ("h2 protocol error: ... not a
-    // result of an error", its mapping of NO_ERROR) where grpc-go and grpcio say Unavailable,
-    // as the gRPC spec does for streams past a GOAWAY.
+    // result of an error", its mapping of NO_ERROR; or hyper's bare "h2 protocol error: http2
+    // error" when the connection ends under the new stream) where grpc-go and grpcio say
+    // Unavailable, as the gRPC spec does for streams past a GOAWAY.
     let grace_ends = signalled + GRACE;
     let goaway_race = |code: &Code, message: &str| {
         *code == Code::Internal
             && message.contains("h2 protocol error")
-            && message.contains("not a result of an error")
+            && (message.contains("not a result of an error")
+                || message.ends_with("h2 protocol error: http2 error"))
     };
     for (started, code, message) in &calls {
         let after = started.saturating_duration_since(signalled);
