@@ -43,7 +43,8 @@ pub async fn list_users(
 
 /// A page in three statements of one snapshot: the total (from the counters where they answer
 /// it, see `totals`) with the newest processed event, the page's users with their sequences as
-/// the caller counts them, and all their authenticators.
+/// the caller counts them, and all their authenticators; four on SQLite for an OR matching
+/// many, whose plan also needs every user's count (see `matches`).
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
