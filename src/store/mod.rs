@@ -68,6 +68,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// `timeouts.connect`, retrying while it cannot be reached; any other error, e.g. a refused
 /// password or a missing database, at once). SQLite connections get [`sqlite::tuned`].
 ///
+/// Each attempt is the whole of it, the pool and its first answer: on SQLite, sea-orm's
+/// `Database::connect` already asks the version over the pool, so a first connection slower
+/// than `timeouts.acquire` (a fresh file switched to WAL on a busy disk) fails there, and is
+/// retried like a database not up yet instead of ending the start.
+///
 /// The pool tests a connection before lending it (sqlx's default), so after the database
 /// restarts, the connections it closed are replaced without a restart of the server.
 pub async fn connect_with(
@@ -82,12 +87,11 @@ pub async fn connect_with(
         .connect_lazy(true)
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(sqlite::tuned);
-    let db = Database::connect(options).await?;
     let deadline = tokio::time::Instant::now() + timeouts.connect;
     let mut attempts = 0u32;
     loop {
-        let error = match db.ping().await {
-            Ok(()) => return Ok(db),
+        let error = match answering_pool(&options).await {
+            Ok(db) => return Ok(db),
             Err(error) => error,
         };
         attempts += 1;
@@ -99,7 +103,6 @@ pub async fn connect_with(
             tokio::time::sleep(CONNECT_RETRY).await;
             continue;
         }
-        db.close().await.ok();
         return Err(if unavailable {
             DbErr::Conn(sea_orm::RuntimeErr::Internal(format!(
                 "the database did not answer within {:?}: {error}",
@@ -108,6 +111,19 @@ pub async fn connect_with(
         } else {
             error
         });
+    }
+}
+
+/// One attempt of [`connect_with`]: a pool that has answered a ping, or why not (its pool
+/// closed).
+async fn answering_pool(options: &ConnectOptions) -> Result<DatabaseConnection, DbErr> {
+    let db = Database::connect(options.clone()).await?;
+    match db.ping().await {
+        Ok(()) => Ok(db),
+        Err(error) => {
+            db.close().await.ok();
+            Err(error)
+        }
     }
 }
 
@@ -281,5 +297,53 @@ impl ScopedDb {
     /// (e.g. whether a role exists). Deliberately no `Deref`: an unscoped read says so.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::sqlx::{self, Connection, SqliteConnection};
+
+    /// Another process holds the SQLite file exclusively (a backup, a second instance
+    /// migrating) when the server starts: switching the file to WAL waits for the lock longer
+    /// than the acquire timeout. The start waits for the database instead of failing at once.
+    #[tokio::test]
+    async fn a_first_connection_slower_than_the_acquire_timeout_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("userdir.db").display()
+        );
+        let mut holder = SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE held (x)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let held_for = Duration::from_millis(1500);
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(held_for).await;
+            sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+            holder.close().await.unwrap();
+        });
+        let timeouts = DatabaseTimeouts {
+            acquire: Duration::from_millis(200),
+            connect: Duration::from_secs(30),
+        };
+        let started = tokio::time::Instant::now();
+        let db = connect_with(&url, timeouts)
+            .await
+            .expect("the start waits for the lock instead of failing");
+        assert!(
+            started.elapsed() >= held_for,
+            "connected while the lock was held"
+        );
+        db.ping().await.unwrap();
+        release.await.unwrap();
+        db.close().await.unwrap();
     }
 }
