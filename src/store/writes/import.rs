@@ -26,7 +26,7 @@ use sea_orm::{
 };
 use sea_query_sqlx::SqlxBinder;
 use serde_json::json;
-use sqlx::{AssertSqlSafe, Postgres, Sqlite};
+use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Sqlite};
 
 use super::events::{self, NewEvent};
 use crate::domain::{Timestamp, display_name, fold_case};
@@ -158,6 +158,9 @@ pub struct ImportBatch {
 /// Most values one `IN (...)` list of a batch's reads binds.
 const IN_LIST: usize = 1000;
 
+/// SQLite's page cache of an import batch's connection, in KiB (see [`ImportBatch::begin`]).
+const IMPORT_PAGE_CACHE_KIB: u32 = 32 * 1024;
+
 impl ImportBatch {
     /// Begins the batch's transaction and waits for the event log's lock (on SQLite, its
     /// IMMEDIATE write transaction is the lock).
@@ -185,12 +188,33 @@ impl ImportBatch {
                     .map_err(exec_error)?;
                 Txn::Postgres(txn)
             }
-            DbBackend::Sqlite => Txn::Sqlite(
-                db.get_sqlite_connection_pool()
-                    .begin_with("BEGIN IMMEDIATE")
+            DbBackend::Sqlite => {
+                let mut connection = db
+                    .get_sqlite_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(exec_error)?;
+                // A batch inserts into every index of users at random places, more pages than
+                // a serving connection's cache holds: with that cache SQLite spills dirty pages
+                // to the WAL and reads them back within the batch. The batch's connection gets
+                // a cache of its own size, and is closed after it (also when the batch fails),
+                // so no pooled connection keeps it.
+                connection.close_on_drop();
+                sqlx::query(AssertSqlSafe(format!(
+                    "PRAGMA cache_size = -{IMPORT_PAGE_CACHE_KIB}"
+                )))
+                .execute(&mut *connection)
+                .await
+                .map_err(exec_error)?;
+                Txn::Sqlite(
+                    sqlx::Transaction::begin(
+                        connection,
+                        Some(SqlSafeStr::into_sql_str("BEGIN IMMEDIATE")),
+                    )
                     .await
                     .map_err(exec_error)?,
-            ),
+                )
+            }
             other => return Err(DbErr::Custom(format!("no bulk import on {other:?}"))),
         };
         let mut batch = Self {
