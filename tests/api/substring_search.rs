@@ -81,8 +81,10 @@ const TEXTS: [Texts; 10] = [
 
 /// Values of 1, 2, 3 and more characters, with wildcards, the escape character, quotes,
 /// cased non-ASCII (`Σ`, whose lower case depends on what follows it) and multi-character
-/// foldings (`İ`).
-const VALUES: [&str; 27] = [
+/// foldings (`İ`). The long ones (six characters or more) are looked up on SQLite by their
+/// rarest window of four characters (`compile::rarest_phrase`), wildcards, escapes and quotes
+/// inside the windows too.
+const VALUES: [&str; 32] = [
     "a",
     "n",
     "an",
@@ -110,6 +112,11 @@ const VALUES: [&str; 27] = [
     "Σ",
     "İst",
     "123",
+    "lee@example.com",
+    "Ann-Lee.Example.COM",
+    "50%_off\\x@shop",
+    "quote\"d\"@mail.test",
+    "+41791234567",
 ];
 
 fn user(n: u64, (email, phone, name, username): Texts) -> NewUser {

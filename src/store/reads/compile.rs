@@ -8,7 +8,8 @@
 //! trigram tables of migration 10 (see [`trigram_narrowing`]), so the SQL differs by backend.
 
 use sea_orm::sea_query::{
-    Alias, BinOper, Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query as Sql,
+    Alias, Asterisk, BinOper, Condition, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order,
+    Query as Sql, SelectStatement, UnionType,
 };
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
@@ -673,8 +674,9 @@ const TRIGRAM: usize = 3;
 /// follows it (`ς` at the end of a word), so a value with `Σ` keeps the plain LIKE. Starts-with
 /// is left to the B-tree indexes, which answer a prefix directly.
 ///
-/// The value goes to FTS5 as one string (a phrase: its trigrams in a row, nothing in it is
-/// query syntax), double quotes doubled, bound as a parameter.
+/// The value goes to FTS5 as a phrase (nothing in it is query syntax), double quotes doubled,
+/// bound as a parameter: the rarest of its windows (see [`rarest_phrase`]), or the whole
+/// value when every window is common.
 fn trigram_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> Option<Expr> {
     let index = column.trigram?;
     if target.backend != DbBackend::Sqlite || !target.narrow {
@@ -692,14 +694,14 @@ fn trigram_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> O
     if folded.chars().count() < TRIGRAM {
         return None;
     }
-    let phrase = format!("\"{}\"", folded.replace('"', "\"\""));
     let fts = Alias::new(index.fts);
     let keys = Alias::new(index.keys);
     let matching_keys = Sql::select()
         .column((fts.clone(), Alias::new("rowid")))
         .from(fts.clone())
         .and_where(
-            Expr::col((fts, Alias::new(index.column))).binary(BinOper::Custom("MATCH"), phrase),
+            Expr::col((fts, Alias::new(index.column)))
+                .binary(BinOper::Custom("MATCH"), rarest_phrase(&index, &folded)),
         )
         .to_owned();
     let matching_ids = Sql::select()
@@ -709,6 +711,100 @@ fn trigram_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> O
         .to_owned();
     let (table, id) = index.source_id;
     Some(Expr::col((Alias::new(table), Alias::new(id))).in_subquery(matching_ids))
+}
+
+/// Characters of a window of the value that [`rarest_phrase`] probes: two trigrams in a row,
+/// which a row holds far less often than either alone (`999@` beside `999` and `99@`).
+const WINDOW: usize = 4;
+/// A window found in fewer rows than this narrows on its own.
+const RARE_WINDOW: u64 = 1000;
+/// Fewest windows worth probing: a shorter value's phrase is a few trigrams, found about as
+/// fast as the probes would be.
+const MIN_WINDOWS: usize = 3;
+/// Most windows of one value probed by [`rarest_phrase`] (a probe of a common window stops
+/// after a thousand rows, well under a millisecond).
+const MAX_WINDOWS: usize = 16;
+
+/// What to look up in the trigram table for `folded`. FTS5 answers a phrase by walking the
+/// posting lists of all its trigrams together, so `999@globex.example` costs about what its
+/// most common trigrams (`glo`, `.ex`, in a fifth of all rows) cost: 44 ms at a million users,
+/// while the rows holding `999@` are a thousand and take 12 ms to find and check. The
+/// statement therefore first counts, for windows of [`WINDOW`] characters of the value, the
+/// rows holding each (at most [`RARE_WINDOW`]: FTS5 reads posting lists lazily, so a common
+/// window stops early), then looks up the rarest window if it is rare, the whole value
+/// otherwise. A window of the value is in every row that holds the value, so the narrowing
+/// keeps every match; the LIKE beside it decides.
+fn rarest_phrase(index: &TrigramIndex, folded: &str) -> Expr {
+    let whole = fts5_phrase(folded);
+    let chars: Vec<char> = folded.chars().collect();
+    // Every window (a rare one can sit anywhere: `2345` in `12345@globex.example`), or
+    // MAX_WINDOWS of them spread evenly from the first to the last; each text once.
+    let windows = (chars.len() + 1).saturating_sub(WINDOW);
+    let starts: Vec<usize> = if windows <= MAX_WINDOWS {
+        (0..windows).collect()
+    } else {
+        (0..MAX_WINDOWS)
+            .map(|i| i * (windows - 1) / (MAX_WINDOWS - 1))
+            .collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    let windows: Vec<String> = starts
+        .into_iter()
+        .map(|start| chars[start..start + WINDOW].iter().collect())
+        .filter(|window: &String| seen.insert(window.clone()))
+        .collect();
+    if windows.len() < MIN_WINDOWS {
+        return Expr::val(whole);
+    }
+    let fts = Alias::new(index.fts);
+    let column = Alias::new(index.column);
+    let probe = |window: &str| {
+        let phrase = fts5_phrase(window);
+        let holding = Sql::select()
+            .expr(Expr::val(1))
+            .from(fts.clone())
+            .and_where(
+                Expr::col((fts.clone(), column.clone()))
+                    .binary(BinOper::Custom("MATCH"), phrase.clone()),
+            )
+            .limit(RARE_WINDOW)
+            .to_owned();
+        let hits = Sql::select()
+            .expr(Expr::col(Asterisk).count())
+            .from_subquery(holding, Alias::new("holding"))
+            .to_owned();
+        Sql::select()
+            .expr_as(Expr::val(phrase), Alias::new("phrase"))
+            .expr_as(scalar(hits), Alias::new("hits"))
+            .to_owned()
+    };
+    let mut probes = probe(&windows[0]);
+    for window in &windows[1..] {
+        probes.union(UnionType::All, probe(window));
+    }
+    let choice = Sql::select()
+        .expr(
+            Expr::case(
+                Expr::col(Alias::new("hits")).lt(RARE_WINDOW),
+                Expr::col(Alias::new("phrase")),
+            )
+            .finally(Expr::val(whole)),
+        )
+        .from_subquery(probes, Alias::new("probes"))
+        .order_by(Alias::new("hits"), Order::Asc)
+        .limit(1)
+        .to_owned();
+    scalar(choice)
+}
+
+/// `text` as one FTS5 phrase: in double quotes, its own double quotes doubled.
+fn fts5_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// A SELECT of one value, as an expression.
+fn scalar(select: SelectStatement) -> Expr {
+    Expr::SubQuery(None, Box::new(select.into()))
 }
 
 /// On PostgreSQL, `reverse(folded column) LIKE 'reversed value%'` for an ends-with search of a
@@ -1026,6 +1122,50 @@ mod tests {
             ) && names.contains(r#""usernames_trigram"."username" MATCH '"gigi"'"#),
             "{names}"
         );
+    }
+
+    #[test]
+    fn a_long_value_looks_up_its_rarest_window_when_one_is_rare() {
+        let text = sql(
+            &leaf(TextOp::EndsWith, true, "999@Globex.example"),
+            DbBackend::Sqlite,
+        );
+        let probe = |phrase: &str| {
+            format!(
+                r#"SELECT '{phrase}' AS "phrase", (SELECT COUNT(*) FROM (SELECT 1 FROM "users_trigram" WHERE "users_trigram"."email" MATCH '{phrase}' LIMIT 1000) AS "holding") AS "hits""#
+            )
+        };
+        // Every window of four characters, overlapping.
+        let value = "999@globex.example";
+        for start in 0..value.len() - 3 {
+            let phrase = format!("\"{}\"", &value[start..start + 4]);
+            assert!(text.contains(&probe(&phrase)), "{phrase}: {text}");
+        }
+        assert_eq!(text.matches(r#"AS "hits""#).count(), 15, "{text}");
+        assert!(
+            text.contains(r#""users_trigram"."email" MATCH (SELECT (CASE WHEN ("hits" < 1000) THEN "phrase" ELSE '"999@globex.example"' END) FROM ("#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#") AS "probes" ORDER BY "hits" ASC LIMIT 1)"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""users"."email_lower" LIKE '%999@globex.example' ESCAPE"#),
+            "{text}"
+        );
+        // A long value probes sixteen windows, its first and its last among them; a window
+        // that repeats is probed once.
+        let value = "0123456789abcdefghijklmnopqrstuvwxyz";
+        let long = sql(&leaf(TextOp::Contains, true, value), DbBackend::Sqlite);
+        assert_eq!(long.matches(r#"AS "hits""#).count(), 16, "{long}");
+        assert!(long.contains(&probe(r#""0123""#)), "{long}");
+        assert!(long.contains(&probe(r#""wxyz""#)), "{long}");
+        let repeating = sql(
+            &leaf(TextOp::Contains, true, "abcabcabc"),
+            DbBackend::Sqlite,
+        );
+        assert_eq!(repeating.matches(r#"AS "hits""#).count(), 3, "{repeating}");
     }
 
     #[test]
