@@ -81,7 +81,7 @@ const TEXTS: [Texts; 10] = [
 
 /// Values of 1, 2, 3 and more characters, with wildcards, the escape character, quotes,
 /// cased non-ASCII (`Σ`, whose lower case depends on what follows it) and multi-character
-/// foldings (`İ`). The long ones (six characters or more) are looked up on SQLite by their
+/// foldings (`İ`). The long ones (nine characters or more) are looked up on SQLite by their
 /// rarest window of four characters (`compile::rarest_phrase`), wildcards, escapes and quotes
 /// inside the windows too.
 const VALUES: [&str; 32] = [
