@@ -740,15 +740,15 @@ fn rarest_phrase(index: &TrigramIndex, folded: &str) -> Expr {
     let chars: Vec<char> = folded.chars().collect();
     // Every window (a rare one can sit anywhere: `2345` in `12345@globex.example`), or
     // MAX_WINDOWS of them spread evenly from the first to the last; each text once.
-    let windows = (chars.len() + 1).saturating_sub(WINDOW);
-    if windows < MIN_WINDOWS {
+    let positions = (chars.len() + 1).saturating_sub(WINDOW);
+    if positions < MIN_WINDOWS {
         return Expr::val(whole);
     }
-    let starts: Vec<usize> = if windows <= MAX_WINDOWS {
-        (0..windows).collect()
+    let starts: Vec<usize> = if positions <= MAX_WINDOWS {
+        (0..positions).collect()
     } else {
         (0..MAX_WINDOWS)
-            .map(|i| i * (windows - 1) / (MAX_WINDOWS - 1))
+            .map(|i| i * (positions - 1) / (MAX_WINDOWS - 1))
             .collect()
     };
     let mut seen = std::collections::HashSet::new();
