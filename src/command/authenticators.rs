@@ -1,8 +1,8 @@
 //! The user's authenticators: usernames, password, TOTP, OTP SMS/email, authentication keys
 //! and identity-provider links.
 
-use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use super::{
@@ -69,33 +69,58 @@ pub(crate) async fn insert_username(
 ) -> Result<String> {
     check_username_scope(uow.scope(), name, field)?;
     let lower = fold_case(&name.username);
-    let mut clash =
-        username::Entity::find().filter(username::Column::UsernameLower.eq(lower.as_str()));
+    // An instance-wide name clashes with every name; an organization's with the instance-wide
+    // ones and its organization's (the unique index covers one scope only).
+    let mut clash = Query::select();
+    clash
+        .expr(Expr::val(1))
+        .from(username::Entity)
+        .and_where(username::Column::UsernameLower.eq(lower.as_str()));
     if name.organization_specific {
-        clash = clash.filter(
+        clash.cond_where(
             Condition::any()
                 .add(username::Column::UniquenessScope.eq(username::INSTANCE_SCOPE))
                 .add(username::Column::UniquenessScope.eq(user.organization_id.as_str())),
         );
     }
+    let id = new_id();
+    // The row, inserted only where no clash exists: checked and written in one statement.
+    let mut free = Query::select();
+    free.exprs([
+        Expr::val(id.as_str()),
+        Expr::val(user.id.as_str()),
+        Expr::val(user.organization_id.as_str()),
+        Expr::val(name.username.as_str()),
+        Expr::val(lower.as_str()),
+        Expr::val(name.organization_specific),
+        Expr::val(uniqueness_scope(name, &user.organization_id)),
+        Expr::val(uow.now().micros()),
+    ])
+    .and_where(Expr::exists(clash).not());
+    let mut insert = Query::insert();
+    insert
+        .into_table(username::Entity)
+        .columns([
+            username::Column::Id,
+            username::Column::UserId,
+            username::Column::OrganizationId,
+            username::Column::Username,
+            username::Column::UsernameLower,
+            username::Column::IsOrganizationSpecific,
+            username::Column::UniquenessScope,
+            username::Column::CreatedAt,
+        ])
+        .select_from(free)
+        .expect("the select gives a value for every column");
     let taken = || username_taken(name, field);
-    if clash.one(uow.txn()).await?.is_some() {
+    let inserted = uow
+        .txn()
+        .execute(&insert)
+        .await
+        .map_err(|error| unique(error, taken))?;
+    if inserted.rows_affected() == 0 {
         return Err(taken());
     }
-    let id = new_id();
-    username::Entity::insert(username::ActiveModel {
-        id: Set(id.clone()),
-        user_id: Set(user.id.clone()),
-        organization_id: Set(user.organization_id.clone()),
-        username: Set(name.username.clone()),
-        username_lower: Set(lower),
-        is_organization_specific: Set(name.organization_specific),
-        uniqueness_scope: Set(uniqueness_scope(name, &user.organization_id)),
-        created_at: Set(uow.now().micros()),
-    })
-    .exec_without_returning(uow.txn())
-    .await
-    .map_err(|error| unique(error, taken))?;
     Ok(id)
 }
 

@@ -121,6 +121,18 @@ pub(crate) async fn issue_code(
     kind: codes::CodeKind,
 ) -> Result<String> {
     discard_code(uow, owner_id, purpose).await?;
+    insert_code(uow, user_id, owner_id, purpose, kind).await
+}
+
+/// Creates a code of `owner_id` for `purpose` where none is pending (an owner created in the
+/// same unit); returns the plain code.
+pub(crate) async fn insert_code(
+    uow: &UnitOfWork,
+    user_id: &str,
+    owner_id: &str,
+    purpose: CodePurpose,
+    kind: codes::CodeKind,
+) -> Result<String> {
     let code = codes::issue(kind, uow.now());
     verification_code::Entity::insert(verification_code::ActiveModel {
         owner_id: sea_orm::Set(owner_id.to_owned()),

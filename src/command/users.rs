@@ -125,7 +125,7 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
     );
     let now = written.at.micros();
     let name = display_name(&new.data);
-    let row = user::Model {
+    let mut row = user::Model {
         id: id.clone(),
         organization_id: new.organization_id.clone(),
         schema_id: schema.id.clone(),
@@ -147,6 +147,12 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
         changed_at: now,
         sequence: written.sequence,
     };
+    if let Some(email) = &new.email {
+        contact::set_on_new(&mut row, ContactKind::Email, email);
+    }
+    if let Some(phone) = &new.phone {
+        contact::set_on_new(&mut row, ContactKind::Phone, phone);
+    }
     user::Entity::insert(user::ActiveModel::from(row.clone()))
         .exec_without_returning(uow.txn())
         .await?;
@@ -157,11 +163,11 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
         insert_password(&uow, &id, password).await?;
     }
     let email_code = match &new.email {
-        Some(email) => contact::apply(&uow, &id, ContactKind::Email, email).await?,
+        Some(email) => contact::issue_for_new(&uow, &id, ContactKind::Email, email).await?,
         None => None,
     };
     let phone_code = match &new.phone {
-        Some(phone) => contact::apply(&uow, &id, ContactKind::Phone, phone).await?,
+        Some(phone) => contact::issue_for_new(&uow, &id, ContactKind::Phone, phone).await?,
         None => None,
     };
     uow.commit().await?;

@@ -100,6 +100,28 @@ async fn overlapping_writes_keep_every_guarantee(app: TestApp) {
     }
     let (events, low, high) = event_log(&app.db).await;
     assert_eq!((low, high), (1, events), "the event log has gaps");
+    // The organization's own stream is gapless too: each unit of a group continued it where
+    // the last unit that committed left it, the failed ones included nothing.
+    let positions: Vec<i64> = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            format!(
+                "SELECT organization_sequence AS n FROM events WHERE organization_id = '{org}' \
+                 ORDER BY sequence"
+            ),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("", "n").unwrap())
+        .collect();
+    assert!(positions.len() > 16 * 10, "the organization's events");
+    assert_eq!(
+        positions,
+        (1..=positions.len() as i64).collect::<Vec<_>>(),
+        "the organization's stream has gaps or repeats"
+    );
     let recount = store::reads::recount::recount(&app.db).await.unwrap();
     assert!(recount.drift.is_empty(), "{:?}", recount.drift);
 }

@@ -1,7 +1,8 @@
-//! How many statements a ListUsers page and a GetUser cost. Every statement is a round trip
-//! the caller waits for, so the store answers from a fixed few whatever the page holds; a change
-//! that adds one (say, a query per authenticator kind again) fails here, on both backends, for
-//! an instance-wide and an organization's caller.
+//! How many statements a ListUsers page, a GetUser and a CreateUser cost. Every statement is a
+//! round trip the caller waits for, so the store answers from a fixed few whatever the page
+//! holds; a change that adds one (say, a query per authenticator kind again) fails here, on both
+//! backends, for an instance-wide and an organization's caller. A write's statements run while
+//! it holds the event log's lock, one writer after the other: each one costs throughput.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,18 +11,29 @@ use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, NewUser, ORG_A, ORG_B};
+use serde_json::json;
+use userdir::command;
+use userdir::command::authenticators::NewUsername;
+use userdir::command::contact::{ContactValue, Verification};
 use userdir::domain::Scope;
+use userdir::limits::hashing::Hashing;
 use userdir::limits::regex_searches::RegexSearches;
 use userdir::query::{SortField, UserSearch};
 use userdir::store::ScopedDb;
 use userdir::store::reads::users;
 
 backend_tests!(a_page_and_a_user_take_a_fixed_few_statements);
+backend_tests!(a_create_takes_a_fixed_few_statements);
 
 /// The total (with the newest event), the page, and all of its authenticators; one to spare.
 const PAGE_STATEMENTS: usize = 4;
 /// The user (with its sequence as the caller counts it) and its authenticators.
 const USER_STATEMENTS: usize = 2;
+/// A CreateUser with a username and a verified email, alone: the event log's lock (PostgreSQL)
+/// and its newest event, the organization, the schema, the user row (its email with it), the
+/// username (checked for a clash and inserted in one statement), the organization stream's
+/// position, and the event.
+const CREATE_STATEMENTS: usize = 8;
 
 async fn a_page_and_a_user_take_a_fixed_few_statements(app: TestApp) {
     fixtures::base(&app.db).await;
@@ -84,5 +96,56 @@ async fn a_page_and_a_user_take_a_fixed_few_statements(app: TestApp) {
             (1..=USER_STATEMENTS).contains(&counted),
             "{scope:?}: a GetUser ran {counted} statements, at most {USER_STATEMENTS} allowed"
         );
+    }
+}
+
+async fn a_create_takes_a_fixed_few_statements(app: TestApp) {
+    fixtures::base(&app.db).await;
+    let statements = Arc::new(AtomicUsize::new(0));
+    let mut db = app.db.clone();
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let hashing = Hashing::new(Default::default()).unwrap();
+    for (n, scope) in [Scope::Instance, Scope::Organization(ORG_B.into())]
+        .into_iter()
+        .enumerate()
+    {
+        let scoped = ScopedDb::new(db.clone(), scope.clone(), "test".into());
+        let name = format!("counted{n}");
+        let new = command::users::NewUser {
+            organization_id: ORG_B.into(),
+            schema_id: fixtures::EMPLOYEE.into(),
+            data: json!({"givenName": name}),
+            email: Some(ContactValue {
+                value: format!("{name}@example.com"),
+                verification: Verification::Verified,
+            }),
+            phone: None,
+            usernames: vec![NewUsername {
+                username: name.clone(),
+                organization_specific: true,
+            }],
+            password: None,
+        };
+        statements.store(0, Ordering::SeqCst);
+        let created = command::users::create(&scoped, &hashing, new)
+            .await
+            .unwrap();
+        let counted = statements.load(Ordering::SeqCst);
+        assert!(
+            (1..=CREATE_STATEMENTS).contains(&counted),
+            "{scope:?}: a CreateUser ran {counted} statements, at most {CREATE_STATEMENTS} \
+             allowed"
+        );
+        let user = users::get_user(&scoped, &created.user_id)
+            .await
+            .unwrap()
+            .expect("the created user");
+        let email = user.contact.email.expect("the email is set");
+        assert_eq!(email.value, format!("{name}@example.com"));
+        assert!(email.is_verified, "{scope:?}: the email is verified");
+        assert_eq!(user.authenticators.usernames.len(), 1);
     }
 }

@@ -46,23 +46,24 @@ pub async fn lock(txn: &DatabaseTransaction) -> Result<Option<(i64, Timestamp)>,
 }
 
 /// Appends events with consecutive sequences starting at `first`; each organization's events
-/// continue that organization's stream.
+/// continue that organization's stream. `next_in` holds the next position of the streams
+/// already known (the others are looked up) and is advanced past the appended events.
 pub async fn append(
     txn: &DatabaseTransaction,
     first: i64,
     events: Vec<NewEvent>,
+    next_in: &mut HashMap<String, i64>,
 ) -> Result<(), DbErr> {
     if events.is_empty() {
         return Ok(());
     }
-    let mut next_in: HashMap<String, i64> = HashMap::new();
     for organization in events.iter().filter_map(|e| e.organization.as_deref()) {
         if let Entry::Vacant(slot) = next_in.entry(organization.to_owned()) {
             let newest = latest_in(txn, organization).await?;
             slot.insert(newest.map_or(1, |(n, _)| n + 1));
         }
     }
-    let rows = numbered(first, events, &mut next_in);
+    let rows = numbered(first, events, next_in);
     event::Entity::insert_many(rows.into_iter().map(event::ActiveModel::from))
         .exec_without_returning(txn)
         .await?;

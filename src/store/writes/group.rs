@@ -12,6 +12,7 @@
 //! acknowledged. A reader sees a group all at once, so "a reader that saw sequence N has seen
 //! every change up to N" holds as before.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use sea_orm::{
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::events;
+use crate::domain::Timestamp;
 use crate::error::database_unavailable;
 use crate::store::{WriteTransaction, begin_write};
 
@@ -61,11 +63,28 @@ impl std::fmt::Debug for GroupCommit {
 struct Open {
     /// The group's transaction, holding the event log's lock (and on SQLite the writer's
     /// turn); None between groups.
-    txn: Option<WriteTransaction>,
+    txn: Option<GroupTxn>,
     /// The units of the open transaction waiting for its COMMIT.
     members: Vec<oneshot::Sender<Result<(), Failure>>>,
     /// When opening a transaction last failed because the database was unreachable.
     unreachable_since: Option<Instant>,
+}
+
+struct GroupTxn {
+    txn: WriteTransaction,
+    end: LogEnd,
+}
+
+/// Where the event log ends, as far as the group's transaction has written it. The
+/// transaction holds the log's lock, so nobody else moves the end while it is open: each unit
+/// takes it from here instead of asking the database, and hands it on when its savepoint is
+/// released. A unit that fails hands nothing on, so what it wrote and rolled back never shows.
+#[derive(Clone, Debug, Default)]
+pub struct LogEnd {
+    /// The newest event's sequence and time (None: the log is empty).
+    pub newest: Option<(i64, Timestamp)>,
+    /// The next position in an organization's stream, for the organizations looked up so far.
+    pub next_positions: HashMap<String, i64>,
 }
 
 /// Why a group's COMMIT failed, for each member.
@@ -126,8 +145,12 @@ impl GroupCommit {
             }
             let opened = async {
                 let txn = begin_write(db).await?;
-                events::lock(&txn).await?;
-                Ok::<_, DbErr>(txn)
+                let newest = events::lock(&txn).await?;
+                let end = LogEnd {
+                    newest,
+                    next_positions: HashMap::new(),
+                };
+                Ok::<_, DbErr>(GroupTxn { txn, end })
             };
             match opened.await {
                 Ok(txn) => {
@@ -152,6 +175,22 @@ impl GroupCommit {
 impl Seat {
     /// The group's transaction, in which the unit opens its savepoint.
     pub fn txn(&self) -> &DatabaseTransaction {
+        &self.group_txn().txn
+    }
+
+    /// Where the event log ends before this unit's events.
+    pub fn log_end(&self) -> &LogEnd {
+        &self.group_txn().end
+    }
+
+    /// After the unit's savepoint was released: where the log ends after its events.
+    pub fn advance(&mut self, end: LogEnd) {
+        if let Some(group) = self.open.txn.as_mut() {
+            group.end = end;
+        }
+    }
+
+    fn group_txn(&self) -> &GroupTxn {
         self.open
             .txn
             .as_ref()
@@ -231,7 +270,7 @@ impl Seat {
 
 /// Commits the group's transaction and tells every member how it went.
 async fn commit_group(group: &GroupCommit, open: &mut Open) {
-    let Some(txn) = open.txn.take() else {
+    let Some(GroupTxn { txn, .. }) = open.txn.take() else {
         return;
     };
     let result = txn.commit().await.map_err(|error| Failure {

@@ -75,7 +75,7 @@ pub async fn import_organizations(
             actor: SEED.to_owned(),
         });
     }
-    events::append(&txn, first, log).await?;
+    events::append(&txn, first, log, &mut HashMap::new()).await?;
     for org in organizations {
         organization::Entity::insert(org.into_active_model())
             .exec_without_returning(&*txn)
@@ -115,7 +115,7 @@ pub async fn import_schemas(
             actor: SEED.to_owned(),
         });
     }
-    events::append(&txn, first, log).await?;
+    events::append(&txn, first, log, &mut HashMap::new()).await?;
     for schema in schemas {
         user_schema::Entity::insert(schema.into_active_model())
             .exec_without_returning(&*txn)

@@ -3,10 +3,12 @@
 //! server's writes share transactions through group commit (`group`): there the unit is a
 //! savepoint of the group's transaction, and its COMMIT is the group's.
 
+use std::collections::HashMap;
+
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::events::{self, NewEvent};
-use super::group::Seat;
+use super::group::{LogEnd, Seat};
 use crate::domain::{Scope, Timestamp};
 use crate::store::{ScopedDb, WriteTransaction, begin_write};
 
@@ -37,29 +39,48 @@ pub struct UnitOfWork {
     actor: String,
     /// For an organization's caller: the next position in its organization's stream.
     next_seen: i64,
+    /// The next position of each organization's stream known before this unit's events.
+    next_positions: HashMap<String, i64>,
 }
 
 impl UnitOfWork {
     pub async fn begin(db: &ScopedDb) -> Result<Self, DbErr> {
-        let (txn, seat) = match db.group() {
+        let (txn, seat, end) = match db.group() {
             Some(group) => {
                 let mut seat = group.seat(db.connection()).await?;
-                (UnitTxn::Grouped(seat.savepoint().await?), Some(seat))
+                let savepoint = UnitTxn::Grouped(seat.savepoint().await?);
+                // The group's earlier units are in this transaction: the end counts their
+                // events.
+                let end = seat.log_end().clone();
+                (savepoint, Some(seat), end)
             }
             None => {
                 let txn = begin_write(db.connection()).await?;
-                events::lock(&txn).await?;
-                (UnitTxn::Alone(txn), None)
+                let newest = events::lock(&txn).await?;
+                let end = LogEnd {
+                    newest,
+                    ..LogEnd::default()
+                };
+                (UnitTxn::Alone(txn), None, end)
             }
         };
-        // The group's earlier units are in this transaction: their events count.
-        let latest = events::latest(txn.get()).await?;
+        let LogEnd {
+            newest: latest,
+            mut next_positions,
+        } = end;
         let first_sequence = latest.map_or(1, |(sequence, _)| sequence + 1);
         let next_seen = match db.scope().organization() {
             None => first_sequence,
-            Some(own) => events::latest_in(txn.get(), own)
-                .await?
-                .map_or(1, |(position, _)| position + 1),
+            Some(own) => match next_positions.get(own) {
+                Some(&next) => next,
+                None => {
+                    let next = events::latest_in(txn.get(), own)
+                        .await?
+                        .map_or(1, |(position, _)| position + 1);
+                    next_positions.insert(own.to_owned(), next);
+                    next
+                }
+            },
         };
         // Event times never go backwards along the sequence, even if the clock does.
         let earliest = latest.map_or(0, |(_, at)| at.micros() + 1);
@@ -73,6 +94,7 @@ impl UnitOfWork {
             scope: db.scope().clone(),
             actor: db.actor().to_owned(),
             next_seen,
+            next_positions,
         })
     }
 
@@ -163,14 +185,29 @@ impl UnitOfWork {
     pub async fn commit(mut self) -> Result<(), DbErr> {
         let txn = self.txn.take().expect("a unit of work commits once");
         let events = std::mem::take(&mut self.events);
-        let appended = events::append(txn.get(), self.first_sequence, events).await;
+        let newest = events.last().map(|last| {
+            (
+                self.first_sequence + events.len() as i64 - 1,
+                last.created_at,
+            )
+        });
+        let mut next_positions = std::mem::take(&mut self.next_positions);
+        let appended =
+            events::append(txn.get(), self.first_sequence, events, &mut next_positions).await;
         if let Err(error) = appended {
             drop(txn);
             return Err(error);
         }
         txn.commit().await?;
         match self.seat.take() {
-            Some(seat) => seat.commit().await,
+            Some(mut seat) => {
+                let newest = newest.or(seat.log_end().newest);
+                seat.advance(LogEnd {
+                    newest,
+                    next_positions,
+                });
+                seat.commit().await
+            }
             None => Ok(()),
         }
     }
