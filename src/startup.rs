@@ -279,6 +279,7 @@ async fn router(
                 rate_limits: rate_limits.clone(),
                 shedder: shedder.clone(),
                 templates,
+                writes: state.writes.clone(),
             },
         )?),
         None => None,

@@ -2,7 +2,7 @@
 //! and identity-provider links.
 
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
 use super::{
@@ -19,6 +19,7 @@ use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password as password_row, totp as totp_row,
     user, username,
 };
+use crate::store::writes::guarded;
 use crate::store::writes::unit::{UnitOfWork, Written};
 
 /// A password to set, as the request gave it (already validated).
@@ -84,41 +85,23 @@ pub(crate) async fn insert_username(
         );
     }
     let id = new_id();
-    // The row, inserted only where no clash exists: checked and written in one statement.
-    let mut free = Query::select();
-    free.exprs([
-        Expr::val(id.as_str()),
-        Expr::val(user.id.as_str()),
-        Expr::val(user.organization_id.as_str()),
-        Expr::val(name.username.as_str()),
-        Expr::val(lower.as_str()),
-        Expr::val(name.organization_specific),
-        Expr::val(uniqueness_scope(name, &user.organization_id)),
-        Expr::val(uow.now().micros()),
-    ])
-    .and_where(Expr::exists(clash).not());
-    let mut insert = Query::insert();
-    insert
-        .into_table(username::Entity)
-        .columns([
-            username::Column::Id,
-            username::Column::UserId,
-            username::Column::OrganizationId,
-            username::Column::Username,
-            username::Column::UsernameLower,
-            username::Column::IsOrganizationSpecific,
-            username::Column::UniquenessScope,
-            username::Column::CreatedAt,
-        ])
-        .select_from(free)
-        .expect("the select gives a value for every column");
+    let row = username::ActiveModel {
+        id: Set(id.clone()),
+        user_id: Set(user.id.clone()),
+        organization_id: Set(user.organization_id.clone()),
+        username: Set(name.username.clone()),
+        username_lower: Set(lower),
+        is_organization_specific: Set(name.organization_specific),
+        uniqueness_scope: Set(uniqueness_scope(name, &user.organization_id)),
+        created_at: Set(uow.now().micros()),
+    };
+    // Checked and written in one statement.
     let taken = || username_taken(name, field);
-    let inserted = uow
-        .txn()
-        .execute(&insert)
+    let free = Condition::all().add(Expr::exists(clash).not());
+    if !guarded::insert_where(uow.txn(), row, free)
         .await
-        .map_err(|error| unique(error, taken))?;
-    if inserted.rows_affected() == 0 {
+        .map_err(|error| unique(error, taken))?
+    {
         return Err(taken());
     }
     Ok(id)

@@ -1,11 +1,11 @@
 //! Users: create, patch, delete, and lifecycle state changes.
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Condition, Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::authenticators::{
-    NewPassword, NewUsername, PasswordSecret, hashed, insert_password, insert_username,
+    HashedPassword, NewPassword, NewUsername, hashed, insert_password, insert_username,
 };
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_in_scope};
@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
+use crate::store::writes::guarded;
 use crate::store::writes::unit::{UnitOfWork, Written};
 
 #[derive(Clone, Debug)]
@@ -97,19 +98,37 @@ async fn creatable(
 }
 
 pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Created> {
+    // The organization, the schema and the data are checked before the unit begins, so the
+    // serialized part of the write is its inserts alone; and a password is hashed only for a
+    // user that can be created.
+    let mut checked = Some(creatable(db.connection(), db.scope(), &new).await?);
     let password = match new.password.clone() {
-        Some(password) => {
-            if matches!(password.secret, PasswordSecret::Plain(_)) {
-                // Hash only for a user that can be created in the caller's scope.
-                creatable(db.connection(), db.scope(), &new).await?;
-            }
-            Some(hashed(hashing, password).await?)
-        }
+        Some(password) => Some(hashed(hashing, password).await?),
         None => None,
     };
-    let mut uow = UnitOfWork::begin(db).await?;
-    let schema = creatable(uow.txn(), uow.scope(), &new).await?;
+    loop {
+        // Nothing written: the schema got a new revision after the check. The next attempt
+        // checks in its unit, where no other write can change the schema.
+        if let Some(created) = write_user(db, &new, password.as_ref(), checked.take()).await? {
+            return Ok(created);
+        }
+    }
+}
 
+/// Writes a new user in one unit. `checked` is the schema `new` was checked against before the
+/// unit began: the user goes in only if the schema is still at that revision, and None is
+/// returned (nothing written) if it is not. Without it, the unit reads and checks itself.
+async fn write_user(
+    db: &ScopedDb,
+    new: &NewUser,
+    password: Option<&HashedPassword>,
+    checked: Option<user_schema::Model>,
+) -> Result<Option<Created>> {
+    let mut uow = UnitOfWork::begin(db).await?;
+    let schema = match checked {
+        Some(schema) => schema,
+        None => creatable(uow.txn(), uow.scope(), new).await?,
+    };
     let id = new_id();
     let written = uow.record(
         "user",
@@ -132,7 +151,7 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
         schema_revision: schema.revision,
         schema_type: schema.r#type.clone(),
         schema_type_lower: schema.type_lower.clone(),
-        data: new.data,
+        data: new.data.clone(),
         state: UserState::Active.number(),
         email: None,
         email_lower: None,
@@ -153,13 +172,21 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
     if let Some(phone) = &new.phone {
         contact::set_on_new(&mut row, ContactKind::Phone, phone);
     }
-    user::Entity::insert(user::ActiveModel::from(row.clone()))
-        .exec_without_returning(uow.txn())
-        .await?;
+    let mut current_revision = Query::select();
+    current_revision
+        .expr(Expr::val(1))
+        .from(user_schema::Entity)
+        .and_where(user_schema::Column::Id.eq(schema.id.as_str()))
+        .and_where(user_schema::Column::Revision.eq(schema.revision));
+    let unchanged = Condition::all().add(Expr::exists(current_revision));
+    if !guarded::insert_where(uow.txn(), user::ActiveModel::from(row.clone()), unchanged).await? {
+        // Dropping the unit rolls back its event.
+        return Ok(None);
+    }
     for (i, name) in new.usernames.iter().enumerate() {
         insert_username(&uow, &row, name, &format!("usernames[{i}]")).await?;
     }
-    if let Some(password) = &password {
+    if let Some(password) = password {
         insert_password(&uow, &id, password).await?;
     }
     let email_code = match &new.email {
@@ -171,12 +198,12 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
         None => None,
     };
     uow.commit().await?;
-    Ok(Created {
+    Ok(Some(Created {
         user_id: id,
         written,
         email_code,
         phone_code,
-    })
+    }))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -276,4 +303,61 @@ pub async fn change_state(db: &ScopedDb, user_id: &str, change: StateChange) -> 
     let written = touch(&mut uow, &user, event, json!({})).await?;
     uow.commit().await?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::PaginatorTrait;
+
+    use super::*;
+    use crate::command::directory;
+    use crate::store::entities::event;
+
+    /// A schema read before the unit, then given a revision the data no longer fits: the write
+    /// must not go in against the stale check, and the create must then refuse the data.
+    #[tokio::test]
+    async fn a_schema_revised_after_the_check_is_checked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display());
+        let connection = crate::store::connect(&url).await.unwrap();
+        crate::store::migrate(&connection).await.unwrap();
+        let db = ScopedDb::instance(connection.clone());
+        let (organization_id, _) = directory::create_organization(&db, "org".into())
+            .await
+            .unwrap();
+        let open = json!({"type": "object"});
+        let (schema_id, _) = directory::create_schema(&db, "person".into(), open)
+            .await
+            .unwrap();
+        let new = NewUser {
+            organization_id,
+            schema_id: schema_id.clone(),
+            data: json!({"givenName": "Ada"}),
+            email: None,
+            phone: None,
+            usernames: Vec::new(),
+            password: None,
+        };
+        let stale = creatable(db.connection(), db.scope(), &new).await.unwrap();
+        let strict = json!({"type": "object", "required": ["familyName"]});
+        directory::update_schema(&db, &schema_id, None, Some(strict))
+            .await
+            .unwrap();
+        let events = event::Entity::find().count(&connection).await.unwrap();
+
+        let written = write_user(&db, &new, None, Some(stale)).await.unwrap();
+        assert!(written.is_none(), "written against the stale revision");
+        assert_eq!(user::Entity::find().count(&connection).await.unwrap(), 0);
+        assert_eq!(
+            event::Entity::find().count(&connection).await.unwrap(),
+            events,
+            "the unit's event was rolled back"
+        );
+        let refused = create(&db, &Hashing::new(Default::default()).unwrap(), new).await;
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument { field, .. }) if field == "data"),
+            "{:?}",
+            refused.err()
+        );
+    }
 }

@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use crate::auth::layer::RouteResolver;
 use crate::auth::rate_limit::RateLimits;
 use crate::limits::shedding::Shedder;
+use crate::store::writes::group::GroupCommit;
 
 /// The label values of one gRPC method.
 #[derive(Clone, Debug)]
@@ -56,6 +57,8 @@ pub struct Sources {
     pub shedder: Shedder,
     /// The route template of an HTTP/JSON request (`Transcoder::templates`).
     pub templates: RouteResolver,
+    /// The server's group commit: how many writes each COMMIT carries.
+    pub writes: GroupCommit,
 }
 
 /// The server's metrics and the registry that renders them.
@@ -73,6 +76,8 @@ pub struct Metrics {
     newest_event: IntGauge,
     rate_limited: IntCounterVec,
     shed: IntCounter,
+    group_commits: IntCounter,
+    group_units: IntCounter,
 }
 
 const GRPC_LABELS: [&str; 3] = ["grpc_service", "grpc_method", "grpc_type"];
@@ -138,6 +143,16 @@ impl Metrics {
             "userdir_load_shed_refusals_total",
             "Requests refused at once because the server was at --max-concurrent-requests.",
         )?;
+        // Writes acknowledged per COMMIT is the ratio of the two: near 1, every write pays a
+        // COMMIT (and a flush to disk) of its own.
+        let group_commits = IntCounter::new(
+            "userdir_write_group_commits_total",
+            "COMMITs of group transactions that succeeded.",
+        )?;
+        let group_units = IntCounter::new(
+            "userdir_write_group_units_total",
+            "Writes acknowledged by those COMMITs.",
+        )?;
         registry.register(Box::new(grpc_started.clone()))?;
         registry.register(Box::new(grpc_handled.clone()))?;
         registry.register(Box::new(grpc_seconds.clone()))?;
@@ -147,6 +162,8 @@ impl Metrics {
         registry.register(Box::new(newest_event.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(shed.clone()))?;
+        registry.register(Box::new(group_commits.clone()))?;
+        registry.register(Box::new(group_units.clone()))?;
         Ok(Arc::new(Self {
             registry,
             methods: grpc_methods(descriptor_sets)?,
@@ -160,6 +177,8 @@ impl Metrics {
             newest_event,
             rate_limited,
             shed,
+            group_commits,
+            group_units,
         }))
     }
 
@@ -224,6 +243,9 @@ impl Metrics {
             refused.token,
         );
         catch_up(&self.shed, self.sources.shedder.refused());
+        let (commits, units) = self.sources.writes.stats();
+        catch_up(&self.group_commits, commits);
+        catch_up(&self.group_units, units);
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|error| {

@@ -89,6 +89,13 @@ async fn metrics_count_calls_by_method_and_code(app: TestApp) {
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
+    // A write, acknowledged by a group COMMIT.
+    users
+        .lock_user(pb::LockUserRequest {
+            user_id: fixtures::user_id(1),
+        })
+        .await
+        .expect("LockUser of a user that exists");
     // A JSON call, counted by its route template.
     let reply = post(&app, "/v1/users/_search", "{}").await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -142,6 +149,8 @@ async fn metrics_count_calls_by_method_and_code(app: TestApp) {
         0.0
     );
     assert_eq!(value("userdir_load_shed_refusals_total"), 0.0);
+    assert_eq!(value("userdir_write_group_commits_total"), 1.0);
+    assert_eq!(value("userdir_write_group_units_total"), 1.0);
     // No raw path ever becomes a label.
     assert!(!text.contains(&fixtures::user_id(1)), "{text}");
 

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod group;
+pub mod guarded;
 pub mod import;
 pub mod recount;
 pub mod unit;
