@@ -59,6 +59,11 @@ impl Default for DatabaseTimeouts {
 /// Pause between two attempts of [`connect_with`] to reach a database that is not there yet.
 const CONNECT_RETRY: Duration = Duration::from_millis(250);
 
+/// How long a pooled connection may sit idle before it is tested again before a loan: shorter
+/// than any database restart that could have closed it meanwhile (a connection lent during an
+/// outage fails and is dropped as it comes back).
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 /// [`connect_with`] the default timeouts.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     connect_with(url, DatabaseTimeouts::default()).await
@@ -73,8 +78,12 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// than `timeouts.acquire` (a fresh file switched to WAL on a busy disk) fails there, and is
 /// retried like a database not up yet instead of ending the start.
 ///
-/// The pool tests a connection before lending it (sqlx's default), so after the database
-/// restarts, the connections it closed are replaced without a restart of the server.
+/// The pool tests a connection before lending it when it sat idle for [`IDLE_BEFORE_PING`],
+/// so after the database restarts, the connections it closed are replaced without a restart
+/// of the server. A connection in use is not tested again on every loan (sqlx's default, a
+/// round trip added to every statement outside a transaction): sqlx already tests each one as
+/// it comes back (and drops it when the test fails), so one broken under a request is not lent
+/// again.
 pub async fn connect_with(
     url: &str,
     timeouts: DatabaseTimeouts,
@@ -83,6 +92,7 @@ pub async fn connect_with(
     options
         .max_connections(POOL_SIZE)
         .acquire_timeout(timeouts.acquire)
+        .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         // The pool is made at once; the loop below waits for the database.
         .connect_lazy(true)
         .sqlx_logging(false)
