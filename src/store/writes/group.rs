@@ -18,10 +18,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    ConnAcquireErr, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr,
+    ConnAcquireErr, DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
-use tokio::task::JoinHandle;
 
 use super::events;
 use crate::domain::Timestamp;
@@ -184,7 +183,7 @@ impl Seat {
         &self.group_txn().end
     }
 
-    /// After the unit's work and events: where the log ends after its events.
+    /// After the unit's savepoint was released: where the log ends after its events.
     pub fn advance(&mut self, end: LogEnd) {
         if let Some(group) = self.open.txn.as_mut() {
             group.end = end;
@@ -198,7 +197,7 @@ impl Seat {
             .expect("a seat has an open transaction")
     }
 
-    /// After the unit's work and events: joins the group's COMMIT, committing now if no
+    /// After the unit released its savepoint: joins the group's COMMIT, committing now if no
     /// writer waits for the seat (or the group is full), and returns once it is durable.
     pub async fn commit(mut self) -> Result<(), DbErr> {
         let (done, mut committed) = oneshot::channel();
@@ -229,30 +228,23 @@ impl Seat {
         }
     }
 
-    /// Opens the unit's savepoint in the group's transaction. A unit that succeeds leaves it
-    /// open (no RELEASE, a round trip saved): the next unit's savepoint nests inside it, a
-    /// failing unit rolls back to its own (the newest of the name), and the COMMIT ends them
-    /// all. A group transaction that cannot open one is broken (its connection is gone): it is
-    /// given up, its members fail, and the next writer opens a new one.
-    pub async fn savepoint(&mut self) -> Result<(), DbErr> {
-        match self.txn().execute_unprepared(SAVEPOINT).await {
-            Ok(_) => Ok(()),
+    /// A savepoint of the group's transaction: the unit's own transaction within it. A group
+    /// transaction that cannot open one is broken (its connection is gone): it is given up, its
+    /// members fail, and the next writer opens a new one.
+    pub async fn savepoint(&mut self) -> Result<DatabaseTransaction, DbErr> {
+        match self.txn().begin().await {
+            Ok(savepoint) => Ok(savepoint),
             Err(error) => {
-                self.give_up(&error);
+                let failure = Failure {
+                    unreachable: database_unavailable(&error),
+                    message: error.to_string(),
+                };
+                self.open.txn = None;
+                for member in self.open.members.drain(..) {
+                    let _ = member.send(Err(failure.clone()));
+                }
                 Err(error)
             }
-        }
-    }
-
-    /// Fails every member and drops the transaction (which rolls it back).
-    fn give_up(&mut self, error: &DbErr) {
-        let failure = Failure {
-            unreachable: database_unavailable(error),
-            message: error.to_string(),
-        };
-        self.open.txn = None;
-        for member in self.open.members.drain(..) {
-            let _ = member.send(Err(failure.clone()));
         }
     }
 
@@ -260,24 +252,10 @@ impl Seat {
         self.group.waiting.load(Ordering::SeqCst) == 0
     }
 
-    /// Leaves without joining: the unit failed or was dropped. Its work is rolled back to its
-    /// savepoint on a task of its own, which keeps the seat until then, so no other unit runs
-    /// before the rollback; a task, because leaving may happen in a `Drop`, and because a
-    /// caller's future may be dropped at any await while the rollback must still happen. When
-    /// nobody waits for the seat, the group is then committed (or, without members, closed).
-    pub fn leave(self) -> JoinHandle<()> {
-        tokio::spawn(self.roll_back_and_leave())
-    }
-
-    async fn roll_back_and_leave(mut self) {
-        let rolled_back = match &self.open.txn {
-            Some(group) => group.txn.execute_unprepared(ROLLBACK_TO_SAVEPOINT).await,
-            None => return,
-        };
-        if let Err(error) = rolled_back {
-            self.give_up(&error);
-            return;
-        }
+    /// Leaves without joining (the unit failed or was dropped, its savepoint rolled back).
+    /// When nobody waits for the seat, the group is committed (or, without members, closed)
+    /// now, on a task of its own, since leaving may happen in a `Drop`.
+    pub fn leave(mut self) {
         if !self.nobody_waits() {
             return;
         }
@@ -286,14 +264,9 @@ impl Seat {
             self.open.txn = None;
             return;
         }
-        commit_group(&self.group, &mut self.open).await;
+        tokio::spawn(async move { commit_group(&self.group, &mut self.open).await });
     }
 }
-
-/// The savepoint of a unit in the group's transaction: one name for all, nested, each unit's
-/// the newest while it runs.
-const SAVEPOINT: &str = "SAVEPOINT userdir_unit";
-const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT userdir_unit";
 
 /// Commits the group's transaction and tells every member how it went.
 async fn commit_group(group: &GroupCommit, open: &mut Open) {

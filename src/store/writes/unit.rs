@@ -28,6 +28,8 @@ pub struct Written {
 pub struct UnitOfWork {
     /// The unit's transaction; None once it ended.
     txn: Option<UnitTxn>,
+    /// Its seat in the group transaction, when the writes are grouped.
+    seat: Option<Seat>,
     first_sequence: i64,
     now: Timestamp,
     events: Vec<NewEvent>,
@@ -43,14 +45,14 @@ pub struct UnitOfWork {
 
 impl UnitOfWork {
     pub async fn begin(db: &ScopedDb) -> Result<Self, DbErr> {
-        let (txn, end) = match db.group() {
+        let (txn, seat, end) = match db.group() {
             Some(group) => {
                 let mut seat = group.seat(db.connection()).await?;
-                seat.savepoint().await?;
+                let savepoint = UnitTxn::Grouped(seat.savepoint().await?);
                 // The group's earlier units are in this transaction: the end counts their
                 // events.
                 let end = seat.log_end().clone();
-                (UnitTxn::Grouped(seat), end)
+                (savepoint, Some(seat), end)
             }
             None => {
                 let txn = begin_write(db.connection()).await?;
@@ -59,7 +61,7 @@ impl UnitOfWork {
                     newest,
                     ..LogEnd::default()
                 };
-                (UnitTxn::Alone(txn), end)
+                (UnitTxn::Alone(txn), None, end)
             }
         };
         let LogEnd {
@@ -85,6 +87,7 @@ impl UnitOfWork {
         let now = Timestamp::from_micros(Timestamp::now().micros().max(earliest));
         Ok(Self {
             txn: Some(txn),
+            seat,
             first_sequence,
             now,
             events: Vec::new(),
@@ -191,17 +194,13 @@ impl UnitOfWork {
         let mut next_positions = std::mem::take(&mut self.next_positions);
         let appended =
             events::append(txn.get(), self.first_sequence, events, &mut next_positions).await;
-        match txn {
-            UnitTxn::Alone(txn) => {
-                appended?;
-                txn.commit().await
-            }
-            UnitTxn::Grouped(mut seat) => {
-                if let Err(error) = appended {
-                    // Its task ends without panicking: there is nothing to tell.
-                    let _ = seat.leave().await;
-                    return Err(error);
-                }
+        if let Err(error) = appended {
+            drop(txn);
+            return Err(error);
+        }
+        txn.commit().await?;
+        match self.seat.take() {
+            Some(mut seat) => {
                 let newest = newest.or(seat.log_end().newest);
                 seat.advance(LogEnd {
                     newest,
@@ -209,47 +208,57 @@ impl UnitOfWork {
                 });
                 seat.commit().await
             }
+            None => Ok(()),
         }
     }
 
     pub async fn rollback(mut self) -> Result<(), DbErr> {
         match self.txn.take() {
-            Some(UnitTxn::Alone(txn)) => txn.rollback().await,
-            Some(UnitTxn::Grouped(seat)) => {
-                let _ = seat.leave().await;
-                Ok(())
-            }
+            Some(txn) => txn.rollback().await,
             None => Ok(()),
         }
     }
 }
 
 /// A unit that ends without committing (an error, a dropped request) rolls back its
-/// transaction, or its work in the group's (see `Seat::leave`).
+/// transaction or savepoint, and gives its seat up.
 impl Drop for UnitOfWork {
     fn drop(&mut self) {
-        match self.txn.take() {
-            Some(UnitTxn::Alone(txn)) => drop(txn),
-            Some(UnitTxn::Grouped(seat)) => {
-                seat.leave();
-            }
-            None => {}
+        // The savepoint first: its rollback is queued on the connection before anything the
+        // group does next.
+        drop(self.txn.take());
+        if let Some(seat) = self.seat.take() {
+            seat.leave();
         }
     }
 }
 
-/// A unit's transaction: its seat in the group's transaction (where it works after a
-/// savepoint of its own), or a write transaction of its own.
+/// A unit's own transaction: its savepoint in the group's, or a write transaction of its own.
 enum UnitTxn {
-    Grouped(Seat),
+    Grouped(DatabaseTransaction),
     Alone(WriteTransaction),
 }
 
 impl UnitTxn {
     fn get(&self) -> &DatabaseTransaction {
         match self {
-            Self::Grouped(seat) => seat.txn(),
+            Self::Grouped(savepoint) => savepoint,
             Self::Alone(txn) => txn,
+        }
+    }
+
+    /// Releases the savepoint, or commits the transaction.
+    async fn commit(self) -> Result<(), DbErr> {
+        match self {
+            Self::Grouped(savepoint) => savepoint.commit().await,
+            Self::Alone(txn) => txn.commit().await,
+        }
+    }
+
+    async fn rollback(self) -> Result<(), DbErr> {
+        match self {
+            Self::Grouped(savepoint) => savepoint.rollback().await,
+            Self::Alone(txn) => txn.rollback().await,
         }
     }
 }
