@@ -5,6 +5,7 @@
 //! alone, while the others of their group commit.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use crate::common;
 
@@ -197,8 +198,100 @@ async fn unit(db: ScopedDb, name: String, end: End) -> Result<String, String> {
             return Err("failed on purpose".into());
         }
         End::Hang => std::future::pending::<()>().await,
+        End::DroppedInCommit => {
+            let mut commit = std::pin::pin!(uow.commit());
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            return match commit.as_mut().poll(&mut context) {
+                std::task::Poll::Ready(Ok(())) => Ok(id),
+                std::task::Poll::Ready(Err(error)) => Err(error.to_string()),
+                std::task::Poll::Pending => Err(format!("{DROPPED} {id}")),
+            };
+        }
     }
     Ok(id)
+}
+
+const DROPPED: &str = "dropped while committing";
+const ROUNDS: usize = 8;
+
+/// Units whose requests go away while they commit: each either committed whole (a write whose
+/// caller left may have happened, as after a lost reply) or left nothing; the units after them
+/// in the group commit, with the next sequences, and the event log stays gapless.
+async fn units_dropped_while_committing_keep_every_guarantee(backend: Backend) {
+    let Some(database) = FreshDatabase::create(backend).await else {
+        return;
+    };
+    let db = store::connect(&database.url).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let group = GroupCommit::default();
+    let scoped = ScopedDb::instance(db.clone()).grouped(&group);
+    let (mut committed, mut dropped) = (BTreeSet::new(), BTreeSet::new());
+    // Where a commit is dropped depends on timing: several rounds make the risky places likely.
+    for round in 0..ROUNDS {
+        let mut units = JoinSet::new();
+        for n in 0..32 {
+            let end = if n % 2 == 1 {
+                End::DroppedInCommit
+            } else {
+                End::Commit
+            };
+            units.spawn(unit(scoped.clone(), format!("org {round}.{n}"), end));
+        }
+        while let Some(done) = units.join_next().await {
+            match done.unwrap() {
+                Ok(id) => {
+                    committed.insert(id);
+                }
+                Err(error) => match error.strip_prefix(DROPPED) {
+                    Some(id) => {
+                        dropped.insert(id.trim().to_owned());
+                    }
+                    None => panic!("a unit that was not dropped failed: {error}"),
+                },
+            }
+        }
+    }
+    assert!(!dropped.is_empty(), "no commit was dropped mid-way");
+    assert_eq!(committed.len() + dropped.len(), 32 * ROUNDS);
+    // After the dropped units' commits: a write of its own gets the event log's lock.
+    let alone = ScopedDb::instance(db.clone());
+    let after = unit(alone, "afterwards".into(), End::Commit).await.unwrap();
+    committed.insert(after);
+    let stored: BTreeSet<String> = organization::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|org| org.id)
+        .collect();
+    assert!(
+        stored.is_superset(&committed),
+        "an acknowledged unit is missing"
+    );
+    let unknown: Vec<_> = stored
+        .difference(&committed)
+        .filter(|id| !dropped.contains(*id))
+        .collect();
+    assert!(unknown.is_empty(), "rows of no unit: {unknown:?}");
+    let (events, low, high) = event_log(&db).await;
+    let expected = stored.len() as i64;
+    assert_eq!(
+        (events, low, high),
+        (expected, 1, expected),
+        "one event a row, gapless"
+    );
+    db.close().await.ok();
+    database.drop().await;
+}
+
+#[tokio::test]
+async fn units_dropped_while_committing_keep_every_guarantee_sqlite() {
+    units_dropped_while_committing_keep_every_guarantee(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn units_dropped_while_committing_keep_every_guarantee_postgres() {
+    units_dropped_while_committing_keep_every_guarantee(Backend::Postgres).await;
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -212,6 +305,9 @@ enum End {
     AppendFails,
     /// Never ends by itself; its task is aborted (a request dropped mid-write).
     Hang,
+    /// Its commit is polled once, then dropped (a request gone while its unit appends its
+    /// events).
+    DroppedInCommit,
 }
 
 async fn units_fail_alone_and_share_commits(backend: Backend) {

@@ -182,7 +182,23 @@ impl UnitOfWork {
     /// Appends the recorded events and commits; grouped, returns once the group's COMMIT is
     /// done. Dropping the unit instead rolls everything back, so an error anywhere leaves
     /// nothing half-written.
-    pub async fn commit(mut self) -> Result<(), DbErr> {
+    ///
+    /// The commit runs to its end on a task of its own, even when the caller's future is
+    /// dropped meanwhile (a client's deadline): a statement abandoned mid-flight is not
+    /// reliably rolled back behind it, so a unit dropped while it appended could leave its
+    /// rows in the group's transaction and its sequences taken for the next unit
+    /// (`group_commit::units_dropped_while_committing_keep_every_guarantee`). A write whose
+    /// caller left while it committed may therefore have happened, as after a lost reply.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        match tokio::spawn(self.finish()).await {
+            Ok(result) => result,
+            Err(failed) => Err(DbErr::Custom(format!(
+                "committing a unit of work: {failed}"
+            ))),
+        }
+    }
+
+    async fn finish(mut self) -> Result<(), DbErr> {
         let txn = self.txn.take().expect("a unit of work commits once");
         let events = std::mem::take(&mut self.events);
         let newest = events.last().map(|last| {
