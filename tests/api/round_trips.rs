@@ -29,10 +29,10 @@ backend_tests!(a_create_takes_a_fixed_few_statements);
 const PAGE_STATEMENTS: usize = 4;
 /// The user (with its sequence as the caller counts it) and its authenticators.
 const USER_STATEMENTS: usize = 2;
-/// A CreateUser with a username and a verified email, alone: the event log's lock (PostgreSQL)
-/// and its newest event, the organization, the schema, the user row (its email with it), the
-/// username (checked for a clash and inserted in one statement), the organization stream's
-/// position, and the event.
+/// A CreateUser with a username and a verified email, alone: the organization and the schema
+/// (read before the unit), the event log's lock (PostgreSQL) and its newest event, the user row
+/// (its email with it, guarded by the schema's revision), the username (checked for a clash and
+/// inserted in one statement), the organization stream's position, and the event.
 const CREATE_STATEMENTS: usize = 8;
 
 async fn a_page_and_a_user_take_a_fixed_few_statements(app: TestApp) {
