@@ -211,6 +211,24 @@ async fn unit(db: ScopedDb, name: String, end: End) -> Result<String, String> {
     Ok(id)
 }
 
+/// A migrated fresh database of `backend`, its pool, a group commit, and a scope whose writes
+/// it groups; None where the backend is not available.
+async fn grouped_database(
+    backend: Backend,
+) -> Option<(FreshDatabase, DatabaseConnection, GroupCommit, ScopedDb)> {
+    let database = FreshDatabase::create(backend).await?;
+    let db = store::connect(&database.url).await.unwrap();
+    store::migrate(&db).await.unwrap();
+    let group = GroupCommit::default();
+    let scoped = ScopedDb::instance(db.clone()).grouped(&group);
+    Some((database, db, group, scoped))
+}
+
+async fn close(database: FreshDatabase, db: DatabaseConnection) {
+    db.close().await.ok();
+    database.drop().await;
+}
+
 const DROPPED: &str = "dropped while committing";
 const ROUNDS: usize = 8;
 
@@ -218,13 +236,9 @@ const ROUNDS: usize = 8;
 /// caller left may have happened, as after a lost reply) or left nothing; the units after them
 /// in the group commit, with the next sequences, and the event log stays gapless.
 async fn units_dropped_while_committing_keep_every_guarantee(backend: Backend) {
-    let Some(database) = FreshDatabase::create(backend).await else {
+    let Some((database, db, _group, scoped)) = grouped_database(backend).await else {
         return;
     };
-    let db = store::connect(&database.url).await.unwrap();
-    store::migrate(&db).await.unwrap();
-    let group = GroupCommit::default();
-    let scoped = ScopedDb::instance(db.clone()).grouped(&group);
     let (mut committed, mut dropped) = (BTreeSet::new(), BTreeSet::new());
     // Where a commit is dropped depends on timing: several rounds make the risky places likely.
     for round in 0..ROUNDS {
@@ -280,8 +294,7 @@ async fn units_dropped_while_committing_keep_every_guarantee(backend: Backend) {
         (expected, 1, expected),
         "one event a row, gapless"
     );
-    db.close().await.ok();
-    database.drop().await;
+    close(database, db).await;
 }
 
 #[tokio::test]
@@ -312,13 +325,9 @@ enum End {
 
 async fn units_fail_alone_and_share_commits(backend: Backend) {
     userdir::telemetry::init();
-    let Some(database) = FreshDatabase::create(backend).await else {
+    let Some((database, db, group, scoped)) = grouped_database(backend).await else {
         return;
     };
-    let db = store::connect(&database.url).await.unwrap();
-    store::migrate(&db).await.unwrap();
-    let group = GroupCommit::default();
-    let scoped = ScopedDb::instance(db.clone()).grouped(&group);
     let mut units = JoinSet::new();
     let mut hanging = Vec::new();
     for n in 0..48 {
@@ -383,8 +392,7 @@ async fn units_fail_alone_and_share_commits(backend: Backend) {
             .unwrap()
             .is_some()
     );
-    db.close().await.ok();
-    database.drop().await;
+    close(database, db).await;
 }
 
 #[tokio::test]
