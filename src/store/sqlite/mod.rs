@@ -46,3 +46,26 @@ pub fn tuned(options: SqliteConnectOptions) -> SqliteConnectOptions {
         // `regexp(pattern, value)` for regex searches (Rust's `regex` crate).
         .with_regexp()
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sqlx::{self, Connection, SqliteConnection};
+
+    /// The bundled SQLite is built without STAT4 (`.cargo/config.toml`): with it, every
+    /// statement whose plan read ANALYZE's value samples for a bound value is parsed and planned
+    /// again whenever the value changes, that is on nearly every request (see the README).
+    #[tokio::test]
+    async fn the_bundled_sqlite_has_no_stat4_samples_to_replan_by() {
+        let mut connection = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let (stat4,): (i64,) = sqlx::query_as("SELECT sqlite_compileoption_used('ENABLE_STAT4')")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(
+            stat4, 0,
+            "SQLite was built with STAT4: build through the repository's .cargo/config.toml \
+             (LIBSQLITE3_FLAGS), or set LIBSQLITE3_FLAGS=-USQLITE_ENABLE_STAT4 yourself"
+        );
+        connection.close().await.unwrap();
+    }
+}
