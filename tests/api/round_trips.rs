@@ -27,8 +27,9 @@ backend_tests!(a_create_takes_a_fixed_few_statements);
 
 /// The total (with the newest event), the page, and all of its authenticators; one to spare.
 const PAGE_STATEMENTS: usize = 4;
-/// The user (with its sequence as the caller counts it) and its authenticators.
-const USER_STATEMENTS: usize = 2;
+/// The user (with its sequence as the caller counts it) joined with its authenticators: one
+/// statement, which needs no transaction around it.
+const USER_STATEMENTS: usize = 1;
 /// A CreateUser with a username and a verified email, alone: the organization and the schema
 /// (read before the unit), the event log's lock (PostgreSQL) and its newest event, the user row
 /// (its email with it, guarded by the schema's revision), the username (checked for a clash and

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{
-    CommonTableExpression, Expr, ExprTrait, IntoIden, Order, Query as Sql, SelectStatement,
-    UnionType, WithClause, WithQuery,
+    Alias, CommonTableExpression, Expr, ExprTrait, IntoIden, JoinType, Order, Query as Sql,
+    SelectStatement, UnionType, WithClause, WithQuery,
 };
-use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult};
 
 use crate::domain::{
     AuthenticationKey, AuthenticationKeyType, Authenticators, IdentityProviderLink, OtpEmail,
@@ -72,6 +72,11 @@ struct Row {
     number_3: Option<i64>,
 }
 
+/// The columns of a row of the union (see [`Row`]).
+const KIND: &str = "kind";
+const USER_ID: &str = "user_id";
+const ID: &str = "id";
+const SORT_AT: &str = "sort_at";
 const TEXTS: [&str; 4] = ["text_1", "text_2", "text_3", "text_4"];
 const FLAGS: [&str; 2] = ["flag_1", "flag_2"];
 const NUMBERS: [&str; 3] = ["number_1", "number_2", "number_3"];
@@ -123,10 +128,10 @@ impl Branch {
     fn select(self) -> SelectStatement {
         let mut select = Sql::select();
         select
-            .expr_as(Expr::val(self.kind as i32), "kind")
-            .expr_as(self.user_id.clone(), "user_id")
-            .expr_as(self.id, "id")
-            .expr_as(self.sort_at, "sort_at");
+            .expr_as(Expr::val(self.kind as i32), KIND)
+            .expr_as(self.user_id.clone(), USER_ID)
+            .expr_as(self.id, ID)
+            .expr_as(self.sort_at, SORT_AT);
         let mut texts = self.texts.into_iter();
         for name in TEXTS {
             select.expr_as(texts.next().unwrap_or(Expr::val(None::<String>)), name);
@@ -156,6 +161,14 @@ const WANTED_ID: &str = "user_id";
 /// The union over every authenticator table, ordered so that each user's authenticators of
 /// one kind come in creation order (the order each kind was always listed in).
 fn statement(scope: &Scope, ids: &[String]) -> WithQuery {
+    let mut union = union(scope);
+    // Output columns of the union, unqualified: the order applies to the whole of it.
+    union.order_by(SORT_AT, Order::Asc).order_by(ID, Order::Asc);
+    WithClause::new().cte(wanted(ids)).to_owned().query(union)
+}
+
+/// The union over every authenticator table, of the users in [`WANTED`], unordered.
+fn union(scope: &Scope) -> SelectStatement {
     use authentication_key::Column as K;
     use idp_link::Column as I;
     use otp_email::Column as E;
@@ -256,10 +269,11 @@ fn statement(scope: &Scope, ids: &[String]) -> WithQuery {
     for branch in branches {
         union.union(UnionType::All, branch);
     }
-    // Output columns of the union, unqualified: the order applies to the whole of it.
     union
-        .order_by("sort_at", Order::Asc)
-        .order_by("id", Order::Asc);
+}
+
+/// The common table [`WANTED`] of the users `ids`.
+fn wanted(ids: &[String]) -> CommonTableExpression {
     let wanted = Sql::select()
         .expr_as(Expr::col((user::Entity, user::Column::Id)), WANTED_ID)
         .from(user::Entity)
@@ -267,15 +281,55 @@ fn statement(scope: &Scope, ids: &[String]) -> WithQuery {
             Expr::col((user::Entity, user::Column::Id)).is_in(ids.iter().map(String::as_str)),
         )
         .to_owned();
-    WithClause::new()
-        .cte(
-            CommonTableExpression::new()
-                .query(wanted)
-                .table_name(WANTED)
-                .to_owned(),
-        )
+    CommonTableExpression::new()
+        .query(wanted)
+        .table_name(WANTED)
         .to_owned()
-        .query(union)
+}
+
+/// `user` (a select of the user `id` from `users`) with every authenticator of that user
+/// joined to its row, one row per authenticator in the union's order (one row with NULL slots
+/// for a user without any, none for no user): the user and its authenticators in one
+/// statement, which one snapshot answers on both backends, so a lookup needs no transaction.
+/// [`joined`] reads the authenticator of a row.
+pub fn with_user(scope: &Scope, mut user: SelectStatement, id: &str) -> WithQuery {
+    let joined = Alias::new(JOINED);
+    for column in [KIND, USER_ID, ID, SORT_AT]
+        .into_iter()
+        .chain(TEXTS)
+        .chain(FLAGS)
+        .chain(NUMBERS)
+    {
+        user.expr_as(
+            Expr::col((joined.clone(), Alias::new(column))),
+            Alias::new(format!("{JOINED_PREFIX}{column}")),
+        );
+    }
+    user.join_subquery(
+        JoinType::LeftJoin,
+        union(scope),
+        joined.clone(),
+        Expr::col((joined.clone(), Alias::new(USER_ID))).equals((user::Entity, user::Column::Id)),
+    )
+    .order_by((joined.clone(), Alias::new(SORT_AT)), Order::Asc)
+    .order_by((joined, Alias::new(ID)), Order::Asc);
+    WithClause::new()
+        .cte(wanted(&[id.to_owned()]))
+        .to_owned()
+        .query(user)
+}
+
+/// The union's name in [`with_user`], and the prefix of its columns there.
+const JOINED: &str = "authenticator";
+const JOINED_PREFIX: &str = "authenticator_";
+
+/// Adds the authenticator of a row of [`with_user`], if the row has one.
+pub fn add_joined(authenticators: &mut Authenticators, row: &QueryResult) -> Result<(), DbErr> {
+    let kind: Option<i32> = row.try_get(JOINED_PREFIX, KIND)?;
+    if kind.is_none() {
+        return Ok(());
+    }
+    add(authenticators, Row::from_query_result(row, JOINED_PREFIX)?)
 }
 
 /// The authenticators of the users `ids`, by user id (users without any are absent);
