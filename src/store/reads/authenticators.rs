@@ -291,7 +291,7 @@ fn wanted(ids: &[String]) -> CommonTableExpression {
 /// joined to its row, one row per authenticator in the union's order (one row with NULL slots
 /// for a user without any, none for no user): the user and its authenticators in one
 /// statement, which one snapshot answers on both backends, so a lookup needs no transaction.
-/// [`joined`] reads the authenticator of a row.
+/// [`add_joined`] reads the authenticator of a row.
 pub fn with_user(scope: &Scope, mut user: SelectStatement, id: &str) -> WithQuery {
     let joined = Alias::new(JOINED);
     for column in [KIND, USER_ID, ID, SORT_AT]

@@ -187,9 +187,9 @@ fn narrowed(scope: &Scope, query: Option<Query>) -> Option<Query> {
 
 /// One user; a user outside the caller's scope is None, exactly like a missing one. One
 /// statement, the user joined with its authenticators (see `authenticators::with_user`): a
-/// single statement sees one snapshot on both backends, so the lookup needs no transaction,
-/// and BEGIN, the snapshot's settings and COMMIT were three of its five round trips on
-/// PostgreSQL. It runs without the snapshot's `statement_timeout` (see `begin_snapshot`): a
+/// single statement sees one snapshot on both backends, so the lookup needs no transaction
+/// (on PostgreSQL it took five round trips: BEGIN, the snapshot's settings, the user, its
+/// authenticators, COMMIT). It runs without the snapshot's `statement_timeout` (see `begin_snapshot`): a
 /// primary key and the authenticator tables' user indexes bound its work, whatever the input.
 pub async fn get_user(db: &ScopedDb, id: &str) -> Result<Option<User>, DbErr> {
     let scope = db.scope();
