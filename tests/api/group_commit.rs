@@ -21,6 +21,10 @@ use userdir::store::writes::unit::UnitOfWork;
 use userdir::store::{self, ScopedDb};
 
 backend_tests!(overlapping_writes_keep_every_guarantee);
+backend_fn_tests!(
+    units_dropped_while_committing_keep_every_guarantee,
+    units_fail_alone_and_share_commits,
+);
 
 /// (events, lowest sequence, highest sequence).
 async fn event_log(db: &DatabaseConnection) -> (i64, i64, i64) {
@@ -297,16 +301,6 @@ async fn units_dropped_while_committing_keep_every_guarantee(backend: Backend) {
     close(database, db).await;
 }
 
-#[tokio::test]
-async fn units_dropped_while_committing_keep_every_guarantee_sqlite() {
-    units_dropped_while_committing_keep_every_guarantee(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn units_dropped_while_committing_keep_every_guarantee_postgres() {
-    units_dropped_while_committing_keep_every_guarantee(Backend::Postgres).await;
-}
-
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum End {
     Commit,
@@ -393,14 +387,4 @@ async fn units_fail_alone_and_share_commits(backend: Backend) {
             .is_some()
     );
     close(database, db).await;
-}
-
-#[tokio::test]
-async fn units_fail_alone_and_share_commits_sqlite() {
-    units_fail_alone_and_share_commits(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn units_fail_alone_and_share_commits_postgres() {
-    units_fail_alone_and_share_commits(Backend::Postgres).await;
 }

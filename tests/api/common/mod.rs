@@ -156,6 +156,23 @@ macro_rules! backend_tests {
     )*};
 }
 
+/// Declares one test per backend for each named `async fn(Backend)`: tests that make their own
+/// database of that backend (without a server), where `backend_tests!` serves one.
+macro_rules! backend_fn_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
+
 /// Runs `test` against a fresh database of `backend`, then drops the database, also when the
 /// test panics.
 pub async fn run<F, Fut>(backend: Backend, test: F)
