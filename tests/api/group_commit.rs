@@ -26,6 +26,17 @@ backend_fn_tests!(
     units_fail_alone_and_share_commits,
 );
 
+/// The ids of every organization row: what the units of these tests insert.
+async fn stored_organizations(db: &DatabaseConnection) -> BTreeSet<String> {
+    organization::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|org| org.id)
+        .collect()
+}
+
 /// (events, lowest sequence, highest sequence).
 async fn event_log(db: &DatabaseConnection) -> (i64, i64, i64) {
     let row = db
@@ -275,13 +286,7 @@ async fn units_dropped_while_committing_keep_every_guarantee(backend: Backend) {
     let alone = ScopedDb::instance(db.clone());
     let after = unit(alone, "afterwards".into(), End::Commit).await.unwrap();
     committed.insert(after);
-    let stored: BTreeSet<String> = organization::Entity::find()
-        .all(&db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|org| org.id)
-        .collect();
+    let stored = stored_organizations(&db).await;
     assert!(
         stored.is_superset(&committed),
         "an acknowledged unit is missing"
@@ -356,13 +361,7 @@ async fn units_fail_alone_and_share_commits(backend: Backend) {
         }
     }
     assert_eq!((committed.len(), failed), (24, 18));
-    let stored: BTreeSet<String> = organization::Entity::find()
-        .all(&db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|org| org.id)
-        .collect();
+    let stored = stored_organizations(&db).await;
     assert_eq!(stored, committed, "only the committed units' rows");
     let (events, low, high) = event_log(&db).await;
     assert_eq!(
