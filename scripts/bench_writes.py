@@ -131,6 +131,23 @@ def floor_rate(args, scratch):
     return tps
 
 
+def write_grouping(metrics_port):
+    """How the server grouped the writes, from its metrics: writes per COMMIT, users per batch."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+
+    def ratio(numerator, denominator):
+        total = values.get(denominator, 0)
+        return f"{values.get(numerator, 0) / total:.1f}" if total else "-"
+    return (f"writes per COMMIT {ratio('userdir_write_group_units_total', 'userdir_write_group_commits_total')}, "
+            f"users per batch {ratio('userdir_create_batched_users_total', 'userdir_create_batches_total')}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", required=True)
@@ -144,10 +161,12 @@ def main():
     try:
         bf.load_stubs(scratch)
         port = bf.free_port()
+        metrics_port = bf.free_port()
         token_file = os.path.join(scratch, "bootstrap.token")
         server = subprocess.Popen(
             [args.binary, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", args.database_url,
-             "--bootstrap-token-file", token_file, "--rate-limit-per-token", "0", "--rate-limit-per-peer", "0"],
+             "--bootstrap-token-file", token_file, "--rate-limit-per-token", "0", "--rate-limit-per-peer", "0",
+             "--metrics-listen", f"127.0.0.1:{metrics_port}"],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(scratch, "serve.log"), "w"))
         bf.wait_until_serving(port, server)
         token = admin_token(args, scratch, token_file)
@@ -167,11 +186,12 @@ def main():
         channel.close()
 
         rate, acknowledged, errors = service_rate(args, scratch, port, token, org, schema)
+        grouping = write_grouping(metrics_port)
         server.terminate()
         server.wait(timeout=60)
         backend = "postgres" if args.database_url.startswith("postgres") else "sqlite"
         print(f"{backend}: CreateUser, {args.clients} Python grpcio clients, {args.seconds} s: "
-              f"{rate:.0f}/s ({acknowledged} acknowledged, errors {errors or 'none'})")
+              f"{rate:.0f}/s ({acknowledged} acknowledged, errors {errors or 'none'}; {grouping})")
         if backend == "postgres" and shutil.which("pgbench"):
             floor = floor_rate(args, scratch)
             print(f"{backend}: floor, pgbench, the same three inserts a transaction, {args.clients} clients: "

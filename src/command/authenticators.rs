@@ -1,7 +1,7 @@
 //! The user's authenticators: usernames, password, TOTP, OTP SMS/email, authentication keys
 //! and identity-provider links.
 
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
@@ -19,6 +19,7 @@ use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password as password_row, totp as totp_row,
     user, username,
 };
+use crate::store::writes::creates::username_clash;
 use crate::store::writes::guarded;
 use crate::store::writes::unit::{UnitOfWork, Written};
 
@@ -70,41 +71,40 @@ pub(crate) async fn insert_username(
 ) -> Result<String> {
     check_username_scope(uow.scope(), name, field)?;
     let lower = fold_case(&name.username);
-    // An instance-wide name clashes with every name; an organization's with the instance-wide
-    // ones and its organization's (the unique index covers one scope only).
-    let mut clash = Query::select();
-    clash
-        .expr(Expr::val(1))
-        .from(username::Entity)
-        .and_where(username::Column::UsernameLower.eq(lower.as_str()));
-    if name.organization_specific {
-        clash.cond_where(
-            Condition::any()
-                .add(username::Column::UniquenessScope.eq(username::INSTANCE_SCOPE))
-                .add(username::Column::UniquenessScope.eq(user.organization_id.as_str())),
-        );
-    }
-    let id = new_id();
-    let row = username::ActiveModel {
-        id: Set(id.clone()),
-        user_id: Set(user.id.clone()),
-        organization_id: Set(user.organization_id.clone()),
-        username: Set(name.username.clone()),
-        username_lower: Set(lower),
-        is_organization_specific: Set(name.organization_specific),
-        uniqueness_scope: Set(uniqueness_scope(name, &user.organization_id)),
-        created_at: Set(uow.now().micros()),
-    };
+    let organization = name
+        .organization_specific
+        .then_some(user.organization_id.as_str());
+    let clash = username_clash(&lower, organization);
+    let row = username_row(user, name, uow.now());
+    let id = row.id.clone();
     // Checked and written in one statement.
     let taken = || username_taken(name, field);
     let free = Condition::all().add(Expr::exists(clash).not());
-    if !guarded::insert_where(uow.txn(), row, free)
+    if !guarded::insert_where(uow.txn(), username::ActiveModel::from(row), free)
         .await
         .map_err(|error| unique(error, taken))?
     {
         return Err(taken());
     }
     Ok(id)
+}
+
+/// The row of a new username of `user`, added at `now`.
+pub(crate) fn username_row(
+    user: &user::Model,
+    name: &NewUsername,
+    now: Timestamp,
+) -> username::Model {
+    username::Model {
+        id: new_id(),
+        user_id: user.id.clone(),
+        organization_id: user.organization_id.clone(),
+        username: name.username.clone(),
+        username_lower: fold_case(&name.username),
+        is_organization_specific: name.organization_specific,
+        uniqueness_scope: uniqueness_scope(name, &user.organization_id),
+        created_at: now.micros(),
+    }
 }
 
 /// A caller limited to one organization may add only organization-specific names (see
@@ -178,6 +178,18 @@ pub(crate) struct HashedPassword {
     change_required: bool,
 }
 
+impl HashedPassword {
+    /// The stored row of the password of `user_id`, set at `now`.
+    pub(crate) fn row(&self, user_id: &str, now: Timestamp) -> password_row::Model {
+        password_row::Model {
+            user_id: user_id.to_owned(),
+            hash: self.hash.clone(),
+            changed_at: now.micros(),
+            change_required: self.change_required,
+        }
+    }
+}
+
 /// Hashes a plain password under the server's hashing bound (before any unit begins: it is
 /// slow); an imported hash is stored as it is.
 pub(crate) async fn hashed(hashing: &Hashing, password: NewPassword) -> Result<HashedPassword> {
@@ -199,14 +211,10 @@ pub(crate) async fn insert_password(
     password_row::Entity::delete_by_id(user_id)
         .exec(uow.txn())
         .await?;
-    password_row::Entity::insert(password_row::ActiveModel {
-        user_id: Set(user_id.to_owned()),
-        hash: Set(password.hash.clone()),
-        changed_at: Set(uow.now().micros()),
-        change_required: Set(password.change_required),
-    })
-    .exec_without_returning(uow.txn())
-    .await?;
+    let row = password.row(user_id, uow.now());
+    password_row::Entity::insert(password_row::ActiveModel::from(row))
+        .exec_without_returning(uow.txn())
+        .await?;
     Ok(())
 }
 

@@ -5,14 +5,14 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use super::{
-    CodePurpose, commit_then_fail, consume_code, discard_code, insert_code, issue_code, touch,
-    user_for_write,
+    CodePurpose, commit_then_fail, consume_code, discard_code, insert_code, issue_code, new_code,
+    touch, user_for_write,
 };
 use crate::domain::codes::CodeKind;
-use crate::domain::fold_case;
+use crate::domain::{Timestamp, fold_case};
 use crate::error::{Error, Result};
 use crate::store::ScopedDb;
-use crate::store::entities::user;
+use crate::store::entities::{user, verification_code};
 use crate::store::writes::unit::{UnitOfWork, Written};
 
 /// How a newly set contact value gets verified.
@@ -120,6 +120,24 @@ pub(crate) async fn issue_for_new(
     }
     let code = insert_code(uow, user_id, user_id, kind.purpose(), CodeKind::Contact).await?;
     Ok((contact.verification == Verification::ReturnCode).then_some(code))
+}
+
+/// [`issue_for_new`] for a user written in a batch (`command::users`): the code's row, issued
+/// at `now`, and the code when the caller asked for it; None for a verified value.
+pub(crate) fn new_code_for_new(
+    user_id: &str,
+    kind: ContactKind,
+    contact: &ContactValue,
+    now: Timestamp,
+) -> Option<(verification_code::Model, Option<String>)> {
+    if contact.verification == Verification::Verified {
+        return None;
+    }
+    let (row, plain) = new_code(user_id, user_id, kind.purpose(), CodeKind::Contact, now);
+    Some((
+        row,
+        (contact.verification == Verification::ReturnCode).then_some(plain),
+    ))
 }
 
 /// The event payload describing a set contact value; never the code.

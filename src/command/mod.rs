@@ -133,19 +133,32 @@ pub(crate) async fn insert_code(
     purpose: CodePurpose,
     kind: codes::CodeKind,
 ) -> Result<String> {
-    let code = codes::issue(kind, uow.now());
-    verification_code::Entity::insert(verification_code::ActiveModel {
-        owner_id: sea_orm::Set(owner_id.to_owned()),
-        purpose: sea_orm::Set(purpose.key().to_owned()),
-        user_id: sea_orm::Set(user_id.to_owned()),
-        code_hash: sea_orm::Set(code.hash),
-        expires_at: sea_orm::Set(code.expires_at.micros()),
-        failed_attempts: sea_orm::Set(0),
-        created_at: sea_orm::Set(uow.now().micros()),
-    })
-    .exec_without_returning(uow.txn())
-    .await?;
-    Ok(code.plain)
+    let (row, plain) = new_code(user_id, owner_id, purpose, kind, uow.now());
+    verification_code::Entity::insert(verification_code::ActiveModel::from(row))
+        .exec_without_returning(uow.txn())
+        .await?;
+    Ok(plain)
+}
+
+/// A new code issued at `now`: its row (the hash) and the plain code.
+pub(crate) fn new_code(
+    user_id: &str,
+    owner_id: &str,
+    purpose: CodePurpose,
+    kind: codes::CodeKind,
+    now: Timestamp,
+) -> (verification_code::Model, String) {
+    let code = codes::issue(kind, now);
+    let row = verification_code::Model {
+        owner_id: owner_id.to_owned(),
+        purpose: purpose.key().to_owned(),
+        user_id: user_id.to_owned(),
+        code_hash: code.hash,
+        expires_at: code.expires_at.micros(),
+        failed_attempts: 0,
+        created_at: now.micros(),
+    };
+    (row, code.plain)
 }
 
 pub(crate) async fn discard_code(

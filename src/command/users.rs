@@ -5,17 +5,19 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::authenticators::{
-    HashedPassword, NewPassword, NewUsername, hashed, insert_password, insert_username,
+    HashedPassword, NewPassword, NewUsername, check_username_scope, hashed, insert_password,
+    insert_username, username_row, username_taken,
 };
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_in_scope};
 use crate::domain::{
-    Scope, StateChange, UserState, check_data_size, display_name, fold_case, schema,
+    Scope, StateChange, Timestamp, UserState, check_data_size, display_name, fold_case, schema,
 };
 use crate::error::{Error, Result};
 use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
+use crate::store::writes::creates::{BatchedCreate, NewUserRows};
 use crate::store::writes::guarded;
 use crate::store::writes::unit::{UnitOfWork, Written};
 
@@ -101,10 +103,40 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
     // The organization, the schema and the data are checked before the unit begins, so the
     // serialized part of the write is its inserts alone; and a password is hashed only for a
     // user that can be created.
-    let mut checked = Some(creatable(db.connection(), db.scope(), &new).await?);
+    let schema = creatable(db.connection(), db.scope(), &new).await?;
     let password = match new.password.clone() {
         Some(password) => Some(hashed(hashing, password).await?),
         None => None,
+    };
+    let mut checked = match db.group() {
+        Some(group) => match batched(db, &new, password.as_ref(), &schema) {
+            Some(Batched {
+                rows,
+                user_id,
+                email_code,
+                phone_code,
+            }) => match group.create_user(db.connection(), rows).await? {
+                BatchedCreate::Written(written) => {
+                    return Ok(Created {
+                        user_id,
+                        written,
+                        email_code,
+                        phone_code,
+                    });
+                }
+                BatchedCreate::UsernameTaken(i) => {
+                    return Err(username_taken(
+                        &new.usernames[i],
+                        &format!("usernames[{i}]"),
+                    ));
+                }
+                // The next attempt checks in its own unit.
+                BatchedCreate::SchemaRevised => None,
+                BatchedCreate::Alone => Some(schema),
+            },
+            None => Some(schema),
+        },
+        None => Some(schema),
     };
     loop {
         // Nothing written: the schema got a new revision after the check. The next attempt
@@ -113,6 +145,113 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
             return Ok(created);
         }
     }
+}
+
+/// A user to write in a batch (`store::writes::creates`): its rows, and what its caller
+/// learns once they are written.
+struct Batched {
+    rows: NewUserRows,
+    user_id: String,
+    email_code: Option<String>,
+    phone_code: Option<String>,
+}
+
+/// The rows of a new user for a batch, decided as [`write_user`] decides them. None for a user
+/// with a username the caller may not add: written alone, its error is the one
+/// `insert_username` gives, in the order it checks the names.
+fn batched(
+    db: &ScopedDb,
+    new: &NewUser,
+    password: Option<&HashedPassword>,
+    schema: &user_schema::Model,
+) -> Option<Batched> {
+    let scoped = new.usernames.iter().enumerate().all(|(i, name)| {
+        check_username_scope(db.scope(), name, &format!("usernames[{i}]")).is_ok()
+    });
+    if !scoped {
+        return None;
+    }
+    // Times and the sequence are the batch's; a code's lifetime counts from now.
+    let now = Timestamp::now();
+    let user = new_user_row(new_id(), new, schema, now, 0);
+    let mut codes = Vec::new();
+    let mut code = |kind: ContactKind, contact: &Option<ContactValue>| {
+        let contact = contact.as_ref()?;
+        let (row, plain) = contact::new_code_for_new(&user.id, kind, contact, now)?;
+        codes.push(row);
+        plain
+    };
+    let email_code = code(ContactKind::Email, &new.email);
+    let phone_code = code(ContactKind::Phone, &new.phone);
+    let rows = NewUserRows {
+        usernames: new
+            .usernames
+            .iter()
+            .map(|name| username_row(&user, name, now))
+            .collect(),
+        password: password.map(|password| password.row(&user.id, now)),
+        codes,
+        payload: created_payload(new, schema),
+        actor: db.actor().to_owned(),
+        caller_organization: db.scope().organization().map(str::to_owned),
+        user,
+    };
+    Some(Batched {
+        user_id: rows.user.id.clone(),
+        rows,
+        email_code,
+        phone_code,
+    })
+}
+
+/// The `user.created` event's payload.
+fn created_payload(new: &NewUser, schema: &user_schema::Model) -> Value {
+    json!({
+        "schemaId": schema.id,
+        "schemaRevision": schema.revision,
+        "usernames": new.usernames.iter().map(|u| &u.username).collect::<Vec<_>>(),
+        "hasPassword": new.password.is_some(),
+    })
+}
+
+/// The row of a new user created at `now` with event `sequence`, its contact values on it.
+fn new_user_row(
+    id: String,
+    new: &NewUser,
+    schema: &user_schema::Model,
+    now: Timestamp,
+    sequence: i64,
+) -> user::Model {
+    let name = display_name(&new.data);
+    let mut row = user::Model {
+        id,
+        organization_id: new.organization_id.clone(),
+        schema_id: schema.id.clone(),
+        schema_revision: schema.revision,
+        schema_type: schema.r#type.clone(),
+        schema_type_lower: schema.type_lower.clone(),
+        data: new.data.clone(),
+        state: UserState::Active.number(),
+        email: None,
+        email_lower: None,
+        email_verified: false,
+        phone: None,
+        phone_lower: None,
+        phone_verified: false,
+        name_lower: name.as_deref().map(fold_case),
+        name,
+        last_login: None,
+        created_at: now.micros(),
+        changed_at: now.micros(),
+        sequence,
+    };
+    if let Some(email) = &new.email {
+        contact::set_on_new(&mut row, ContactKind::Email, email);
+    }
+    if let Some(phone) = &new.phone {
+        contact::set_on_new(&mut row, ContactKind::Phone, phone);
+    }
+    row
 }
 
 /// Writes a new user in one unit. `checked` is the schema `new` was checked against before the
@@ -135,43 +274,9 @@ async fn write_user(
         &id,
         &new.organization_id,
         "user.created",
-        json!({
-            "schemaId": schema.id,
-            "schemaRevision": schema.revision,
-            "usernames": new.usernames.iter().map(|u| &u.username).collect::<Vec<_>>(),
-            "hasPassword": new.password.is_some(),
-        }),
+        created_payload(new, &schema),
     );
-    let now = written.at.micros();
-    let name = display_name(&new.data);
-    let mut row = user::Model {
-        id: id.clone(),
-        organization_id: new.organization_id.clone(),
-        schema_id: schema.id.clone(),
-        schema_revision: schema.revision,
-        schema_type: schema.r#type.clone(),
-        schema_type_lower: schema.type_lower.clone(),
-        data: new.data.clone(),
-        state: UserState::Active.number(),
-        email: None,
-        email_lower: None,
-        email_verified: false,
-        phone: None,
-        phone_lower: None,
-        phone_verified: false,
-        name_lower: name.as_deref().map(fold_case),
-        name,
-        last_login: None,
-        created_at: now,
-        changed_at: now,
-        sequence: written.sequence,
-    };
-    if let Some(email) = &new.email {
-        contact::set_on_new(&mut row, ContactKind::Email, email);
-    }
-    if let Some(phone) = &new.phone {
-        contact::set_on_new(&mut row, ContactKind::Phone, phone);
-    }
+    let row = new_user_row(id.clone(), new, &schema, written.at, written.sequence);
     let mut current_revision = Query::select();
     current_revision
         .expr(Expr::val(1))

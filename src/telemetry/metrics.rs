@@ -78,6 +78,8 @@ pub struct Metrics {
     shed: IntCounter,
     group_commits: IntCounter,
     group_units: IntCounter,
+    create_batches: IntCounter,
+    batched_creates: IntCounter,
 }
 
 const GRPC_LABELS: [&str; 3] = ["grpc_service", "grpc_method", "grpc_type"];
@@ -153,6 +155,15 @@ impl Metrics {
             "userdir_write_group_units_total",
             "Writes acknowledged by those COMMITs.",
         )?;
+        // Users per batch is the ratio of the two: how many CreateUsers share their statements.
+        let create_batches = IntCounter::new(
+            "userdir_create_batches_total",
+            "Batches of CreateUsers written together and committed.",
+        )?;
+        let batched_creates = IntCounter::new(
+            "userdir_create_batched_users_total",
+            "Users written by those batches.",
+        )?;
         registry.register(Box::new(grpc_started.clone()))?;
         registry.register(Box::new(grpc_handled.clone()))?;
         registry.register(Box::new(grpc_seconds.clone()))?;
@@ -164,6 +175,8 @@ impl Metrics {
         registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(group_commits.clone()))?;
         registry.register(Box::new(group_units.clone()))?;
+        registry.register(Box::new(create_batches.clone()))?;
+        registry.register(Box::new(batched_creates.clone()))?;
         Ok(Arc::new(Self {
             registry,
             methods: grpc_methods(descriptor_sets)?,
@@ -179,6 +192,8 @@ impl Metrics {
             shed,
             group_commits,
             group_units,
+            create_batches,
+            batched_creates,
         }))
     }
 
@@ -246,6 +261,9 @@ impl Metrics {
         let (commits, units) = self.sources.writes.stats();
         catch_up(&self.group_commits, commits);
         catch_up(&self.group_units, units);
+        let (batches, users) = self.sources.writes.batch_stats();
+        catch_up(&self.create_batches, batches);
+        catch_up(&self.batched_creates, users);
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_else(|error| {

@@ -13,6 +13,7 @@ mod common;
 mod access_control;
 mod backends_agree;
 mod backup;
+mod batched_creates;
 mod cli_and_logs;
 mod compression;
 mod connect;

@@ -48,14 +48,15 @@ pub async fn lock(txn: &DatabaseTransaction) -> Result<Option<(i64, Timestamp)>,
 /// Appends events with consecutive sequences starting at `first`; each organization's events
 /// continue that organization's stream. `next_in` holds the next position of the streams
 /// already known (the others are looked up) and is advanced past the appended events.
+/// Returns each event's position in its organization's stream.
 pub async fn append(
     txn: &DatabaseTransaction,
     first: i64,
     events: Vec<NewEvent>,
     next_in: &mut HashMap<String, i64>,
-) -> Result<(), DbErr> {
+) -> Result<Vec<Option<i64>>, DbErr> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     for organization in events.iter().filter_map(|e| e.organization.as_deref()) {
         if let Entry::Vacant(slot) = next_in.entry(organization.to_owned()) {
@@ -64,10 +65,11 @@ pub async fn append(
         }
     }
     let rows = numbered(first, events, next_in);
+    let positions = rows.iter().map(|row| row.organization_sequence).collect();
     event::Entity::insert_many(rows.into_iter().map(event::ActiveModel::from))
         .exec_without_returning(txn)
         .await?;
-    Ok(())
+    Ok(positions)
 }
 
 /// The rows of `events`: consecutive sequences from `first`, and each organization's events at

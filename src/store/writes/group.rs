@@ -22,6 +22,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::creates::CreateLane;
 use super::events;
 use crate::domain::Timestamp;
 use crate::error::database_unavailable;
@@ -46,9 +47,14 @@ pub struct GroupCommit {
     /// Writers waiting for a seat: while there are any, the writer in the seat leaves the
     /// COMMIT to them.
     waiting: Arc<AtomicUsize>,
+    /// CreateUsers waiting to be written in one batch (`creates`).
+    creates: CreateLane,
     /// COMMITs made, and the units they acknowledged: how well writes group.
     commits: Arc<AtomicU64>,
     committed_units: Arc<AtomicU64>,
+    /// Batches of CreateUsers committed, and the users they wrote.
+    batches: Arc<AtomicU64>,
+    batched_users: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -66,6 +72,8 @@ struct Open {
     txn: Option<GroupTxn>,
     /// The units of the open transaction waiting for its COMMIT.
     members: Vec<oneshot::Sender<Result<(), Failure>>>,
+    /// The writes they carry (a batch of CreateUsers is one member).
+    units: u64,
     /// When opening a transaction last failed because the database was unreachable.
     unreachable_since: Option<Instant>,
 }
@@ -89,11 +97,40 @@ pub struct LogEnd {
 
 /// Why a group's COMMIT failed, for each member.
 #[derive(Clone, Debug)]
-struct Failure {
+pub(super) struct Failure {
     /// The database was unreachable (the members answer Unavailable, see
     /// `error::database_unavailable`).
     unreachable: bool,
     message: String,
+}
+
+impl Failure {
+    pub(super) fn of(error: &DbErr) -> Self {
+        Self {
+            unreachable: database_unavailable(error),
+            message: error.to_string(),
+        }
+    }
+
+    pub(super) fn abandoned() -> Self {
+        Self {
+            unreachable: false,
+            message: "the group transaction was abandoned".into(),
+        }
+    }
+
+    /// What a member of a failed group learns: its write did not happen; Unavailable when
+    /// the database could not be reached, as for any other statement.
+    pub(super) fn into_error(self) -> DbErr {
+        if self.unreachable {
+            DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
+        } else {
+            DbErr::Conn(RuntimeErr::Internal(format!(
+                "the group commit failed: {}",
+                self.message
+            )))
+        }
+    }
 }
 
 /// One unit's place in the group transaction: while it is held, no other unit runs.
@@ -119,6 +156,24 @@ impl Drop for Waiting {
 }
 
 impl GroupCommit {
+    pub(super) fn creates(&self) -> &CreateLane {
+        &self.creates
+    }
+
+    /// (batches of CreateUsers committed, users they wrote).
+    pub fn batch_stats(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.batched_users.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(super) fn count_batch(&self, users: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.batched_users
+            .fetch_add(users as u64, Ordering::Relaxed);
+    }
+
     /// (COMMITs that succeeded, units they acknowledged).
     pub fn stats(&self) -> (u64, u64) {
         (
@@ -199,9 +254,15 @@ impl Seat {
 
     /// After the unit released its savepoint: joins the group's COMMIT, committing now if no
     /// writer waits for the seat (or the group is full), and returns once it is durable.
-    pub async fn commit(mut self) -> Result<(), DbErr> {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.commit_units(1).await.map_err(Failure::into_error)
+    }
+
+    /// [`commit`](Self::commit) for a member carrying `units` writes.
+    pub(super) async fn commit_units(mut self, units: usize) -> Result<(), Failure> {
         let (done, mut committed) = oneshot::channel();
         self.open.members.push(done);
+        self.open.units += units as u64;
         if self.nobody_waits() || self.open.members.len() >= MAX_GROUP {
             commit_group(&self.group, &mut self.open).await;
         }
@@ -210,12 +271,8 @@ impl Seat {
         loop {
             tokio::select! {
                 result = &mut committed => return match result {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(failure)) => Err(group_failed(failure)),
-                    Err(_) => Err(group_failed(Failure {
-                        unreachable: false,
-                        message: "the group transaction was abandoned".into(),
-                    })),
+                    Ok(result) => result,
+                    Err(_) => Err(Failure::abandoned()),
                 },
                 // The writer this one left the COMMIT to may have given up waiting for the
                 // seat (its request was dropped): whoever finds the seat free commits.
@@ -235,11 +292,9 @@ impl Seat {
         match self.txn().begin().await {
             Ok(savepoint) => Ok(savepoint),
             Err(error) => {
-                let failure = Failure {
-                    unreachable: database_unavailable(&error),
-                    message: error.to_string(),
-                };
+                let failure = Failure::of(&error);
                 self.open.txn = None;
+                self.open.units = 0;
                 for member in self.open.members.drain(..) {
                     let _ = member.send(Err(failure.clone()));
                 }
@@ -273,16 +328,12 @@ async fn commit_group(group: &GroupCommit, open: &mut Open) {
     let Some(GroupTxn { txn, .. }) = open.txn.take() else {
         return;
     };
-    let result = txn.commit().await.map_err(|error| Failure {
-        unreachable: database_unavailable(&error),
-        message: error.to_string(),
-    });
+    let result = txn.commit().await.map_err(|error| Failure::of(&error));
+    let units = std::mem::take(&mut open.units);
     match &result {
         Ok(()) => {
             group.commits.fetch_add(1, Ordering::Relaxed);
-            group
-                .committed_units
-                .fetch_add(open.members.len() as u64, Ordering::Relaxed);
+            group.committed_units.fetch_add(units, Ordering::Relaxed);
         }
         Err(failure) => {
             tracing::warn!(error = %failure.message, members = open.members.len(), "a group commit failed");
@@ -290,18 +341,5 @@ async fn commit_group(group: &GroupCommit, open: &mut Open) {
     }
     for member in open.members.drain(..) {
         let _ = member.send(result.clone());
-    }
-}
-
-/// What a member of a failed group learns: its write did not happen; Unavailable when the
-/// database could not be reached, as for any other statement.
-fn group_failed(failure: Failure) -> DbErr {
-    if failure.unreachable {
-        DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)
-    } else {
-        DbErr::Conn(RuntimeErr::Internal(format!(
-            "the group commit failed: {}",
-            failure.message
-        )))
     }
 }

@@ -1,0 +1,383 @@
+//! CreateUsers written in one batch (`store::writes::creates`) are decided as lone creates are:
+//! a username taken in the directory, by an earlier user of the batch or by the user's own
+//! earlier name fails its user alone, naming the field; organization-specific names clash only
+//! in their organization; a schema revised while the batch waited sends its user back to be
+//! checked again; codes and passwords work; sequences are gapless and each caller's own. A
+//! batch that fails in the database is written one user at a time instead.
+//!
+//! The tests hold the group's seat while the creates queue, so that they meet in one batch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::common;
+
+use common::TestApp;
+use common::fixtures::{self, CUSTOMER, EMPLOYEE, ORG_A, ORG_B};
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Statement};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use userdir::command;
+use userdir::command::authenticators::{NewPassword, NewUsername, PasswordSecret};
+use userdir::command::contact::{ContactKind, ContactValue, Verification};
+use userdir::command::users::{Created, NewUser};
+use userdir::domain::Scope;
+use userdir::error::Error;
+use userdir::limits::hashing::Hashing;
+use userdir::store::ScopedDb;
+use userdir::store::entities::{event, user};
+use userdir::store::writes::creates::{BatchedCreate, NewUserRows};
+use userdir::store::writes::group::GroupCommit;
+
+backend_tests!(
+    creates_in_one_batch_are_decided_like_lone_creates,
+    a_batch_that_fails_in_the_database_writes_nothing,
+);
+
+/// A user of `organization` with the schema Employee and these usernames.
+fn new_user(organization: &str, usernames: &[(&str, bool)]) -> NewUser {
+    NewUser {
+        organization_id: organization.into(),
+        schema_id: EMPLOYEE.into(),
+        data: json!({"givenName": "Batched"}),
+        email: None,
+        phone: None,
+        usernames: usernames
+            .iter()
+            .map(|&(username, organization_specific)| NewUsername {
+                username: username.into(),
+                organization_specific,
+            })
+            .collect(),
+        password: None,
+    }
+}
+
+/// Starts a create and returns once it waits in the lane, so creates queue in the order they
+/// are started.
+async fn queue(
+    group: &GroupCommit,
+    db: ScopedDb,
+    new: NewUser,
+) -> JoinHandle<Result<Created, Error>> {
+    let queued = group.queued_creates();
+    let create = tokio::spawn(async move {
+        let hashing = Hashing::new(Default::default()).unwrap();
+        command::users::create(&db, &hashing, new).await
+    });
+    let mut waited = Duration::ZERO;
+    while group.queued_creates() == queued {
+        assert!(
+            waited < Duration::from_secs(10),
+            "the create never queued: {:?}",
+            create.is_finished()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        waited += Duration::from_millis(5);
+    }
+    create
+}
+
+/// The message of an AlreadyExists, the field of an InvalidArgument.
+fn refused(outcome: Result<Created, Error>) -> String {
+    match outcome {
+        Err(Error::AlreadyExists(message)) => message,
+        Err(Error::InvalidArgument { field, .. }) => field,
+        Err(other) => panic!("an unexpected error: {other:?}"),
+        Ok(created) => panic!("written as {}", created.user_id),
+    }
+}
+
+async fn creates_in_one_batch_are_decided_like_lone_creates(app: TestApp) {
+    fixtures::base(&app.db).await;
+    let hashing = Hashing::new(Default::default()).unwrap();
+    // Taken before the batch, by a lone create.
+    let alone = ScopedDb::instance(app.db.clone());
+    command::users::create(&alone, &hashing, new_user(ORG_A, &[("taken", false)]))
+        .await
+        .unwrap();
+
+    // Every statement of the batch is counted on a connection of its own.
+    let statements = Arc::new(AtomicUsize::new(0));
+    let mut db = app.db.clone();
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let group = GroupCommit::default();
+    let instance = ScopedDb::instance(db.clone()).grouped(&group);
+    let org_b = ScopedDb::new(
+        db.clone(),
+        Scope::Organization(ORG_B.into()),
+        "b-admin".into(),
+    )
+    .grouped(&group);
+
+    let seat = group.seat(&db).await.unwrap();
+    let mut with_code = new_user(ORG_A, &[("coded", false)]);
+    with_code.email = Some(ContactValue {
+        value: "coded@example.com".into(),
+        verification: Verification::ReturnCode,
+    });
+    with_code.password = Some(NewPassword {
+        secret: PasswordSecret::Plain("a long enough password".into()),
+        change_required: false,
+    });
+    let mut revised = new_user(ORG_A, &[("revised", false)]);
+    revised.schema_id = CUSTOMER.into();
+    let creates = [
+        (instance.clone(), new_user(ORG_A, &[("dup", false)])),
+        (instance.clone(), new_user(ORG_A, &[("DUP", false)])),
+        (
+            instance.clone(),
+            new_user(ORG_A, &[("fresh", false), ("taken", true)]),
+        ),
+        (org_b.clone(), new_user(ORG_B, &[("same", true)])),
+        (instance.clone(), new_user(ORG_A, &[("same", true)])),
+        (instance.clone(), new_user(ORG_B, &[("same", true)])),
+        (
+            instance.clone(),
+            new_user(ORG_A, &[("twice", true), ("Twice", true)]),
+        ),
+        (instance.clone(), with_code),
+        (instance.clone(), revised),
+        (org_b.clone(), new_user(ORG_B, &[("last", true)])),
+    ];
+    let mut handles = Vec::new();
+    for (db, new) in creates {
+        handles.push(queue(&group, db, new).await);
+    }
+    // While the creates wait: a new revision of the customer schema, which the data of the
+    // ninth no longer fits.
+    seat.txn()
+        .execute_raw(Statement::from_sql_and_values(
+            seat.txn().get_database_backend(),
+            match seat.txn().get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    "UPDATE user_schemas SET revision = 2, json_schema = $1 WHERE id = $2"
+                }
+                _ => "UPDATE user_schemas SET revision = 2, json_schema = ? WHERE id = ?",
+            },
+            [
+                json!({"type": "object", "required": ["customerNumber"]}).into(),
+                CUSTOMER.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    statements.store(0, Ordering::SeqCst);
+    seat.commit().await.unwrap();
+
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.unwrap());
+    }
+    let counted = statements.load(Ordering::SeqCst);
+    let mut outcomes = outcomes.into_iter();
+    let mut next = || outcomes.next().unwrap();
+    let first = next().expect("the first of two equal names is written");
+    assert!(refused(next()).starts_with("usernames[0].username"));
+    assert!(refused(next()).starts_with("usernames[1].username"));
+    let in_b = next().expect("an organization's name in B");
+    next().expect("the same name in organization A");
+    assert!(
+        refused(next()).starts_with("usernames[0].username"),
+        "the same name in B again"
+    );
+    assert!(
+        refused(next()).starts_with("usernames[1].username"),
+        "a user's two equal names"
+    );
+    let coded = next().expect("a user with a code and a password");
+    let refused = refused(next());
+    assert!(
+        refused.starts_with("data"),
+        "checked again against the revised schema: {refused}"
+    );
+    let last = next().expect("the last one");
+    // Ten creates: the batch's own few statements, and one create checked and written alone
+    // again. Written alone, each takes `round_trips::CREATE_STATEMENTS` (8).
+    assert!(
+        counted <= 24,
+        "ten creates in a batch ran {counted} statements"
+    );
+
+    // The code and the password are there.
+    let code = coded
+        .email_code
+        .clone()
+        .expect("the email code is returned");
+    command::contact::verify(&instance, &coded.user_id, ContactKind::Email, &code)
+        .await
+        .expect("the code verifies the email");
+    command::authenticators::verify_password(
+        &instance,
+        &hashing,
+        &coded.user_id,
+        "a long enough password",
+    )
+    .await
+    .expect("the password is stored");
+
+    // Gapless, in arrival order, each sequence as its caller counts it.
+    let events = event::Entity::find().all(&app.db).await.unwrap();
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=events.len() as i64).collect::<Vec<_>>());
+    let created = |id: &str| {
+        events
+            .iter()
+            .find(|e| e.aggregate_id == id && e.event_type == "user.created")
+            .unwrap_or_else(|| panic!("no event for {id}"))
+    };
+    let ordered: Vec<i64> = [&first, &in_b, &coded, &last]
+        .iter()
+        .map(|c| created(&c.user_id).sequence)
+        .collect();
+    assert!(ordered.is_sorted(), "arrival order: {ordered:?}");
+    for written in [&first, &coded] {
+        assert_eq!(written.written.seen_sequence, written.written.sequence);
+    }
+    for written in [&in_b, &last] {
+        let event = created(&written.user_id);
+        assert_eq!(written.written.sequence, event.sequence);
+        assert_eq!(
+            Some(written.written.seen_sequence),
+            event.organization_sequence
+        );
+        assert_eq!(event.actor, "b-admin");
+        let stored = user::Entity::find_by_id(written.user_id.as_str())
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.sequence, event.sequence);
+        assert_eq!(stored.created_at, event.created_at);
+    }
+    assert_organization_streams_gapless(&app.db).await;
+    let recount = userdir::store::reads::recount::recount(&app.db)
+        .await
+        .unwrap();
+    assert!(recount.drift.is_empty(), "{:?}", recount.drift);
+}
+
+async fn assert_organization_streams_gapless(db: &DatabaseConnection) {
+    for organization in [ORG_A, ORG_B] {
+        let mut positions: Vec<i64> = event::Entity::find()
+            .all(db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.organization_id.as_deref() == Some(organization))
+            .filter_map(|e| e.organization_sequence)
+            .collect();
+        positions.sort_unstable();
+        assert_eq!(
+            positions,
+            (1..=positions.len() as i64).collect::<Vec<_>>(),
+            "the stream of {organization}"
+        );
+    }
+}
+
+/// Rows of a new user, as the command would decide them; `organization` may be one that does
+/// not exist.
+fn rows(id: &str, organization: &str, username: &str) -> NewUserRows {
+    NewUserRows {
+        user: user::Model {
+            id: id.into(),
+            organization_id: organization.into(),
+            schema_id: EMPLOYEE.into(),
+            schema_revision: 1,
+            schema_type: "Employee".into(),
+            schema_type_lower: "employee".into(),
+            data: json!({}),
+            state: 1,
+            email: None,
+            email_lower: None,
+            email_verified: false,
+            phone: None,
+            phone_lower: None,
+            phone_verified: false,
+            name: None,
+            name_lower: None,
+            last_login: None,
+            created_at: 0,
+            changed_at: 0,
+            sequence: 0,
+        },
+        usernames: vec![userdir::store::entities::username::Model {
+            id: format!("{id}-name"),
+            user_id: id.into(),
+            organization_id: organization.into(),
+            username: username.into(),
+            username_lower: username.into(),
+            is_organization_specific: false,
+            uniqueness_scope: "*".into(),
+            created_at: 0,
+        }],
+        password: None,
+        codes: vec![],
+        payload: json!({}),
+        actor: "test".into(),
+        caller_organization: None,
+    }
+}
+
+/// A batch one of whose rows the database refuses (its organization does not exist): every
+/// user of the batch is sent back to be written alone, nothing of the batch is left, and the
+/// next batch writes as usual.
+async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
+    fixtures::base(&app.db).await;
+    let group = GroupCommit::default();
+    let db = app.db.clone();
+    let before = event::Entity::find().all(&db).await.unwrap().len();
+    let ids = [
+        "018c0000-0000-7000-8000-0000000000f1",
+        "018c0000-0000-7000-8000-0000000000f2",
+        "018c0000-0000-7000-8000-0000000000f3",
+    ];
+    let batch = [
+        rows(ids[0], ORG_A, "one"),
+        rows(ids[1], "018c0000-0000-7000-8000-00000000dead", "two"),
+        rows(ids[2], ORG_B, "three"),
+    ];
+    let seat = group.seat(&db).await.unwrap();
+    let mut handles = Vec::new();
+    for rows in batch {
+        let queued = group.queued_creates();
+        let (lane, db) = (group.clone(), db.clone());
+        handles.push(tokio::spawn(
+            async move { lane.create_user(&db, rows).await },
+        ));
+        while group.queued_creates() == queued {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    seat.leave();
+    for handle in handles {
+        assert_eq!(handle.await.unwrap().unwrap(), BatchedCreate::Alone);
+    }
+    for id in ids {
+        let stored = user::Entity::find_by_id(id).one(&db).await.unwrap();
+        assert!(stored.is_none(), "{id} was written");
+    }
+    assert_eq!(event::Entity::find().all(&db).await.unwrap().len(), before);
+
+    // The next batch is written, its events right after the earlier ones.
+    let written = group
+        .create_user(&db, rows(ids[0], ORG_A, "one"))
+        .await
+        .unwrap();
+    let BatchedCreate::Written(written) = written else {
+        panic!("not written: {written:?}");
+    };
+    assert_eq!(written.sequence, before as i64 + 1);
+    assert!(
+        user::Entity::find_by_id(ids[0])
+            .one(&db)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
