@@ -131,6 +131,14 @@ def floor_rate(args, scratch):
     return tps
 
 
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
 def write_grouping(metrics_port):
     """How the server grouped the writes, from its metrics: writes per COMMIT, users per batch."""
     import urllib.request
@@ -187,11 +195,13 @@ def main():
 
         rate, acknowledged, errors = service_rate(args, scratch, port, token, org, schema)
         grouping = write_grouping(metrics_port)
+        peak_mib = peak_rss_kib(server.pid) / 1024
         server.terminate()
         server.wait(timeout=60)
         backend = "postgres" if args.database_url.startswith("postgres") else "sqlite"
         print(f"{backend}: CreateUser, {args.clients} Python grpcio clients, {args.seconds} s: "
-              f"{rate:.0f}/s ({acknowledged} acknowledged, errors {errors or 'none'}; {grouping})")
+              f"{rate:.0f}/s ({acknowledged} acknowledged, errors {errors or 'none'}; {grouping}; "
+              f"peak server RSS {peak_mib:.1f} MiB)")
         if backend == "postgres" and shutil.which("pgbench"):
             floor = floor_rate(args, scratch)
             print(f"{backend}: floor, pgbench, the same three inserts a transaction, {args.clients} clients: "

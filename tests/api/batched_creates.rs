@@ -33,6 +33,7 @@ use userdir::store::writes::group::GroupCommit;
 backend_tests!(
     creates_in_one_batch_are_decided_like_lone_creates,
     a_batch_that_fails_in_the_database_writes_nothing,
+    a_full_batch_of_users_with_every_username_is_written_together,
 );
 
 /// A user of `organization` with the schema Employee and these usernames.
@@ -380,4 +381,53 @@ async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
             .unwrap()
             .is_some()
     );
+}
+
+/// The largest batch of the largest users (256 users of 20 usernames each: 5,120 username
+/// rows, more values than one SQLite statement binds) is written as one batch, not sent back to
+/// be written alone.
+async fn a_full_batch_of_users_with_every_username_is_written_together(app: TestApp) {
+    fixtures::base(&app.db).await;
+    let group = GroupCommit::default();
+    let db = app.db.clone();
+    let seat = group.seat(&db).await.unwrap();
+    let mut handles = Vec::new();
+    for n in 0..256 {
+        let id = uuid::Uuid::now_v7().to_string();
+        let mut user = rows(&id, ORG_A, &format!("u{n}-0"));
+        let template = user.usernames[0].clone();
+        user.usernames = (0..20)
+            .map(|k| {
+                let name = format!("u{n}-{k}");
+                userdir::store::entities::username::Model {
+                    id: format!("{id}-{k}"),
+                    username: name.clone(),
+                    username_lower: name,
+                    ..template.clone()
+                }
+            })
+            .collect();
+        let queued = group.queued_creates();
+        let (lane, db) = (group.clone(), db.clone());
+        handles.push(tokio::spawn(
+            async move { lane.create_user(&db, user).await },
+        ));
+        while group.queued_creates() == queued {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    seat.leave();
+    for handle in handles {
+        let outcome = handle.await.unwrap().unwrap();
+        assert!(
+            matches!(outcome, BatchedCreate::Written(_)),
+            "not written in the batch: {outcome:?}"
+        );
+    }
+    assert_eq!(group.batch_stats(), (1, 256));
+    let names = userdir::store::entities::username::Entity::find()
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 256 * 20);
 }

@@ -35,6 +35,7 @@ use sea_orm::{
 };
 use tokio::sync::oneshot;
 
+use super::bulk;
 use super::events::{self, NewEvent};
 use super::group::{Failure, GroupCommit, LogEnd};
 use super::unit::Written;
@@ -42,8 +43,7 @@ use crate::domain::Timestamp;
 use crate::store::entities::{password, user, user_schema, username, verification_code};
 
 /// Most users one batch writes; a larger pile is written by the next driver, in the same
-/// group if it comes in time. (The users insert binds about 20 values a user; SQLite takes
-/// 32,766.)
+/// group if it comes in time.
 const MAX_BATCH: usize = 256;
 
 /// Most values one `IN (...)` list of the batch's reads binds.
@@ -295,24 +295,12 @@ async fn write(
                 .map(IntoActiveModel::into_active_model),
         );
     }
-    user::Entity::insert_many(users)
-        .exec_without_returning(txn)
-        .await?;
-    if !usernames.is_empty() {
-        username::Entity::insert_many(usernames)
-            .exec_without_returning(txn)
-            .await?;
-    }
-    if !passwords.is_empty() {
-        password::Entity::insert_many(passwords)
-            .exec_without_returning(txn)
-            .await?;
-    }
-    if !codes.is_empty() {
-        verification_code::Entity::insert_many(codes)
-            .exec_without_returning(txn)
-            .await?;
-    }
+    // In statements of a few sizes (`bulk`), within the values one statement binds: a batch's
+    // users bind about 5,000, their usernames (up to 20 a user) up to 41,000.
+    bulk::insert_all::<user::Entity>(txn, users).await?;
+    bulk::insert_all::<username::Entity>(txn, usernames).await?;
+    bulk::insert_all::<password::Entity>(txn, passwords).await?;
+    bulk::insert_all::<verification_code::Entity>(txn, codes).await?;
     let count = log.len() as i64;
     let positions = events::append(txn, first, log, &mut next_positions).await?;
     for ((sequence, (index, rows)), position) in (first..).zip(accepted).zip(positions) {
@@ -429,7 +417,11 @@ impl Names {
             .collect();
         let names: Vec<Asked> = names.into_iter().collect();
         let mut in_directory = HashSet::new();
-        for chunk in names.chunks(EXISTS_PER_STATEMENT) {
+        let mut names = names.as_slice();
+        // A few sizes of statement, as `bulk` inserts.
+        for size in bulk::sizes(names.len(), EXISTS_PER_STATEMENT) {
+            let (chunk, rest) = names.split_at(size);
+            names = rest;
             let mut ask = Query::select();
             for (i, (lower, organization)) in chunk.iter().enumerate() {
                 let clash = username_clash(lower, organization.as_deref());

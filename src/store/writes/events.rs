@@ -66,9 +66,8 @@ pub async fn append(
     }
     let rows = numbered(first, events, next_in);
     let positions = rows.iter().map(|row| row.organization_sequence).collect();
-    event::Entity::insert_many(rows.into_iter().map(event::ActiveModel::from))
-        .exec_without_returning(txn)
-        .await?;
+    let rows = rows.into_iter().map(event::ActiveModel::from).collect();
+    super::bulk::insert_all::<event::Entity>(txn, rows).await?;
     Ok(positions)
 }
 

@@ -1,5 +1,6 @@
 //! Commands: every write is one transaction that also appends to the event log.
 
+pub mod bulk;
 pub mod creates;
 pub mod events;
 pub mod group;
