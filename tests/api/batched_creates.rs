@@ -67,17 +67,18 @@ async fn queue(
         let hashing = Hashing::new(Default::default()).unwrap();
         command::users::create(&db, &hashing, new).await
     });
+    one_more_queued(group, queued).await;
+    create
+}
+
+/// Waits until more than `queued` creates wait in the lane.
+async fn one_more_queued(group: &GroupCommit, queued: usize) {
     let mut waited = Duration::ZERO;
     while group.queued_creates() == queued {
-        assert!(
-            waited < Duration::from_secs(10),
-            "the create never queued: {:?}",
-            create.is_finished()
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        waited += Duration::from_millis(5);
+        assert!(waited < Duration::from_secs(10), "the create never queued");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        waited += Duration::from_millis(1);
     }
-    create
 }
 
 /// The message of an AlreadyExists, the field of an InvalidArgument.
@@ -281,48 +282,49 @@ async fn assert_organization_streams_gapless(db: &DatabaseConnection) {
     }
 }
 
-/// Rows of a new user, as the command would decide them; `organization` may be one that does
-/// not exist.
-fn rows(id: &str, organization: &str, username: &str) -> NewUserRows {
+/// Rows of new user `n` of `organization` (which may not exist) with the usernames `u<n>-0`
+/// and on, as the command would decide them.
+fn rows(n: u64, organization: &str, usernames: usize) -> NewUserRows {
+    let user = (0..usernames)
+        .fold(fixtures::NewUser::new(n).without_usernames(), |user, k| {
+            user.username(&format!("u{n}-{k}"), false)
+        })
+        .org(organization)
+        .build();
     NewUserRows {
-        user: user::Model {
-            id: id.into(),
-            organization_id: organization.into(),
-            schema_id: EMPLOYEE.into(),
-            schema_revision: 1,
-            schema_type: "Employee".into(),
-            schema_type_lower: "employee".into(),
-            data: json!({}),
-            state: 1,
-            email: None,
-            email_lower: None,
-            email_verified: false,
-            phone: None,
-            phone_lower: None,
-            phone_verified: false,
-            name: None,
-            name_lower: None,
-            last_login: None,
-            created_at: 0,
-            changed_at: 0,
-            sequence: 0,
-        },
-        usernames: vec![userdir::store::entities::username::Model {
-            id: format!("{id}-name"),
-            user_id: id.into(),
-            organization_id: organization.into(),
-            username: username.into(),
-            username_lower: username.into(),
-            is_organization_specific: false,
-            uniqueness_scope: "*".into(),
-            created_at: 0,
-        }],
+        user: user.user,
+        usernames: user.usernames,
         password: None,
         codes: vec![],
         payload: json!({}),
         actor: "test".into(),
         caller_organization: None,
     }
+}
+
+/// Queues `batch` while the test holds the group's seat, then gives the seat up: the batch is
+/// written together. Returns each user's outcome.
+async fn in_one_batch(
+    group: &GroupCommit,
+    db: &DatabaseConnection,
+    batch: Vec<NewUserRows>,
+) -> Vec<BatchedCreate> {
+    let seat = group.seat(db).await.unwrap();
+    let mut handles = Vec::new();
+    for rows in batch {
+        let queued = group.queued_creates();
+        let (lane, db) = (group.clone(), db.clone());
+        handles.push(tokio::spawn(
+            async move { lane.create_user(&db, rows).await },
+        ));
+        one_more_queued(group, queued).await;
+    }
+    seat.leave();
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.unwrap().unwrap());
+    }
+    outcomes
 }
 
 /// A batch one of whose rows the database refuses (its organization does not exist): every
@@ -333,49 +335,30 @@ async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
     let group = GroupCommit::default();
     let db = app.db.clone();
     let before = event::Entity::find().all(&db).await.unwrap().len();
-    let ids = [
-        "018c0000-0000-7000-8000-0000000000f1",
-        "018c0000-0000-7000-8000-0000000000f2",
-        "018c0000-0000-7000-8000-0000000000f3",
+    let batch = vec![
+        rows(1, ORG_A, 1),
+        rows(2, "018c0000-0000-7000-8000-00000000dead", 1),
+        rows(3, ORG_B, 1),
     ];
-    let batch = [
-        rows(ids[0], ORG_A, "one"),
-        rows(ids[1], "018c0000-0000-7000-8000-00000000dead", "two"),
-        rows(ids[2], ORG_B, "three"),
-    ];
-    let seat = group.seat(&db).await.unwrap();
-    let mut handles = Vec::new();
-    for rows in batch {
-        let queued = group.queued_creates();
-        let (lane, db) = (group.clone(), db.clone());
-        handles.push(tokio::spawn(
-            async move { lane.create_user(&db, rows).await },
-        ));
-        while group.queued_creates() == queued {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-    seat.leave();
-    for handle in handles {
-        assert_eq!(handle.await.unwrap().unwrap(), BatchedCreate::Alone);
-    }
-    for id in ids {
-        let stored = user::Entity::find_by_id(id).one(&db).await.unwrap();
-        assert!(stored.is_none(), "{id} was written");
+    let outcomes = in_one_batch(&group, &db, batch).await;
+    assert_eq!(outcomes, vec![BatchedCreate::Alone; 3]);
+    for n in 1..=3 {
+        let stored = user::Entity::find_by_id(fixtures::user_id(n))
+            .one(&db)
+            .await
+            .unwrap();
+        assert!(stored.is_none(), "user {n} was written");
     }
     assert_eq!(event::Entity::find().all(&db).await.unwrap().len(), before);
 
     // The next batch is written, its events right after the earlier ones.
-    let written = group
-        .create_user(&db, rows(ids[0], ORG_A, "one"))
-        .await
-        .unwrap();
+    let written = group.create_user(&db, rows(1, ORG_A, 1)).await.unwrap();
     let BatchedCreate::Written(written) = written else {
         panic!("not written: {written:?}");
     };
     assert_eq!(written.sequence, before as i64 + 1);
     assert!(
-        user::Entity::find_by_id(ids[0])
+        user::Entity::find_by_id(fixtures::user_id(1))
             .one(&db)
             .await
             .unwrap()
@@ -389,36 +372,9 @@ async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
 async fn a_full_batch_of_users_with_every_username_is_written_together(app: TestApp) {
     fixtures::base(&app.db).await;
     let group = GroupCommit::default();
-    let db = app.db.clone();
-    let seat = group.seat(&db).await.unwrap();
-    let mut handles = Vec::new();
-    for n in 0..256 {
-        let id = uuid::Uuid::now_v7().to_string();
-        let mut user = rows(&id, ORG_A, &format!("u{n}-0"));
-        let template = user.usernames[0].clone();
-        user.usernames = (0..20)
-            .map(|k| {
-                let name = format!("u{n}-{k}");
-                userdir::store::entities::username::Model {
-                    id: format!("{id}-{k}"),
-                    username: name.clone(),
-                    username_lower: name,
-                    ..template.clone()
-                }
-            })
-            .collect();
-        let queued = group.queued_creates();
-        let (lane, db) = (group.clone(), db.clone());
-        handles.push(tokio::spawn(
-            async move { lane.create_user(&db, user).await },
-        ));
-        while group.queued_creates() == queued {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-    seat.leave();
-    for handle in handles {
-        let outcome = handle.await.unwrap().unwrap();
+    let batch = (1..=256).map(|n| rows(n, ORG_A, 20)).collect();
+    let outcomes = in_one_batch(&group, &app.db, batch).await;
+    for outcome in outcomes {
         assert!(
             matches!(outcome, BatchedCreate::Written(_)),
             "not written in the batch: {outcome:?}"
@@ -426,7 +382,7 @@ async fn a_full_batch_of_users_with_every_username_is_written_together(app: Test
     }
     assert_eq!(group.batch_stats(), (1, 256));
     let names = userdir::store::entities::username::Entity::find()
-        .all(&db)
+        .all(&app.db)
         .await
         .unwrap();
     assert_eq!(names.len(), 256 * 20);

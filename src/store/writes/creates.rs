@@ -334,10 +334,15 @@ fn stamped(mut rows: NewUserRows, now: Timestamp) -> NewUserRows {
         password.changed_at = now;
     }
     for code in &mut rows.codes {
-        code.expires_at = now + (code.expires_at - code.created_at);
-        code.created_at = now;
+        issued_at(code, now);
     }
     rows
+}
+
+/// Moves a code to be issued at `now`, its lifetime kept.
+fn issued_at(code: &mut verification_code::Model, now: i64) {
+    code.expires_at = now + (code.expires_at - code.created_at);
+    code.created_at = now;
 }
 
 /// The current revision of every schema the batch's users were checked against.
@@ -536,50 +541,16 @@ mod tests {
 
     #[test]
     fn a_code_keeps_its_lifetime_at_the_batch_time() {
-        let rows = NewUserRows {
-            user: user::Model {
-                id: "u".into(),
-                organization_id: "o".into(),
-                schema_id: "s".into(),
-                schema_revision: 1,
-                schema_type: "t".into(),
-                schema_type_lower: "t".into(),
-                data: serde_json::json!({}),
-                state: 1,
-                email: None,
-                email_lower: None,
-                email_verified: false,
-                phone: None,
-                phone_lower: None,
-                phone_verified: false,
-                name: None,
-                name_lower: None,
-                last_login: None,
-                created_at: 5,
-                changed_at: 5,
-                sequence: 0,
-            },
-            usernames: vec![name("ann", None)],
-            password: None,
-            codes: vec![verification_code::Model {
-                owner_id: "u".into(),
-                purpose: "p".into(),
-                user_id: "u".into(),
-                code_hash: "h".into(),
-                expires_at: 1_005,
-                failed_attempts: 0,
-                created_at: 5,
-            }],
-            payload: serde_json::json!({}),
-            actor: "a".into(),
-            caller_organization: None,
+        let mut code = verification_code::Model {
+            owner_id: "u".into(),
+            purpose: "p".into(),
+            user_id: "u".into(),
+            code_hash: "h".into(),
+            expires_at: 1_005,
+            failed_attempts: 0,
+            created_at: 5,
         };
-        let rows = stamped(rows, Timestamp::from_micros(100));
-        assert_eq!((rows.user.created_at, rows.user.changed_at), (100, 100));
-        assert_eq!(rows.usernames[0].created_at, 100);
-        assert_eq!(
-            (rows.codes[0].created_at, rows.codes[0].expires_at),
-            (100, 1_100)
-        );
+        issued_at(&mut code, 100);
+        assert_eq!((code.created_at, code.expires_at), (100, 1_100));
     }
 }
