@@ -108,14 +108,18 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
         Some(password) => Some(hashed(hashing, password).await?),
         None => None,
     };
-    let mut checked = match db.group() {
-        Some(group) => match batched(db, &new, password.as_ref(), &schema) {
+    let mut checked = match db.writes() {
+        Some(writes) => match batched(db, &new, password.as_ref(), &schema) {
             Some(Batched {
                 rows,
                 user_id,
                 email_code,
                 phone_code,
-            }) => match group.create_user(db.connection(), rows).await? {
+            }) => match writes
+                .creates
+                .create_user(&writes.group, db.connection(), rows)
+                .await?
+            {
                 BatchedCreate::Written(written) => {
                     return Ok(Created {
                         user_id,

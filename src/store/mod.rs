@@ -256,7 +256,7 @@ pub struct ScopedDb {
     scope: Scope,
     actor: String,
     /// The server's group commit, which its writes join; None: each write commits alone.
-    group: Option<writes::group::GroupCommit>,
+    writes: Option<writes::Writes>,
 }
 
 /// The actor of the operator's own tools (the CLI with database access).
@@ -269,18 +269,23 @@ impl ScopedDb {
             db,
             scope,
             actor,
-            group: None,
+            writes: None,
         }
     }
 
-    /// Writes through this handle join `group`'s transactions (see `writes::group`).
-    pub fn grouped(mut self, group: &writes::group::GroupCommit) -> Self {
-        self.group = Some(group.clone());
+    /// Writes through this handle join the server's group transactions, and its CreateUsers
+    /// its batches (see `writes::group` and `writes::creates`).
+    pub fn grouped(mut self, writes: &writes::Writes) -> Self {
+        self.writes = Some(writes.clone());
         self
     }
 
     pub fn group(&self) -> Option<&writes::group::GroupCommit> {
-        self.group.as_ref()
+        self.writes.as_ref().map(|writes| &writes.group)
+    }
+
+    pub fn writes(&self) -> Option<&writes::Writes> {
+        self.writes.as_ref()
     }
 
     /// Instance-wide: for the operator's own tools (CLI, seeding, benchmarks).

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use crate::auth::layer::RouteResolver;
 use crate::auth::rate_limit::RateLimits;
 use crate::limits::shedding::Shedder;
-use crate::store::writes::group::GroupCommit;
+use crate::store::writes::Writes;
 
 /// The label values of one gRPC method.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ pub struct Sources {
     /// The route template of an HTTP/JSON request (`Transcoder::templates`).
     pub templates: RouteResolver,
     /// The server's group commit: how many writes each COMMIT carries.
-    pub writes: GroupCommit,
+    pub writes: Writes,
 }
 
 /// The server's metrics and the registry that renders them.
@@ -258,10 +258,10 @@ impl Metrics {
             refused.token,
         );
         catch_up(&self.shed, self.sources.shedder.refused());
-        let (commits, units) = self.sources.writes.stats();
+        let (commits, units) = self.sources.writes.group.stats();
         catch_up(&self.group_commits, commits);
         catch_up(&self.group_units, units);
-        let (batches, users) = self.sources.writes.batch_stats();
+        let (batches, users) = self.sources.writes.creates.stats();
         catch_up(&self.create_batches, batches);
         catch_up(&self.batched_creates, users);
         TextEncoder::new()

@@ -27,8 +27,8 @@ use userdir::error::Error;
 use userdir::limits::hashing::Hashing;
 use userdir::store::ScopedDb;
 use userdir::store::entities::{event, user};
+use userdir::store::writes::Writes;
 use userdir::store::writes::creates::{BatchedCreate, NewUserRows};
-use userdir::store::writes::group::GroupCommit;
 
 backend_tests!(
     creates_in_one_batch_are_decided_like_lone_creates,
@@ -57,24 +57,20 @@ fn new_user(organization: &str, usernames: &[(&str, bool)]) -> NewUser {
 
 /// Starts a create and returns once it waits in the lane, so creates queue in the order they
 /// are started.
-async fn queue(
-    group: &GroupCommit,
-    db: ScopedDb,
-    new: NewUser,
-) -> JoinHandle<Result<Created, Error>> {
-    let queued = group.queued_creates();
+async fn queue(writes: &Writes, db: ScopedDb, new: NewUser) -> JoinHandle<Result<Created, Error>> {
+    let queued = writes.creates.queued();
     let create = tokio::spawn(async move {
         let hashing = Hashing::new(Default::default()).unwrap();
         command::users::create(&db, &hashing, new).await
     });
-    one_more_queued(group, queued).await;
+    one_more_queued(writes, queued).await;
     create
 }
 
 /// Waits until more than `queued` creates wait in the lane.
-async fn one_more_queued(group: &GroupCommit, queued: usize) {
+async fn one_more_queued(writes: &Writes, queued: usize) {
     let mut waited = Duration::ZERO;
-    while group.queued_creates() == queued {
+    while writes.creates.queued() == queued {
         assert!(waited < Duration::from_secs(10), "the create never queued");
         tokio::time::sleep(Duration::from_millis(1)).await;
         waited += Duration::from_millis(1);
@@ -107,16 +103,16 @@ async fn creates_in_one_batch_are_decided_like_lone_creates(app: TestApp) {
     db.set_metric_callback(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    let group = GroupCommit::default();
-    let instance = ScopedDb::instance(db.clone()).grouped(&group);
+    let writes = Writes::default();
+    let instance = ScopedDb::instance(db.clone()).grouped(&writes);
     let org_b = ScopedDb::new(
         db.clone(),
         Scope::Organization(ORG_B.into()),
         "b-admin".into(),
     )
-    .grouped(&group);
+    .grouped(&writes);
 
-    let seat = group.seat(&db).await.unwrap();
+    let seat = writes.group.seat(&db).await.unwrap();
     let mut with_code = new_user(ORG_A, &[("coded", false)]);
     with_code.email = Some(ContactValue {
         value: "coded@example.com".into(),
@@ -148,7 +144,7 @@ async fn creates_in_one_batch_are_decided_like_lone_creates(app: TestApp) {
     ];
     let mut handles = Vec::new();
     for (db, new) in creates {
-        handles.push(queue(&group, db, new).await);
+        handles.push(queue(&writes, db, new).await);
     }
     // While the creates wait: a new revision of the customer schema, which the data of the
     // ninth no longer fits.
@@ -305,19 +301,19 @@ fn rows(n: u64, organization: &str, usernames: usize) -> NewUserRows {
 /// Queues `batch` while the test holds the group's seat, then gives the seat up: the batch is
 /// written together. Returns each user's outcome.
 async fn in_one_batch(
-    group: &GroupCommit,
+    writes: &Writes,
     db: &DatabaseConnection,
     batch: Vec<NewUserRows>,
 ) -> Vec<BatchedCreate> {
-    let seat = group.seat(db).await.unwrap();
+    let seat = writes.group.seat(db).await.unwrap();
     let mut handles = Vec::new();
     for rows in batch {
-        let queued = group.queued_creates();
-        let (lane, db) = (group.clone(), db.clone());
-        handles.push(tokio::spawn(
-            async move { lane.create_user(&db, rows).await },
-        ));
-        one_more_queued(group, queued).await;
+        let queued = writes.creates.queued();
+        let (shared, db) = (writes.clone(), db.clone());
+        handles.push(tokio::spawn(async move {
+            shared.creates.create_user(&shared.group, &db, rows).await
+        }));
+        one_more_queued(writes, queued).await;
     }
     seat.leave();
     let mut outcomes = Vec::new();
@@ -332,7 +328,7 @@ async fn in_one_batch(
 /// next batch writes as usual.
 async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
     fixtures::base(&app.db).await;
-    let group = GroupCommit::default();
+    let writes = Writes::default();
     let db = app.db.clone();
     let before = event::Entity::find().all(&db).await.unwrap().len();
     let batch = vec![
@@ -340,7 +336,7 @@ async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
         rows(2, "018c0000-0000-7000-8000-00000000dead", 1),
         rows(3, ORG_B, 1),
     ];
-    let outcomes = in_one_batch(&group, &db, batch).await;
+    let outcomes = in_one_batch(&writes, &db, batch).await;
     assert_eq!(outcomes, vec![BatchedCreate::Alone; 3]);
     for n in 1..=3 {
         let stored = user::Entity::find_by_id(fixtures::user_id(n))
@@ -352,7 +348,11 @@ async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
     assert_eq!(event::Entity::find().all(&db).await.unwrap().len(), before);
 
     // The next batch is written, its events right after the earlier ones.
-    let written = group.create_user(&db, rows(1, ORG_A, 1)).await.unwrap();
+    let written = writes
+        .creates
+        .create_user(&writes.group, &db, rows(1, ORG_A, 1))
+        .await
+        .unwrap();
     let BatchedCreate::Written(written) = written else {
         panic!("not written: {written:?}");
     };
@@ -371,16 +371,16 @@ async fn a_batch_that_fails_in_the_database_writes_nothing(app: TestApp) {
 /// be written alone.
 async fn a_full_batch_of_users_with_every_username_is_written_together(app: TestApp) {
     fixtures::base(&app.db).await;
-    let group = GroupCommit::default();
+    let writes = Writes::default();
     let batch = (1..=256).map(|n| rows(n, ORG_A, 20)).collect();
-    let outcomes = in_one_batch(&group, &app.db, batch).await;
+    let outcomes = in_one_batch(&writes, &app.db, batch).await;
     for outcome in outcomes {
         assert!(
             matches!(outcome, BatchedCreate::Written(_)),
             "not written in the batch: {outcome:?}"
         );
     }
-    assert_eq!(group.batch_stats(), (1, 256));
+    assert_eq!(writes.creates.stats(), (1, 256));
     let names = userdir::store::entities::username::Entity::find()
         .all(&app.db)
         .await

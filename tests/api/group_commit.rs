@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tonic::Code;
 use userdir::proto::user::v1 as pb;
 use userdir::store::entities::{event, organization};
+use userdir::store::writes::Writes;
 use userdir::store::writes::group::GroupCommit;
 use userdir::store::writes::unit::UnitOfWork;
 use userdir::store::{self, ScopedDb};
@@ -234,8 +235,9 @@ async fn grouped_database(
     let database = FreshDatabase::create(backend).await?;
     let db = store::connect(&database.url).await.unwrap();
     store::migrate(&db).await.unwrap();
-    let group = GroupCommit::default();
-    let scoped = ScopedDb::instance(db.clone()).grouped(&group);
+    let writes = Writes::default();
+    let scoped = ScopedDb::instance(db.clone()).grouped(&writes);
+    let group = writes.group;
     Some((database, db, group, scoped))
 }
 

@@ -10,7 +10,7 @@ use crate::limits::RequestLimits;
 use crate::limits::regex_searches::RegexSearches;
 use crate::query::{PageLimits, PageTokenKey};
 use crate::store::ScopedDb;
-use crate::store::writes::group::GroupCommit;
+use crate::store::writes::Writes;
 
 #[derive(Clone)]
 pub struct ServiceState {
@@ -25,7 +25,7 @@ pub struct ServiceState {
     /// database (`store::keys`).
     pub page_tokens: PageTokenKey,
     /// The server's writes share transactions (group commit): one COMMIT for a burst.
-    pub writes: GroupCommit,
+    pub writes: Writes,
 }
 
 impl ServiceState {

@@ -26,6 +26,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::sea_query::{Alias, Condition, Expr, Query, SelectStatement};
@@ -84,10 +85,22 @@ pub enum BatchedCreate {
     Alone,
 }
 
-/// The CreateUsers waiting for a batch (cheap to clone; one per group commit).
+/// The CreateUsers waiting for a batch (cheap to clone; one beside each group commit, see
+/// `writes::Writes`).
 #[derive(Clone, Default)]
 pub struct CreateLane {
     waiting: Arc<Mutex<Vec<Waiting>>>,
+    /// Batches committed, and the users they wrote.
+    batches: Arc<AtomicU64>,
+    batched_users: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for CreateLane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateLane")
+            .field("queued", &self.queued())
+            .finish_non_exhaustive()
+    }
 }
 
 struct Waiting {
@@ -95,22 +108,23 @@ struct Waiting {
     done: oneshot::Sender<Result<BatchedCreate, Failure>>,
 }
 
-impl GroupCommit {
-    /// Writes one new user in the next batch and returns once the batch's group is
-    /// committed (or what else became of it).
+impl CreateLane {
+    /// Writes one new user in the next batch, a unit of `group`, and returns once the batch's
+    /// group is committed (or what else became of it).
     pub async fn create_user(
         &self,
+        group: &GroupCommit,
         db: &DatabaseConnection,
         rows: NewUserRows,
     ) -> Result<BatchedCreate, DbErr> {
         let (done, outcome) = oneshot::channel();
         let first = {
-            let mut waiting = self.creates().lock();
+            let mut waiting = self.lock();
             waiting.push(Waiting { rows, done });
             waiting.len() == 1
         };
         if first {
-            start_driver(self.clone(), db.clone());
+            start_driver(self.clone(), group.clone(), db.clone());
         }
         match outcome.await {
             Ok(Ok(outcome)) => Ok(outcome),
@@ -120,14 +134,20 @@ impl GroupCommit {
     }
 }
 
-impl GroupCommit {
-    /// How many CreateUsers wait for their batch to be taken.
-    pub fn queued_creates(&self) -> usize {
-        self.creates().lock().len()
-    }
-}
-
 impl CreateLane {
+    /// How many CreateUsers wait for their batch to be taken.
+    pub fn queued(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// (batches committed, users they wrote).
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.batched_users.load(Ordering::Relaxed),
+        )
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
         // A panic while the lock was held leaves a plain Vec, still whole.
         self.waiting
@@ -136,22 +156,22 @@ impl CreateLane {
     }
 }
 
-fn start_driver(group: GroupCommit, db: DatabaseConnection) {
+fn start_driver(lane: CreateLane, group: GroupCommit, db: DatabaseConnection) {
     // Boxed: a driver may start the next one.
-    let driver: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(drive(group, db));
+    let driver: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(drive(lane, group, db));
     tokio::spawn(driver);
 }
 
 /// Takes the seat, then the lane's waiting users, and writes them as one unit of the group.
-async fn drive(group: GroupCommit, db: DatabaseConnection) {
+async fn drive(lane: CreateLane, group: GroupCommit, db: DatabaseConnection) {
     let seat = group.seat(&db).await;
     let batch: Vec<Waiting> = {
-        let mut waiting = group.creates().lock();
+        let mut waiting = lane.lock();
         let taken = waiting.len().min(MAX_BATCH);
         let batch = waiting.drain(..taken).collect();
         if !waiting.is_empty() {
             // More than a batch piled up: the next driver queues for the seat behind this one.
-            start_driver(group.clone(), db.clone());
+            start_driver(lane.clone(), group.clone(), db.clone());
         }
         batch
     };
@@ -194,7 +214,9 @@ async fn drive(group: GroupCommit, db: DatabaseConnection) {
         .count();
     match seat.commit_units(units).await {
         Ok(()) => {
-            group.count_batch(units);
+            lane.batches.fetch_add(1, Ordering::Relaxed);
+            lane.batched_users
+                .fetch_add(units as u64, Ordering::Relaxed);
             let mut outcomes = outcomes.into_iter();
             tell_each(done, || Ok(outcomes.next().expect("one outcome per user")));
         }

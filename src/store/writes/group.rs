@@ -22,7 +22,6 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
-use super::creates::CreateLane;
 use super::events;
 use crate::domain::Timestamp;
 use crate::error::database_unavailable;
@@ -47,14 +46,9 @@ pub struct GroupCommit {
     /// Writers waiting for a seat: while there are any, the writer in the seat leaves the
     /// COMMIT to them.
     waiting: Arc<AtomicUsize>,
-    /// CreateUsers waiting to be written in one batch (`creates`).
-    creates: CreateLane,
     /// COMMITs made, and the units they acknowledged: how well writes group.
     commits: Arc<AtomicU64>,
     committed_units: Arc<AtomicU64>,
-    /// Batches of CreateUsers committed, and the users they wrote.
-    batches: Arc<AtomicU64>,
-    batched_users: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -156,24 +150,6 @@ impl Drop for Waiting {
 }
 
 impl GroupCommit {
-    pub(super) fn creates(&self) -> &CreateLane {
-        &self.creates
-    }
-
-    /// (batches of CreateUsers committed, users they wrote).
-    pub fn batch_stats(&self) -> (u64, u64) {
-        (
-            self.batches.load(Ordering::Relaxed),
-            self.batched_users.load(Ordering::Relaxed),
-        )
-    }
-
-    pub(super) fn count_batch(&self, users: usize) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.batched_users
-            .fetch_add(users as u64, Ordering::Relaxed);
-    }
-
     /// (COMMITs that succeeded, units they acknowledged).
     pub fn stats(&self) -> (u64, u64) {
         (

@@ -8,3 +8,11 @@ pub mod guarded;
 pub mod import;
 pub mod recount;
 pub mod unit;
+
+/// A server's writes, shared by every request (cheap to clone): concurrent writes share
+/// transactions (`group`), and concurrent CreateUsers share their statements too (`creates`).
+#[derive(Clone, Debug, Default)]
+pub struct Writes {
+    pub group: group::GroupCommit,
+    pub creates: creates::CreateLane,
+}
