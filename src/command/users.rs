@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
 use crate::store::entities::{organization, user, user_schema};
+use crate::store::writes::Writes;
 use crate::store::writes::creates::{BatchedCreate, NewUserRows};
 use crate::store::writes::guarded;
 use crate::store::writes::unit::{UnitOfWork, Written};
@@ -109,36 +110,11 @@ pub async fn create(db: &ScopedDb, hashing: &Hashing, new: NewUser) -> Result<Cr
         None => None,
     };
     let mut checked = match db.writes() {
-        Some(writes) => match batched(db, &new, password.as_ref(), &schema) {
-            Some(Batched {
-                rows,
-                user_id,
-                email_code,
-                phone_code,
-            }) => match writes
-                .creates
-                .create_user(&writes.group, db.connection(), rows)
-                .await?
-            {
-                BatchedCreate::Written(written) => {
-                    return Ok(Created {
-                        user_id,
-                        written,
-                        email_code,
-                        phone_code,
-                    });
-                }
-                BatchedCreate::UsernameTaken(i) => {
-                    return Err(username_taken(
-                        &new.usernames[i],
-                        &format!("usernames[{i}]"),
-                    ));
-                }
-                // The next attempt checks in its own unit.
-                BatchedCreate::SchemaRevised => None,
-                BatchedCreate::Alone => Some(schema),
-            },
-            None => Some(schema),
+        Some(writes) => match in_batch(db, writes, &new, password.as_ref(), &schema).await? {
+            InBatch::Created(created) => return Ok(created),
+            // The next attempt checks in its own unit.
+            InBatch::CheckAgain => None,
+            InBatch::Alone => Some(schema),
         },
         None => Some(schema),
     };
@@ -205,6 +181,48 @@ fn batched(
         rows,
         email_code,
         phone_code,
+    })
+}
+
+/// What became of a create sent to a batch.
+enum InBatch {
+    Created(Created),
+    /// Nothing written: its schema has a new revision.
+    CheckAgain,
+    /// Nothing written: to be written in a unit of its own.
+    Alone,
+}
+
+/// Writes a new user in the server's next batch of creates (`store::writes::creates`).
+async fn in_batch(
+    db: &ScopedDb,
+    writes: &Writes,
+    new: &NewUser,
+    password: Option<&HashedPassword>,
+    schema: &user_schema::Model,
+) -> Result<InBatch> {
+    let Some(batched) = batched(db, new, password, schema) else {
+        return Ok(InBatch::Alone);
+    };
+    let outcome = writes
+        .creates
+        .create_user(&writes.group, db.connection(), batched.rows)
+        .await?;
+    Ok(match outcome {
+        BatchedCreate::Written(written) => InBatch::Created(Created {
+            user_id: batched.user_id,
+            written,
+            email_code: batched.email_code,
+            phone_code: batched.phone_code,
+        }),
+        BatchedCreate::UsernameTaken(i) => {
+            return Err(username_taken(
+                &new.usernames[i],
+                &format!("usernames[{i}]"),
+            ));
+        }
+        BatchedCreate::SchemaRevised => InBatch::CheckAgain,
+        BatchedCreate::Alone => InBatch::Alone,
     })
 }
 
