@@ -122,6 +122,9 @@ def main():
     parser.add_argument("--users", type=int, required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--exclusive", action="store_true",
+                        help="import with --exclusive (PostgreSQL: one transaction, indexes and "
+                        "foreign keys built at the end)")
     args = parser.parse_args()
     env = dict(os.environ, DATABASE_URL=args.database_url)
 
@@ -139,6 +142,8 @@ def main():
         command = [args.binary, "import", path]
         if args.batch_size:
             command += ["--batch-size", str(args.batch_size)]
+        if args.exclusive:
+            command.append("--exclusive")
         started = time.monotonic()
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         elapsed = time.monotonic() - started
@@ -153,7 +158,8 @@ def main():
     floor_seconds = floor(args.database_url)
 
     backend = "sqlite" if args.database_url.startswith("sqlite:") else "postgres"
-    print(f"{args.users} users, {backend}, batch size {args.batch_size or 'default'}")
+    print(f"{args.users} users, {backend}, batch size {args.batch_size or 'default'}"
+          f"{', exclusive' if args.exclusive else ''}")
     print(f"import:  {elapsed:8.1f} s  {args.users / elapsed:10.0f} users/s  "
           f"peak RSS {peak_kib / 1024:.0f} MiB (of the importer and the seed before it)")
     print(f"floor:   {floor_seconds:8.1f} s  (INSERT ... SELECT of the same {', '.join(TABLES)} rows "

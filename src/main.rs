@@ -93,6 +93,12 @@ enum Command {
         /// text limit, whose flag it shares.
         #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = userdir::query::MAX_TEXT_CHARS)]
         max_text_length: usize,
+        /// PostgreSQL, for a first load or a maintenance window: the whole file in one
+        /// transaction that locks the users' tables (readers and writers wait until it ends),
+        /// drops their non-unique indexes and foreign keys, and builds and checks them again at
+        /// the end. All or nothing: an error or an interruption leaves the directory as it was.
+        #[arg(long)]
+        exclusive: bool,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -201,6 +207,7 @@ async fn run() -> anyhow::Result<()> {
             batch_size,
             max_message_bytes,
             max_text_length,
+            exclusive,
             database,
         } => {
             anyhow::ensure!(
@@ -216,6 +223,7 @@ async fn run() -> anyhow::Result<()> {
                 progress: true,
                 max_message_bytes,
                 max_text: max_text_length,
+                exclusive,
             };
             let mut stdout = std::io::stdout();
             let report = import::run(ScopedDb::instance(db), options, &mut stdout).await?;

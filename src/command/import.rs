@@ -23,6 +23,7 @@ use crate::store::ScopedDb;
 use crate::store::entities::{
     authentication_key, idp_link, otp_email, otp_sms, password, totp, user, username,
 };
+use crate::store::writes::exclusive::ExclusiveImport;
 use crate::store::writes::import::{ImportBatch, SchemaHead, UserImport};
 
 /// One user to import, parsed (see `api::grpc::import`).
@@ -104,6 +105,9 @@ pub enum Outcome {
 pub struct Importer {
     db: ScopedDb,
     validators: HashMap<(String, i32), Arc<schema::Validator>>,
+    /// The transaction of an exclusive import, whose savepoints the batches are; None: each
+    /// batch commits on its own.
+    exclusive: Option<ExclusiveImport>,
 }
 
 impl Importer {
@@ -111,13 +115,44 @@ impl Importer {
         Self {
             db,
             validators: HashMap::new(),
+            exclusive: None,
         }
     }
 
-    /// Decides every record and writes those that pass, in one transaction; the outcomes are
-    /// in record order. An error is the database's: nothing of the batch was written.
+    /// An importer that writes every batch in one transaction with the directory to itself,
+    /// its indexes and foreign keys built at [`Importer::finish`] (see
+    /// `store::writes::exclusive`): the batches are committed together there, or not at all.
+    pub async fn exclusive(db: ScopedDb) -> Result<Self> {
+        let exclusive =
+            ExclusiveImport::begin(db.connection())
+                .await
+                .map_err(|error| match error {
+                    sea_orm::DbErr::Custom(message) => Error::FailedPrecondition(message),
+                    other => other.into(),
+                })?;
+        Ok(Self {
+            exclusive: Some(exclusive),
+            ..Self::new(db)
+        })
+    }
+
+    /// Ends the import: an exclusive one builds what it dropped and commits; otherwise every
+    /// batch is committed already.
+    pub async fn finish(self) -> Result<()> {
+        if let Some(exclusive) = self.exclusive {
+            exclusive.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// Decides every record and writes those that pass, in one transaction (a savepoint of an
+    /// exclusive import's); the outcomes are in record order. An error is the database's:
+    /// nothing of the batch was written.
     pub async fn import(&mut self, records: Vec<ImportUser>) -> Result<Vec<Outcome>> {
-        let mut batch = ImportBatch::begin(self.db.connection()).await?;
+        let mut batch = match &mut self.exclusive {
+            Some(exclusive) => ImportBatch::within(exclusive).await?,
+            None => ImportBatch::begin(self.db.connection()).await?,
+        };
         let known = Known::read(&mut batch, &records).await?;
         let mut schemas = HashMap::new();
         for head in known.schemas.values() {
@@ -177,7 +212,7 @@ struct Known {
 }
 
 impl Known {
-    async fn read(batch: &mut ImportBatch, records: &[ImportUser]) -> Result<Self> {
+    async fn read(batch: &mut ImportBatch<'_>, records: &[ImportUser]) -> Result<Self> {
         let ids: Vec<String> = distinct(records.iter().filter_map(|r| r.user_id.clone()));
         let organizations = distinct(records.iter().map(|r| r.organization_id.clone()));
         let schemas = distinct(records.iter().map(|r| r.schema_id.clone()));

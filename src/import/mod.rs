@@ -37,6 +37,9 @@ pub struct ImportOptions {
     pub max_message_bytes: usize,
     /// Longest name, username or address, in characters (the server's text limit).
     pub max_text: usize,
+    /// One transaction for the whole file, with the directory to itself and its indexes and
+    /// foreign keys built at the end (PostgreSQL; see `store::writes::exclusive`).
+    pub exclusive: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -60,7 +63,7 @@ struct Chunk {
 
 /// Imports `options.file` as `db`'s caller; every record not imported is reported on `out`,
 /// one line each, with its line number. An error is the file's or the database's: the batches
-/// before it are written.
+/// before it are written, unless the import is exclusive (then nothing is).
 pub async fn run(
     db: ScopedDb,
     options: ImportOptions,
@@ -87,7 +90,11 @@ pub async fn run(
         .progress_chars("=> "),
     );
     let connection = db.connection().clone();
-    let mut importer = Importer::new(db);
+    let mut importer = if options.exclusive {
+        Importer::exclusive(db).await?
+    } else {
+        Importer::new(db)
+    };
     let mut report = ImportReport::default();
     while let Some(chunk) = receiver.recv().await {
         let chunk: Chunk = chunk?;
@@ -132,10 +139,17 @@ pub async fn run(
         bar.set_position(chunk.position);
         bar.set_message(format!("{} users", report.imported));
     }
-    bar.finish_and_clear();
     reader
         .join()
         .map_err(|_| anyhow::anyhow!("the file's reader thread failed"))?;
+    if options.exclusive {
+        bar.set_message(format!(
+            "{} users; building indexes, checking foreign keys",
+            report.imported
+        ));
+    }
+    importer.finish().await?;
+    bar.finish_and_clear();
     if report.imported > 0 {
         // Fresh statistics, so the query planner knows the new population at once.
         connection.execute_unprepared("ANALYZE").await?;

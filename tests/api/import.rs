@@ -25,6 +25,8 @@ backend_tests!(
     a_stream_is_cut_after_the_record_limit,
     an_import_beside_concurrent_creates_keeps_the_log_and_counters_exact,
     seeding_writes_one_event_per_user,
+    an_exclusive_import_puts_back_every_index_and_foreign_key,
+    an_exclusive_import_that_stops_leaves_the_directory_as_it_was,
 );
 
 const BINARY: &str = env!("CARGO_BIN_EXE_userdir");
@@ -38,6 +40,12 @@ async fn directory(app: &TestApp) -> (String, String) {
 
 /// `userdir import` over the test database: success, stdout.
 async fn import_file(app: &TestApp, lines: &[String]) -> (bool, String) {
+    let (ok, stdout, _) = run_import(app, lines, &[]).await;
+    (ok, stdout)
+}
+
+/// `userdir import` in batches of 3 with more arguments: success, stdout, stderr.
+async fn run_import(app: &TestApp, lines: &[String], args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("users.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
@@ -45,6 +53,7 @@ async fn import_file(app: &TestApp, lines: &[String]) -> (bool, String) {
         .arg("import")
         .arg(&file)
         .args(["--batch-size", "3", "--database-url", &app.database_url])
+        .args(args)
         .output()
         .await
         .unwrap();
@@ -53,6 +62,7 @@ async fn import_file(app: &TestApp, lines: &[String]) -> (bool, String) {
     (
         output.status.success(),
         String::from_utf8(output.stdout).unwrap(),
+        stderr,
     )
 }
 
@@ -648,4 +658,142 @@ async fn seeding_writes_one_event_per_user(app: TestApp) {
         .unwrap();
     assert_eq!(payload["imported"], true);
     assert!(payload["usernames"].is_array(), "{payload}");
+}
+
+/// Every index and constraint of the database, with its definition, as the catalog has it.
+async fn schema_objects(app: &TestApp) -> Vec<(String, String)> {
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS definition \
+             FROM pg_index WHERE indrelid::regclass::text NOT LIKE 'pg_%' \
+             UNION ALL SELECT conrelid::regclass::text || '.' || conname, \
+             pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+        }
+        _ => {
+            "SELECT name, coalesce(sql, '') AS definition FROM sqlite_master \
+             WHERE type IN ('index', 'trigger', 'table') ORDER BY 1, 2"
+        }
+    };
+    let objects: Vec<(String, String)> = app
+        .db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            (
+                row.try_get("", "name").unwrap(),
+                row.try_get("", "definition").unwrap(),
+            )
+        })
+        .collect();
+    assert!(objects.len() > 20, "{objects:?}");
+    objects
+}
+
+/// Ten good records (usernames bulk0..bulk9, emails bulk0@acme.example..) and one whose
+/// username is taken.
+fn bulk_records(org: &str, schema: &str) -> Vec<String> {
+    (0..10)
+        .map(|i| format!("bulk{i}"))
+        .chain(["taken".to_owned()])
+        .map(|name| {
+            json!({
+                "organizationId": org,
+                "schemaId": schema,
+                "data": {"givenName": name},
+                "usernames": [{"username": name}],
+                "contact": {"email": {"address": format!("{name}@acme.example"), "isVerified": true}},
+                "idpLinks": [{"idpId": "github", "idpName": "GitHub", "linkedUserId": name}],
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+async fn an_exclusive_import_puts_back_every_index_and_foreign_key(app: TestApp) {
+    let (org, schema) = directory(&app).await;
+    let taken = api::create_user(&app, api::new_user(&org, &schema, "taken")).await;
+    let before = schema_objects(&app).await;
+    let (ok, stdout, stderr) =
+        run_import(&app, &bulk_records(&org, &schema), &["--exclusive"]).await;
+    assert!(!ok);
+    if app.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        assert!(stderr.contains("needs PostgreSQL"), "{stderr}");
+        assert_eq!(total(&app, vec![]).await, 1, "nothing imported");
+        assert_eq!(schema_objects(&app).await, before);
+        return;
+    }
+    let reported: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        reported[0],
+        "line 11: failed: AlreadyExists: usernames[0].username: the username \"taken\" is taken"
+    );
+    assert!(
+        reported[1].starts_with("imported 10, skipped 0 (already present), failed 1: 11 records"),
+        "{stdout}"
+    );
+    // Put back exactly: the same names and definitions (the trigram, composite and reversed
+    // indexes, every foreign key with its ON DELETE).
+    assert_eq!(schema_objects(&app).await, before);
+    assert_eq!(total(&app, vec![]).await, 11);
+    assert_eq!(total(&app, vec![email_contains("ULK3@acme")]).await, 1);
+    assert_eq!(total(&app, vec![username_equals("BULK7")]).await, 1);
+    let created = assert_log_is_gapless(&app).await;
+    assert_eq!(created.len(), 11);
+    assert_counters_exact(&app).await;
+    // The foreign keys hold again: deleting a user takes its usernames and links with it.
+    app.users
+        .clone()
+        .delete_user(pb::DeleteUserRequest {
+            user_id: created[1].clone(),
+        })
+        .await
+        .unwrap();
+    let orphans = app
+        .db
+        .query_one_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT (SELECT count(*) FROM usernames u WHERE NOT EXISTS \
+             (SELECT 1 FROM users WHERE id = u.user_id)) + (SELECT count(*) FROM idp_links l \
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = l.user_id)) AS n",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(orphans, 0);
+    assert_ne!(created[1], taken);
+}
+
+async fn an_exclusive_import_that_stops_leaves_the_directory_as_it_was(app: TestApp) {
+    use userdir::command::import::Importer;
+    let (org, schema) = directory(&app).await;
+    let before = schema_objects(&app).await;
+    let db = userdir::store::ScopedDb::instance(app.db.clone());
+    let importer = Importer::exclusive(db).await;
+    if app.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        let Err(error) = importer else {
+            panic!("SQLite has no exclusive import")
+        };
+        assert_eq!(tonic::Status::from(error).code(), Code::FailedPrecondition);
+        return;
+    }
+    let mut importer = importer.unwrap();
+    let records = userdir::api::grpc::import::JsonRecords::new(1 << 20, 200).unwrap();
+    let batch = bulk_records(&org, &schema)
+        .iter()
+        .map(|line| records.parse(line.as_bytes()).unwrap())
+        .collect();
+    let outcomes = importer.import(batch).await.unwrap();
+    assert_eq!(outcomes.len(), 11);
+    // Stopped before its end (an error, ^C): nothing of it stays, and the schema is whole.
+    drop(importer);
+    assert_eq!(schema_objects(&app).await, before);
+    assert_eq!(total(&app, vec![]).await, 0);
+    assert_eq!(assert_log_is_gapless(&app).await.len(), 0);
+    assert_counters_exact(&app).await;
 }

@@ -29,6 +29,7 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Sqlite};
 
 use super::events::{self, NewEvent};
+use super::exclusive::ExclusiveImport;
 use crate::domain::{Timestamp, display_name, fold_case};
 use crate::store::begin_write;
 use crate::store::entities::{
@@ -135,10 +136,11 @@ pub async fn import_users(db: &DatabaseConnection, batch: Vec<UserImport>) -> Re
     Ok(())
 }
 
-/// The transaction of one batch, on the backend's own sqlx connection.
-enum Txn {
-    Postgres(sqlx::Transaction<'static, Postgres>),
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+/// The transaction of one batch, on the backend's own sqlx connection: its own, or a savepoint
+/// of an exclusive import's (`'c` borrows that import).
+enum Txn<'c> {
+    Postgres(sqlx::Transaction<'c, Postgres>),
+    Sqlite(sqlx::Transaction<'c, Sqlite>),
 }
 
 /// One batch of an import: a write transaction holding the event-log lock from [`begin`] to
@@ -147,8 +149,8 @@ enum Txn {
 ///
 /// [`begin`]: ImportBatch::begin
 /// [`write`]: ImportBatch::write
-pub struct ImportBatch {
-    txn: Txn,
+pub struct ImportBatch<'c> {
+    txn: Txn<'c>,
     /// The sequence of the batch's first event.
     first: i64,
     /// The time of the batch: now, and never before the newest event.
@@ -161,7 +163,7 @@ const IN_LIST: usize = 1000;
 /// SQLite's page cache of an import batch's connection, in KiB (see [`ImportBatch::begin`]).
 const IMPORT_PAGE_CACHE_KIB: u32 = 32 * 1024;
 
-impl ImportBatch {
+impl ImportBatch<'static> {
     /// Begins the batch's transaction and waits for the event log's lock (on SQLite, its
     /// IMMEDIATE write transaction is the lock).
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
@@ -217,6 +219,20 @@ impl ImportBatch {
             }
             other => return Err(DbErr::Custom(format!("no bulk import on {other:?}"))),
         };
+        ImportBatch::started(txn).await
+    }
+}
+
+impl<'c> ImportBatch<'c> {
+    /// A batch of an exclusive import: a savepoint of its transaction, which holds the event
+    /// log's lock already.
+    pub async fn within(exclusive: &'c mut ExclusiveImport) -> Result<Self, DbErr> {
+        let savepoint = exclusive.savepoint().await?;
+        Self::started(Txn::Postgres(savepoint)).await
+    }
+
+    /// The batch on its transaction, after the newest event.
+    async fn started(txn: Txn<'c>) -> Result<Self, DbErr> {
         let mut batch = Self {
             txn,
             first: 1,
@@ -545,7 +561,7 @@ impl Tables {
         self.idp_links.extend(import.idp_links);
     }
 
-    async fn insert(self, batch: &mut ImportBatch) -> Result<(), DbErr> {
+    async fn insert(self, batch: &mut ImportBatch<'_>) -> Result<(), DbErr> {
         // Parents first: the authenticator tables reference users.
         batch.put(self.users).await?;
         batch.put(self.usernames).await?;
@@ -589,7 +605,7 @@ const COPY_CHUNK: usize = 1 << 20;
 
 /// `COPY table (columns) FROM STDIN` of `models`, in PostgreSQL's text format.
 async fn copy_in<M: ModelTrait>(
-    txn: &mut sqlx::Transaction<'static, Postgres>,
+    txn: &mut sqlx::Transaction<'_, Postgres>,
     models: Vec<M>,
 ) -> Result<(), DbErr> {
     type Entity<M> = <M as ModelTrait>::Entity;

@@ -3,6 +3,7 @@
 pub mod bulk;
 pub mod creates;
 pub mod events;
+pub mod exclusive;
 pub mod group;
 pub mod guarded;
 pub mod import;
