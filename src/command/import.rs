@@ -195,7 +195,11 @@ impl Importer {
                 Decision::Refuse(error) => Outcome::Failed(error),
             })
             .collect();
+        let written = rows.len();
         batch.write(rows, self.db.actor()).await?;
+        if let Some(exclusive) = &mut self.exclusive {
+            exclusive.written(written).await?;
+        }
         Ok(outcomes)
     }
 }
