@@ -150,7 +150,7 @@ impl Importer {
     /// nothing of the batch was written.
     pub async fn import(&mut self, records: Vec<ImportUser>) -> Result<Vec<Outcome>> {
         let mut batch = match &mut self.exclusive {
-            Some(exclusive) => ImportBatch::within(exclusive).await?,
+            Some(exclusive) => exclusive.batch().await?,
             None => ImportBatch::begin(self.db.connection()).await?,
         };
         let known = Known::read(&mut batch, &records).await?;

@@ -22,7 +22,7 @@
 use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 use sqlx::{AssertSqlSafe, Postgres};
 
-use super::events;
+use super::import::{self, ImportBatch};
 
 /// The tables an import writes, users first and the event log last (see `begin`): the drops
 /// and rebuilds are limited to them.
@@ -71,16 +71,7 @@ impl ExclusiveImport {
                     .into(),
             ));
         }
-        let mut txn = db
-            .get_postgres_connection_pool()
-            .begin()
-            .await
-            .map_err(exec_error)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(events::EVENT_LOG_LOCK)
-            .execute(&mut *txn)
-            .await
-            .map_err(exec_error)?;
+        let mut txn = import::begin_postgres(db).await?;
         // Every table at once, in the order a reader reads them (users, their authenticators,
         // the event log), so that a reader that holds one and waits for the next cannot close a
         // circle with the drops below.
@@ -89,12 +80,7 @@ impl ExclusiveImport {
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", TABLES.join(", ")),
         )
         .await?;
-        // As an ImportBatch's own transaction (see there); the build memory is for `finish`.
-        execute(
-            &mut txn,
-            "SET LOCAL plan_cache_mode = force_custom_plan".into(),
-        )
-        .await?;
+        // Memory for the index builds of `finish`.
         execute(
             &mut txn,
             format!("SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"),
@@ -162,11 +148,12 @@ impl ExclusiveImport {
         Ok(())
     }
 
-    /// A savepoint for one batch.
-    pub(super) async fn savepoint(&mut self) -> Result<sqlx::Transaction<'_, Postgres>, DbErr> {
-        sqlx::Acquire::begin(&mut self.txn)
+    /// The next batch, on a savepoint of the import's transaction.
+    pub async fn batch(&mut self) -> Result<ImportBatch<'_>, DbErr> {
+        let savepoint = sqlx::Acquire::begin(&mut self.txn)
             .await
-            .map_err(exec_error)
+            .map_err(exec_error)?;
+        ImportBatch::within(savepoint).await
     }
 
     /// Builds the dropped indexes, checks and adds the dropped foreign keys (a row that breaks

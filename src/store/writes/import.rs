@@ -29,7 +29,6 @@ use serde_json::json;
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Sqlite};
 
 use super::events::{self, NewEvent};
-use super::exclusive::ExclusiveImport;
 use crate::domain::{Timestamp, display_name, fold_case};
 use crate::store::begin_write;
 use crate::store::entities::{
@@ -160,6 +159,32 @@ pub struct ImportBatch<'c> {
 /// Most values one `IN (...)` list of a batch's reads binds.
 const IN_LIST: usize = 1000;
 
+/// A PostgreSQL transaction for importing: it holds the event log's lock, and plans its reads
+/// with their values. Why the latter: the batch's reads (which ids and usernames are taken) are
+/// prepared once per connection; after five runs PostgreSQL may keep a generic plan made while
+/// the tables looked empty, a sequential scan that an import of a million users then runs for
+/// every chunk (1.2 s each at 200k users, 80 % of the import). Planned with their values every
+/// time, they stay index lookups.
+pub(super) async fn begin_postgres(
+    db: &DatabaseConnection,
+) -> Result<sqlx::Transaction<'static, Postgres>, DbErr> {
+    let mut txn = db
+        .get_postgres_connection_pool()
+        .begin()
+        .await
+        .map_err(exec_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(events::EVENT_LOG_LOCK)
+        .execute(&mut *txn)
+        .await
+        .map_err(exec_error)?;
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(&mut *txn)
+        .await
+        .map_err(exec_error)?;
+    Ok(txn)
+}
+
 /// SQLite's page cache of an import batch's connection, in KiB (see [`ImportBatch::begin`]).
 const IMPORT_PAGE_CACHE_KIB: u32 = 32 * 1024;
 
@@ -169,25 +194,7 @@ impl ImportBatch<'static> {
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
         let txn = match db.get_database_backend() {
             DbBackend::Postgres => {
-                let mut txn = db
-                    .get_postgres_connection_pool()
-                    .begin()
-                    .await
-                    .map_err(exec_error)?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(events::EVENT_LOG_LOCK)
-                    .execute(&mut *txn)
-                    .await
-                    .map_err(exec_error)?;
-                // The batch's reads (which ids and usernames are taken) are prepared once per
-                // connection; after five runs PostgreSQL may keep a generic plan made while the
-                // tables looked empty, a sequential scan that an import of a million users
-                // then runs for every chunk (1.2 s each at 200k users, 80 % of the import).
-                // Planned with their values every time, they stay index lookups.
-                sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-                    .execute(&mut *txn)
-                    .await
-                    .map_err(exec_error)?;
+                let txn = begin_postgres(db).await?;
                 Txn::Postgres(txn)
             }
             DbBackend::Sqlite => {
@@ -224,10 +231,9 @@ impl ImportBatch<'static> {
 }
 
 impl<'c> ImportBatch<'c> {
-    /// A batch of an exclusive import: a savepoint of its transaction, which holds the event
-    /// log's lock already.
-    pub async fn within(exclusive: &'c mut ExclusiveImport) -> Result<Self, DbErr> {
-        let savepoint = exclusive.savepoint().await?;
+    /// A batch on a savepoint of an exclusive import's transaction (`exclusive::ExclusiveImport`),
+    /// which holds the event log's lock already.
+    pub(super) async fn within(savepoint: sqlx::Transaction<'c, Postgres>) -> Result<Self, DbErr> {
         Self::started(Txn::Postgres(savepoint)).await
     }
 
