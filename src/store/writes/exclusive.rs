@@ -6,7 +6,7 @@
 //!
 //! Why: in an import of 200,000 users the database spent about a third of its time checking
 //! foreign keys (each check locks the parent row, a WAL record per child row) and about a third
-//! maintaining the 30 non-unique indexes of the users' tables (docs/benchmarks.md).
+//! maintaining the 37 non-unique indexes of the users' tables (docs/benchmarks.md).
 //!
 //! What it keeps: every unique index and primary key (they decide what is taken, and the
 //! import's reads use them), the counters' triggers, and the indexes the import's own reads
