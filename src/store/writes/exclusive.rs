@@ -22,7 +22,7 @@
 use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 use sqlx::{AssertSqlSafe, Postgres};
 
-use super::import::{self, ImportBatch};
+use super::import::{self, ImportBatch, exec_error};
 
 /// The tables an import writes, users first and the event log last (see `begin`): the drops
 /// and rebuilds are limited to them.
@@ -181,8 +181,4 @@ async fn execute(
         .await
         .map(drop)
         .map_err(exec_error)
-}
-
-fn exec_error(error: sqlx::Error) -> DbErr {
-    DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error.into()))
 }

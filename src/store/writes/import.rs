@@ -690,7 +690,7 @@ fn copy_text(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-fn exec_error(error: sqlx::Error) -> DbErr {
+pub(super) fn exec_error(error: sqlx::Error) -> DbErr {
     DbErr::Exec(RuntimeErr::SqlxError(error.into()))
 }
 
