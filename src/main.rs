@@ -93,10 +93,11 @@ enum Command {
         /// text limit, whose flag it shares.
         #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = userdir::query::MAX_TEXT_CHARS)]
         max_text_length: usize,
-        /// PostgreSQL, for a first load or a maintenance window: the whole file in one
-        /// transaction that locks the users' tables (readers and writers wait until it ends),
-        /// drops their non-unique indexes and foreign keys, and builds and checks them again at
-        /// the end. All or nothing: an error or an interruption leaves the directory as it was.
+        /// For a first load or a maintenance window: the whole file in one transaction that
+        /// drops the non-unique indexes (PostgreSQL: and foreign keys; SQLite: and the trigram
+        /// triggers) of the users' tables, and builds them again at the end. Writers wait until
+        /// it ends; on PostgreSQL readers wait too, on SQLite they read the directory as it was.
+        /// All or nothing: an error or an interruption leaves the directory as it was.
         #[arg(long)]
         exclusive: bool,
         #[command(flatten)]

@@ -38,7 +38,7 @@ pub struct ImportOptions {
     /// Longest name, username or address, in characters (the server's text limit).
     pub max_text: usize,
     /// One transaction for the whole file, with the directory to itself and its indexes and
-    /// foreign keys built at the end (PostgreSQL; see `store::writes::exclusive`).
+    /// foreign keys built at the end (see `store::writes::exclusive`).
     pub exclusive: bool,
 }
 
@@ -142,6 +142,8 @@ pub async fn run(
     reader
         .join()
         .map_err(|_| anyhow::anyhow!("the file's reader thread failed"))?;
+    // The batches' memory, freed, is not what the index builds at the end allocate.
+    crate::memory::release_free_memory();
     if options.exclusive {
         bar.set_message(format!(
             "{} users; building indexes, checking foreign keys",
@@ -152,7 +154,12 @@ pub async fn run(
     bar.finish_and_clear();
     if report.imported > 0 {
         // Fresh statistics, so the query planner knows the new population at once.
+        let analyzing = Instant::now();
         connection.execute_unprepared("ANALYZE").await?;
+        tracing::debug!(
+            elapsed_ms = analyzing.elapsed().as_millis() as u64,
+            "import: statistics read"
+        );
     }
     report.elapsed = started.elapsed();
     Ok(report)

@@ -137,9 +137,41 @@ pub async fn import_users(db: &DatabaseConnection, batch: Vec<UserImport>) -> Re
 
 /// The transaction of one batch, on the backend's own sqlx connection: its own, or a savepoint
 /// of an exclusive import's (`'c` borrows that import).
-enum Txn<'c> {
+pub(super) enum Txn<'c> {
     Postgres(sqlx::Transaction<'c, Postgres>),
     Sqlite(sqlx::Transaction<'c, Sqlite>),
+}
+
+impl Txn<'_> {
+    /// A savepoint of this transaction.
+    pub(super) async fn savepoint(&mut self) -> Result<Txn<'_>, DbErr> {
+        Ok(match self {
+            Txn::Postgres(txn) => {
+                Txn::Postgres(sqlx::Acquire::begin(&mut **txn).await.map_err(exec_error)?)
+            }
+            Txn::Sqlite(txn) => {
+                Txn::Sqlite(sqlx::Acquire::begin(&mut **txn).await.map_err(exec_error)?)
+            }
+        })
+    }
+
+    /// Runs a statement made of the store's own text and the catalog's names, never input.
+    pub(super) async fn execute_trusted(&mut self, statement: String) -> Result<(), DbErr> {
+        let statement = AssertSqlSafe(statement);
+        match self {
+            Txn::Postgres(txn) => sqlx::query(statement).execute(&mut **txn).await.map(drop),
+            Txn::Sqlite(txn) => sqlx::query(statement).execute(&mut **txn).await.map(drop),
+        }
+        .map_err(exec_error)
+    }
+
+    pub(super) async fn commit(self) -> Result<(), DbErr> {
+        match self {
+            Txn::Postgres(txn) => txn.commit().await,
+            Txn::Sqlite(txn) => txn.commit().await,
+        }
+        .map_err(exec_error)
+    }
 }
 
 /// One batch of an import: a write transaction holding the event-log lock from [`begin`] to
@@ -185,45 +217,45 @@ pub(super) async fn begin_postgres(
     Ok(txn)
 }
 
-/// SQLite's page cache of an import batch's connection, in KiB (see [`ImportBatch::begin`]).
+/// SQLite's page cache of an import's connection, in KiB (see [`begin_sqlite`]).
 const IMPORT_PAGE_CACHE_KIB: u32 = 32 * 1024;
+
+/// An SQLite transaction for importing: `BEGIN IMMEDIATE` (SQLite's one writer at a time is the
+/// event log's lock) on a connection of its own with an import-sized page cache.
+pub(super) async fn begin_sqlite(
+    db: &DatabaseConnection,
+) -> Result<sqlx::Transaction<'static, Sqlite>, DbErr> {
+    let mut connection = db
+        .get_sqlite_connection_pool()
+        .acquire()
+        .await
+        .map_err(exec_error)?;
+    // A batch inserts into every index of users at random places, more pages than a serving
+    // connection's cache holds: with that cache SQLite spills dirty pages to the WAL and reads
+    // them back within the batch. The import's connection gets a cache of its own size, and is
+    // closed after it (also when it fails), so no pooled connection keeps it.
+    connection.close_on_drop();
+    sqlx::query(AssertSqlSafe(format!(
+        "PRAGMA cache_size = -{IMPORT_PAGE_CACHE_KIB}"
+    )))
+    .execute(&mut *connection)
+    .await
+    .map_err(exec_error)?;
+    sqlx::Transaction::begin(
+        connection,
+        Some(SqlSafeStr::into_sql_str("BEGIN IMMEDIATE")),
+    )
+    .await
+    .map_err(exec_error)
+}
 
 impl ImportBatch<'static> {
     /// Begins the batch's transaction and waits for the event log's lock (on SQLite, its
     /// IMMEDIATE write transaction is the lock).
     pub async fn begin(db: &DatabaseConnection) -> Result<Self, DbErr> {
         let txn = match db.get_database_backend() {
-            DbBackend::Postgres => {
-                let txn = begin_postgres(db).await?;
-                Txn::Postgres(txn)
-            }
-            DbBackend::Sqlite => {
-                let mut connection = db
-                    .get_sqlite_connection_pool()
-                    .acquire()
-                    .await
-                    .map_err(exec_error)?;
-                // A batch inserts into every index of users at random places, more pages than
-                // a serving connection's cache holds: with that cache SQLite spills dirty pages
-                // to the WAL and reads them back within the batch. The batch's connection gets
-                // a cache of its own size, and is closed after it (also when the batch fails),
-                // so no pooled connection keeps it.
-                connection.close_on_drop();
-                sqlx::query(AssertSqlSafe(format!(
-                    "PRAGMA cache_size = -{IMPORT_PAGE_CACHE_KIB}"
-                )))
-                .execute(&mut *connection)
-                .await
-                .map_err(exec_error)?;
-                Txn::Sqlite(
-                    sqlx::Transaction::begin(
-                        connection,
-                        Some(SqlSafeStr::into_sql_str("BEGIN IMMEDIATE")),
-                    )
-                    .await
-                    .map_err(exec_error)?,
-                )
-            }
+            DbBackend::Postgres => Txn::Postgres(begin_postgres(db).await?),
+            DbBackend::Sqlite => Txn::Sqlite(begin_sqlite(db).await?),
             other => return Err(DbErr::Custom(format!("no bulk import on {other:?}"))),
         };
         ImportBatch::started(txn).await
@@ -233,8 +265,8 @@ impl ImportBatch<'static> {
 impl<'c> ImportBatch<'c> {
     /// A batch on a savepoint of an exclusive import's transaction (`exclusive::ExclusiveImport`),
     /// which holds the event log's lock already.
-    pub(super) async fn within(savepoint: sqlx::Transaction<'c, Postgres>) -> Result<Self, DbErr> {
-        Self::started(Txn::Postgres(savepoint)).await
+    pub(super) async fn within(savepoint: Txn<'c>) -> Result<Self, DbErr> {
+        Self::started(savepoint).await
     }
 
     /// The batch on its transaction, after the newest event.
@@ -474,11 +506,7 @@ impl<'c> ImportBatch<'c> {
     }
 
     async fn commit(self) -> Result<(), DbErr> {
-        match self.txn {
-            Txn::Postgres(txn) => txn.commit().await,
-            Txn::Sqlite(txn) => txn.commit().await,
-        }
-        .map_err(exec_error)
+        self.txn.commit().await
     }
 
     /// Rows of a read, decoded as a tuple.
