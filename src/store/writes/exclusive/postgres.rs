@@ -8,9 +8,9 @@
 //! first), and nobody sees them without their indexes or foreign keys.
 
 use sea_orm::{DatabaseConnection, DbErr};
-use sqlx::{AssertSqlSafe, Postgres};
+use sqlx::Postgres;
 
-use super::{KEPT, TABLES};
+use super::{KEPT, TABLES, execute};
 use crate::store::writes::import::{begin_postgres, exec_error};
 
 /// Memory for each index build: a sort of a million keys fits, instead of spilling to disk.
@@ -75,16 +75,4 @@ pub(super) async fn begin(
         ));
     }
     Ok((txn, restore))
-}
-
-/// Runs a statement built from the catalog's own names and definitions.
-async fn execute(
-    txn: &mut sqlx::Transaction<'static, Postgres>,
-    statement: String,
-) -> Result<(), DbErr> {
-    sqlx::query(AssertSqlSafe(statement))
-        .execute(&mut **txn)
-        .await
-        .map(drop)
-        .map_err(exec_error)
 }

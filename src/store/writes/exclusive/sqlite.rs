@@ -14,7 +14,7 @@
 use sea_orm::{DatabaseConnection, DbErr};
 use sqlx::{AssertSqlSafe, Sqlite};
 
-use super::{KEPT, TABLES};
+use super::{KEPT, TABLES, execute};
 use crate::store::writes::import::{begin_sqlite, exec_error};
 
 /// A trigram search table, its row-keys table and the trigger that fills both for every row
@@ -151,16 +151,4 @@ pub(super) async fn begin(
 /// An identifier from the catalog as SQLite quotes one.
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Runs a statement built from the store's own text and the catalog's names and definitions.
-async fn execute(
-    txn: &mut sqlx::Transaction<'static, Sqlite>,
-    statement: String,
-) -> Result<(), DbErr> {
-    sqlx::query(AssertSqlSafe(statement))
-        .execute(&mut **txn)
-        .await
-        .map(drop)
-        .map_err(exec_error)
 }
