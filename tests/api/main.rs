@@ -19,6 +19,7 @@ mod compression;
 mod connect;
 mod cors;
 mod counters;
+mod database_sockets;
 mod drain;
 mod fuzz_regressions;
 mod get_user;
