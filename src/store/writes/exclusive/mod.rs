@@ -23,9 +23,7 @@ use std::time::Instant;
 
 use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 
-use sqlx::AssertSqlSafe;
-
-use super::import::{ImportBatch, Txn, exec_error};
+use super::import::{ImportBatch, Txn};
 
 /// The tables an import writes, users first and the event log last (the order a reader reads
 /// them): the drops and rebuilds are limited to them.
@@ -129,21 +127,4 @@ impl ExclusiveImport {
         );
         Ok(())
     }
-}
-
-/// Runs a statement built from the store's own text and the catalog's names and definitions,
-/// in either backend's transaction.
-async fn execute<DB: sqlx::Database>(
-    txn: &mut sqlx::Transaction<'_, DB>,
-    statement: String,
-) -> Result<(), DbErr>
-where
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-{
-    sqlx::query::<DB>(AssertSqlSafe(statement))
-        .execute(&mut **txn)
-        .await
-        .map(drop)
-        .map_err(exec_error)
 }

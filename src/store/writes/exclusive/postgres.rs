@@ -10,8 +10,8 @@
 use sea_orm::{DatabaseConnection, DbErr};
 use sqlx::Postgres;
 
-use super::{KEPT, TABLES, execute};
-use crate::store::writes::import::{begin_postgres, exec_error};
+use super::{KEPT, TABLES};
+use crate::store::writes::import::{begin_postgres, exec_error, execute_trusted};
 
 /// Memory for each index build: a sort of a million keys fits, instead of spilling to disk.
 const BUILD_MEMORY: &str = "256MB";
@@ -25,13 +25,13 @@ pub(super) async fn begin(
     // Every table at once, in the order a reader reads them (users, their authenticators, the
     // event log), so that a reader that holds one and waits for the next cannot close a circle
     // with the drops below.
-    execute(
+    execute_trusted(
         &mut txn,
         format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", TABLES.join(", ")),
     )
     .await?;
     // Memory for the index builds at the end.
-    execute(
+    execute_trusted(
         &mut txn,
         format!("SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'"),
     )
@@ -61,11 +61,11 @@ pub(super) async fn begin(
     .map_err(exec_error)?;
     let mut restore = Vec::with_capacity(indexes.len() + foreign_keys.len());
     for (index, definition) in indexes {
-        execute(&mut txn, format!("DROP INDEX {index}")).await?;
+        execute_trusted(&mut txn, format!("DROP INDEX {index}")).await?;
         restore.push(definition);
     }
     for (table, name, definition) in foreign_keys {
-        execute(
+        execute_trusted(
             &mut txn,
             format!("ALTER TABLE {table} DROP CONSTRAINT {name}"),
         )

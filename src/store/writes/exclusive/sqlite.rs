@@ -14,8 +14,8 @@
 use sea_orm::{DatabaseConnection, DbErr};
 use sqlx::{AssertSqlSafe, Sqlite};
 
-use super::{KEPT, TABLES, execute};
-use crate::store::writes::import::{begin_sqlite, exec_error};
+use super::{KEPT, TABLES};
+use crate::store::writes::import::{begin_sqlite, exec_error, execute_trusted};
 
 /// A trigram search table, its row-keys table and the trigger that fills both for every row
 /// inserted into its source table (migration 10).
@@ -80,7 +80,7 @@ pub(super) async fn begin(
             if KEPT.contains(&name.as_str()) {
                 continue;
             }
-            execute(&mut txn, format!("DROP INDEX {}", quoted(&name))).await?;
+            execute_trusted(&mut txn, format!("DROP INDEX {}", quoted(&name))).await?;
             restore.push(definition);
         }
     }
@@ -116,7 +116,7 @@ pub(super) async fn begin(
         .await
         .map_err(exec_error)?;
         let hash = hash.map_or(DEFAULT_HASH_BYTES, |(bytes,)| bytes);
-        execute(&mut txn, format!("DROP TRIGGER {}", trigram.trigger)).await?;
+        execute_trusted(&mut txn, format!("DROP TRIGGER {}", trigram.trigger)).await?;
         let Trigram {
             source,
             keys,
