@@ -148,20 +148,18 @@ fn email_contains(text: &str) -> pb::SearchQuery {
 }
 
 fn username_contains(text: &str) -> pb::SearchQuery {
-    pb::SearchQuery {
-        query: Some(pb::search_query::Query::UsernameQuery(pb::UsernameQuery {
-            username: text.into(),
-            method: pb::TextQueryMethod::ContainsIgnoreCase as i32,
-            is_organization_specific: None,
-        })),
-    }
+    username_query(text, pb::TextQueryMethod::ContainsIgnoreCase)
 }
 
 fn username_equals(text: &str) -> pb::SearchQuery {
+    username_query(text, pb::TextQueryMethod::EqualsIgnoreCase)
+}
+
+fn username_query(text: &str, method: pb::TextQueryMethod) -> pb::SearchQuery {
     pb::SearchQuery {
         query: Some(pb::search_query::Query::UsernameQuery(pb::UsernameQuery {
             username: text.into(),
-            method: pb::TextQueryMethod::EqualsIgnoreCase as i32,
+            method: method as i32,
             is_organization_specific: None,
         })),
     }
