@@ -108,6 +108,16 @@ pub struct Importer {
     /// The transaction of an exclusive import, whose savepoints the batches are; None: each
     /// batch commits on its own.
     exclusive: Option<ExclusiveImport>,
+    /// An exclusive import's batch decided and not yet written: it is written while the next
+    /// batch is decided (see [`Importer::import`]).
+    decided: Option<Decided>,
+}
+
+/// The rows of a decided batch, what its records took, and the time they were created.
+struct Decided {
+    rows: Vec<UserImport>,
+    taken: Taken,
+    at: Timestamp,
 }
 
 impl Importer {
@@ -116,6 +126,7 @@ impl Importer {
             db,
             validators: HashMap::new(),
             exclusive: None,
+            decided: None,
         }
     }
 
@@ -138,70 +149,116 @@ impl Importer {
 
     /// Ends the import: an exclusive one builds what it dropped and commits; otherwise every
     /// batch is committed already.
-    pub async fn finish(self) -> Result<()> {
-        if let Some(exclusive) = self.exclusive {
+    pub async fn finish(mut self) -> Result<()> {
+        if let Some(mut exclusive) = self.exclusive {
+            if let Some(decided) = self.decided.take() {
+                let batch = exclusive.batch().await?;
+                batch.write(decided.rows, self.db.actor()).await?;
+            }
             exclusive.finish().await?;
         }
         Ok(())
     }
 
-    /// Decides every record and writes those that pass, in one transaction (a savepoint of an
-    /// exclusive import's); the outcomes are in record order. An error is the database's:
-    /// nothing of the batch was written.
+    /// Decides every record and writes those that pass, in one transaction; the outcomes are
+    /// in record order. An error is the database's: nothing of the batch was written.
+    ///
+    /// An exclusive import writes a batch while it decides the next one, on another thread:
+    /// deciding is the importer's CPU, writing mostly the database's, and one waited for the
+    /// other. The next batch's reads run before the batch is written, so what the batch took
+    /// is carried to its decisions (nobody else writes meanwhile); a batch's outcomes are
+    /// final before it is written, since any error there fails the whole import.
     pub async fn import(&mut self, records: Vec<ImportUser>) -> Result<Vec<Outcome>> {
-        let mut batch = match &mut self.exclusive {
-            Some(exclusive) => exclusive.batch().await?,
-            None => ImportBatch::begin(self.db.connection()).await?,
+        let Some(exclusive) = &mut self.exclusive else {
+            let mut batch = ImportBatch::begin(self.db.connection()).await?;
+            let decider = decider(
+                &mut self.validators,
+                self.db.scope(),
+                &mut batch,
+                &records,
+                None,
+            )
+            .await?;
+            let (outcomes, decided) = decider.decide_all(records);
+            batch.write(decided.rows, self.db.actor()).await?;
+            return Ok(outcomes);
         };
-        let known = Known::read(&mut batch, &records).await?;
-        let mut schemas = HashMap::new();
-        for head in known.schemas.values() {
-            let key = (head.id.clone(), head.revision);
-            let compiled = match self.validators.get(&key) {
-                Some(validator) => Ok(validator.clone()),
-                None => {
-                    // A revision this import has not met: compiled once (a schema that does
-                    // not compile fails its records, as CreateUser fails).
-                    let json_schema = batch.json_schema(&head.id).await?;
-                    let compiled = schema::Validator::compile(&json_schema).map(Arc::new);
-                    if let Ok(validator) = &compiled {
-                        self.validators.insert(key, validator.clone());
-                    }
-                    compiled
-                }
-            };
-            schemas.insert(head.id.clone(), compiled);
-        }
-        let mut decider = Decider {
-            names_anywhere: known.usernames.iter().map(|(_, l)| l.clone()).collect(),
-            names: known.usernames.clone(),
-            links: known.idp_links.clone(),
-            known,
-            schemas,
-            scope: self.db.scope().clone(),
-            now: batch.now(),
-            ids: HashSet::new(),
+        let mut batch = exclusive.batch().await?;
+        let (rows, unwritten) = match self.decided.take() {
+            Some(decided) => (decided.rows, Some((decided.taken, decided.at))),
+            None => (Vec::new(), None),
         };
-        let mut rows = Vec::new();
-        let outcomes = records
-            .into_iter()
-            .map(|record| match decider.decide(record) {
-                Decision::Write(row) => {
-                    let id = row.user.id.clone();
-                    rows.push(*row);
-                    Outcome::Imported(id)
-                }
-                Decision::Present(id) => Outcome::Present(id),
-                Decision::Refuse(error) => Outcome::Failed(error),
-            })
-            .collect();
+        let decider = decider(
+            &mut self.validators,
+            self.db.scope(),
+            &mut batch,
+            &records,
+            unwritten,
+        )
+        .await?;
+        let deciding = tokio::task::spawn_blocking(move || decider.decide_all(records));
         let written = rows.len();
-        batch.write(rows, self.db.actor()).await?;
-        if let Some(exclusive) = &mut self.exclusive {
-            exclusive.written(written).await?;
-        }
+        let (decided, wrote) = tokio::join!(deciding, batch.write(rows, self.db.actor()));
+        wrote?;
+        let (outcomes, decided) = decided
+            .map_err(|error| Error::Internal(format!("deciding a batch failed: {error}")))?;
+        exclusive.written(written).await?;
+        self.decided = Some(decided);
         Ok(outcomes)
     }
+}
+
+/// The decider of a batch: what the directory holds of its records' names (read in `batch`),
+/// their schemas' validators (compiled once per revision for the whole import, in
+/// `validators`), and what the batch before took if it is not written yet (`unwritten`).
+async fn decider(
+    validators: &mut HashMap<(String, i32), Arc<schema::Validator>>,
+    scope: &crate::domain::Scope,
+    batch: &mut ImportBatch<'_>,
+    records: &[ImportUser],
+    unwritten: Option<(Taken, Timestamp)>,
+) -> Result<Decider> {
+    let known = Known::read(batch, records).await?;
+    let mut schemas = HashMap::new();
+    for head in known.schemas.values() {
+        let key = (head.id.clone(), head.revision);
+        let compiled = match validators.get(&key) {
+            Some(validator) => Ok(validator.clone()),
+            None => {
+                // A revision this import has not met: compiled once (a schema that does
+                // not compile fails its records, as CreateUser fails).
+                let json_schema = batch.json_schema(&head.id).await?;
+                let compiled = schema::Validator::compile(&json_schema).map(Arc::new);
+                if let Ok(validator) = &compiled {
+                    validators.insert(key, validator.clone());
+                }
+                compiled
+            }
+        };
+        schemas.insert(head.id.clone(), compiled);
+    }
+    let taken = Taken {
+        ids: HashSet::new(),
+        names_anywhere: known.usernames.iter().map(|(_, l)| l.clone()).collect(),
+        names: known.usernames.clone(),
+        links: known.idp_links.clone(),
+    };
+    let mut now = batch.now();
+    let mut before = Taken::default();
+    if let Some((taken, at)) = unwritten {
+        before = taken;
+        // Event times never go backwards along the sequence, even if the clock does: these
+        // users' events follow the unwritten batch's.
+        now = now.max(Timestamp::from_micros(at.micros() + 1));
+    }
+    Ok(Decider {
+        known,
+        schemas,
+        scope: scope.clone(),
+        now,
+        taken,
+        before,
+    })
 }
 
 /// What the directory holds that a batch's records name, read in the batch's transaction.
@@ -256,6 +313,18 @@ enum Decision {
     Refuse(Error),
 }
 
+/// What accepted records take, for the records after them: their ids, and folded usernames
+/// and IdP links (with those taken in the directory).
+#[derive(Default)]
+struct Taken {
+    ids: HashSet<String>,
+    /// Folded usernames in any scope, and with their scope.
+    names_anywhere: HashSet<String>,
+    names: HashSet<(String, String)>,
+    /// (organization, IdP, linked user id).
+    links: HashSet<(String, String, String)>,
+}
+
 /// Decides the records of one batch in order; what an accepted record takes (its id, its
 /// usernames, its links) is taken for the records after it.
 struct Decider {
@@ -263,20 +332,40 @@ struct Decider {
     schemas: HashMap<String, std::result::Result<Arc<schema::Validator>, String>>,
     scope: crate::domain::Scope,
     now: Timestamp,
-    /// Ids of the batch's accepted records.
-    ids: HashSet<String>,
-    /// Folded usernames taken (in the directory or by the batch so far), in any scope, and
-    /// with their scope.
-    names_anywhere: HashSet<String>,
-    names: HashSet<(String, String)>,
-    /// IdP links taken: (organization, IdP, linked user id).
-    links: HashSet<(String, String, String)>,
+    /// Taken in the directory and by the batch so far.
+    taken: Taken,
+    /// Taken by the batch before, not written yet (only that batch's, so that what is carried
+    /// stays the size of a batch).
+    before: Taken,
 }
 
 impl Decider {
+    /// Every record's outcome in order, and the rows of those accepted.
+    fn decide_all(mut self, records: Vec<ImportUser>) -> (Vec<Outcome>, Decided) {
+        let mut rows = Vec::new();
+        let outcomes = records
+            .into_iter()
+            .map(|record| match self.decide(record) {
+                Decision::Write(row) => {
+                    let id = row.user.id.clone();
+                    rows.push(*row);
+                    Outcome::Imported(id)
+                }
+                Decision::Present(id) => Outcome::Present(id),
+                Decision::Refuse(error) => Outcome::Failed(error),
+            })
+            .collect();
+        let decided = Decided {
+            rows,
+            taken: self.taken,
+            at: self.now,
+        };
+        (outcomes, decided)
+    }
+
     fn decide(&mut self, record: ImportUser) -> Decision {
         if let Some(id) = &record.user_id
-            && (self.known.present.contains(id) || self.ids.contains(id))
+            && (self.known.present.contains(id) || self.either(|t| t.ids.contains(id)))
         {
             return Decision::Present(id.clone());
         }
@@ -324,7 +413,7 @@ impl Decider {
                 link.idp_id.clone(),
                 link.linked_user_id.clone(),
             );
-            if self.links.contains(&key) || !own_links.insert(key) {
+            if self.either(|t| t.links.contains(&key)) || !own_links.insert(key) {
                 return Err(idp_link_taken(link, &format!("idpLinks[{i}].linkedUserId")));
             }
         }
@@ -346,24 +435,35 @@ impl Decider {
     /// instance-wide (`authenticators::insert_username`'s rule).
     fn name_taken(&self, lower: &str, scope: &str) -> bool {
         let instance = username::INSTANCE_SCOPE;
-        let taken_in = |s: &str| self.names.contains(&(s.to_owned(), lower.to_owned()));
+        let taken_in = |s: &str| {
+            let key = (s.to_owned(), lower.to_owned());
+            self.either(|t| t.names.contains(&key))
+        };
         if scope == instance {
-            self.names_anywhere.contains(lower)
+            self.either(|t| t.names_anywhere.contains(lower))
         } else {
             taken_in(instance) || taken_in(scope)
         }
     }
 
+    /// Whether `test` holds for what is taken, by this batch or the unwritten one before it.
+    fn either(&self, test: impl Fn(&Taken) -> bool) -> bool {
+        test(&self.taken) || test(&self.before)
+    }
+
     /// Marks what an accepted row takes.
     fn take(&mut self, row: &UserImport) {
-        self.ids.insert(row.user.id.clone());
+        self.taken.ids.insert(row.user.id.clone());
         for name in &row.usernames {
-            self.names_anywhere.insert(name.username_lower.clone());
-            self.names
+            self.taken
+                .names_anywhere
+                .insert(name.username_lower.clone());
+            self.taken
+                .names
                 .insert((name.uniqueness_scope.clone(), name.username_lower.clone()));
         }
         for link in &row.idp_links {
-            self.links.insert((
+            self.taken.links.insert((
                 link.organization_id.clone(),
                 link.idp_id.clone(),
                 link.external_user_id.clone(),
@@ -507,9 +607,12 @@ mod tests {
             .map(|(scope, name)| (scope.to_string(), name.to_string()))
             .collect();
         Decider {
-            names_anywhere: usernames.iter().map(|(_, l)| l.clone()).collect(),
-            names: usernames.clone(),
-            links: HashSet::new(),
+            taken: Taken {
+                names_anywhere: usernames.iter().map(|(_, l)| l.clone()).collect(),
+                names: usernames.clone(),
+                ..Taken::default()
+            },
+            before: Taken::default(),
             known: Known {
                 present: HashSet::new(),
                 organizations: HashSet::new(),
@@ -520,7 +623,6 @@ mod tests {
             schemas: HashMap::new(),
             scope: crate::domain::Scope::Instance,
             now: Timestamp::now(),
-            ids: HashSet::new(),
         }
     }
 

@@ -27,6 +27,7 @@ backend_tests!(
     seeding_writes_one_event_per_user,
     an_exclusive_import_puts_back_every_index_and_foreign_key,
     an_exclusive_import_that_stops_leaves_the_directory_as_it_was,
+    an_exclusive_import_decides_each_batch_after_the_ones_before,
 );
 
 const BINARY: &str = env!("CARGO_BIN_EXE_userdir");
@@ -801,4 +802,79 @@ async fn an_exclusive_import_that_stops_leaves_the_directory_as_it_was(app: Test
     assert_eq!(total(&app, vec![]).await, 0);
     assert_eq!(assert_log_is_gapless(&app).await.len(), 0);
     assert_counters_exact(&app).await;
+}
+
+/// An exclusive import decides a batch while the one before is being written (see
+/// `command::import::Importer::import`): what that batch took, not yet in the database, counts
+/// as taken all the same, and so does what earlier batches wrote.
+async fn an_exclusive_import_decides_each_batch_after_the_ones_before(app: TestApp) {
+    let (org, schema) = directory(&app).await;
+    let ann = "0190a3b1-0000-7000-8000-00000000c001";
+    let record = |id: Option<&str>, username: &str, linked: Option<&str>| {
+        let mut record = json!({
+            "organizationId": org,
+            "schemaId": schema,
+            "data": {"givenName": username},
+            "usernames": [{"username": username}],
+        });
+        if let Some(id) = id {
+            record["userId"] = json!(id);
+        }
+        if let Some(linked) = linked {
+            record["idpLinks"] =
+                json!([{"idpId": "github", "idpName": "GitHub", "linkedUserId": linked}]);
+        }
+        record.to_string()
+    };
+    // Batches of 3: the second batch is decided before the first is written, the third after.
+    let lines = vec![
+        record(Some(ann), "carry", Some("4711")),
+        record(None, "two", None),
+        record(None, "three", None),
+        record(None, "CARRY", None),
+        record(Some(ann), "ann-again", None),
+        record(None, "linked-again", Some("4711")),
+        record(None, "Carry", None),
+        record(Some(ann), "ann-once-more", None),
+        record(None, "nine", Some("4711")),
+        record(None, "ten", None),
+    ];
+    let (ok, stdout, stderr) = run_import(&app, &lines, &["--exclusive"]).await;
+    assert!(!ok, "failures make the exit status 1: {stdout} {stderr}");
+    let reported: Vec<&str> = stdout.lines().collect();
+    let expected = [
+        "line 4: failed: AlreadyExists: usernames[0].username: the username \"CARRY\" is taken",
+        &format!("line 5: skipped: the user {ann} is already present"),
+        "line 6: failed: AlreadyExists: idpLinks[0].linkedUserId: \"4711\" at \"github\" is already linked",
+        "line 7: failed: AlreadyExists: usernames[0].username: the username \"Carry\" is taken",
+        &format!("line 8: skipped: the user {ann} is already present"),
+        "line 9: failed: AlreadyExists: idpLinks[0].linkedUserId: \"4711\" at \"github\" is already linked",
+        "imported 4, skipped 2 (already present), failed 4: 10 records in ",
+    ];
+    assert_eq!(reported.len(), expected.len(), "{stdout}");
+    for (line, prefix) in reported.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+    assert_eq!(total(&app, vec![]).await, 4);
+    assert_eq!(total(&app, vec![username_equals("CARRY")]).await, 1);
+    let created = assert_log_is_gapless(&app).await;
+    assert_eq!(created.len(), 4);
+    assert_eq!(created[0], ann);
+    assert_counters_exact(&app).await;
+    // Event times never go backwards along the sequence, across the batches too.
+    let times: Vec<i64> = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT created_at FROM events ORDER BY sequence",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<i64>("", "created_at").unwrap())
+        .collect();
+    assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "{times:?}");
 }

@@ -18,9 +18,9 @@ use std::io::Write as _;
 
 use sea_orm::sea_query::{PostgresQueryBuilder, SelectStatement, SqliteQueryBuilder, Values};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait, IdenStatic,
-    IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    RuntimeErr, Value,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityName, EntityTrait,
+    IdenStatic, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait, RuntimeErr, Value,
 };
 use sea_query_sqlx::{SqlxBinder, SqlxValues};
 use serde_json::json;
@@ -531,7 +531,7 @@ impl<'c> ImportBatch<'c> {
     }
 
     /// Inserts rows: one COPY on PostgreSQL, multi-row INSERTs on SQLite.
-    async fn put<M: ModelTrait>(&mut self, models: Vec<M>) -> Result<(), DbErr> {
+    async fn put<M: Row>(&mut self, models: Vec<M>) -> Result<(), DbErr> {
         if models.is_empty() {
             return Ok(());
         }
@@ -592,6 +592,27 @@ impl Tables {
     }
 }
 
+/// A model the import writes: its values are moved out of it column by column
+/// ([`column_values`]), not copied.
+trait Row: ModelTrait + IntoActiveModel<<Self::Entity as EntityTrait>::ActiveModel> {}
+
+impl<M> Row for M where M: ModelTrait + IntoActiveModel<<M::Entity as EntityTrait>::ActiveModel> {}
+
+/// The values of `model` in the order of `columns`, moved out of it (a million users' text
+/// copied once more was a tenth of the importer's main thread).
+fn column_values<M: Row>(
+    model: M,
+    columns: &[<M::Entity as EntityTrait>::Column],
+) -> impl Iterator<Item = Result<Value, DbErr>> {
+    let mut active = model.into_active_model();
+    columns.iter().map(move |column| {
+        active
+            .take(*column)
+            .into_value()
+            .ok_or_else(|| DbErr::Custom(format!("a row without its column {}", column.as_str())))
+    })
+}
+
 /// Bound parameters per statement, below SQLite's limit of 32766.
 const MAX_PARAMETERS: usize = 30_000;
 
@@ -603,7 +624,7 @@ const MAX_PARAMETERS: usize = 30_000;
 /// the importer's main thread (perf, 200,000 users). The text here
 /// is the entity's table and column names and placeholders, the values are the model's own,
 /// read column by column as the COPY of PostgreSQL reads them.
-async fn insert_many<M: ModelTrait>(
+async fn insert_many<M: Row>(
     txn: &mut sqlx::Transaction<'_, Sqlite>,
     models: Vec<M>,
 ) -> Result<(), DbErr> {
@@ -620,16 +641,20 @@ async fn insert_many<M: ModelTrait>(
             .join(", ")
     );
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
-    for chunk in models.chunks(rows_per_statement) {
+    let mut models = models.into_iter().peekable();
+    while models.peek().is_some() {
+        let chunk: Vec<M> = models.by_ref().take(rows_per_statement).collect();
         let mut sql = String::with_capacity(head.len() + chunk.len() * (row.len() + 2));
         sql.push_str(&head);
         let mut values = Vec::with_capacity(chunk.len() * columns.len());
-        for (i, model) in chunk.iter().enumerate() {
+        for (i, model) in chunk.into_iter().enumerate() {
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&row);
-            values.extend(columns.iter().map(|column| model.get(*column)));
+            for value in column_values(model, &columns) {
+                values.push(value?);
+            }
         }
         sqlx::query_with(AssertSqlSafe(sql), SqlxValues(Values(values)))
             .execute(&mut **txn)
@@ -643,7 +668,7 @@ async fn insert_many<M: ModelTrait>(
 const COPY_CHUNK: usize = 1 << 20;
 
 /// `COPY table (columns) FROM STDIN` of `models`, in PostgreSQL's text format.
-async fn copy_in<M: ModelTrait>(
+async fn copy_in<M: Row>(
     txn: &mut sqlx::Transaction<'_, Postgres>,
     models: Vec<M>,
 ) -> Result<(), DbErr> {
@@ -661,21 +686,21 @@ async fn copy_in<M: ModelTrait>(
     );
     let mut data = Vec::with_capacity(COPY_CHUNK);
     let mut copy = txn.copy_in_raw(&statement).await.map_err(exec_error)?;
-    for model in &models {
-        for (i, column) in columns.iter().enumerate() {
+    for model in models {
+        for (i, value) in column_values(model, &columns).enumerate() {
             if i > 0 {
                 data.push(b'\t');
             }
-            if let Err(error) = copy_field(&mut data, model.get(*column)) {
+            if let Err(error) = value.and_then(|value| copy_field(&mut data, value)) {
                 copy.abort(error.to_string()).await.map_err(exec_error)?;
                 return Err(error);
             }
         }
         data.push(b'\n');
         if data.len() >= COPY_CHUNK {
-            copy.send(std::mem::take(&mut data))
-                .await
-                .map_err(exec_error)?;
+            // A new buffer of the full size: grown from nothing, it was copied at every doubling.
+            let full = std::mem::replace(&mut data, Vec::with_capacity(COPY_CHUNK));
+            copy.send(full).await.map_err(exec_error)?;
         }
     }
     if !data.is_empty() {
