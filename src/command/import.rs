@@ -155,6 +155,9 @@ impl Importer {
                 let batch = exclusive.batch().await?;
                 batch.write(decided.rows, self.db.actor()).await?;
             }
+            // The batches' memory, freed (by three threads, in three of malloc's arenas), is
+            // not what the index builds allocate: without this their peaks add up.
+            crate::memory::release_free_memory();
             exclusive.finish().await?;
         }
         Ok(())

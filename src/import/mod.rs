@@ -142,8 +142,6 @@ pub async fn run(
     reader
         .join()
         .map_err(|_| anyhow::anyhow!("the file's reader thread failed"))?;
-    // The batches' memory, freed, is not what the index builds at the end allocate.
-    crate::memory::release_free_memory();
     if options.exclusive {
         bar.set_message(format!(
             "{} users; building indexes, checking foreign keys",
