@@ -172,24 +172,14 @@ impl Importer {
     /// is carried to its decisions (nobody else writes meanwhile); a batch's outcomes are
     /// final before it is written, since any error there fails the whole import.
     pub async fn import(&mut self, records: Vec<ImportUser>) -> Result<Vec<Outcome>> {
-        let Some(exclusive) = &mut self.exclusive else {
-            let mut batch = ImportBatch::begin(self.db.connection()).await?;
-            let decider = decider(
-                &mut self.validators,
-                self.db.scope(),
-                &mut batch,
-                &records,
-                None,
-            )
-            .await?;
-            let (outcomes, decided) = decider.decide_all(records);
-            batch.write(decided.rows, self.db.actor()).await?;
-            return Ok(outcomes);
-        };
-        let mut batch = exclusive.batch().await?;
+        let overlapped = self.exclusive.is_some();
         let (rows, unwritten) = match self.decided.take() {
             Some(decided) => (decided.rows, Some((decided.taken, decided.at))),
             None => (Vec::new(), None),
+        };
+        let mut batch = match &mut self.exclusive {
+            Some(exclusive) => exclusive.batch().await?,
+            None => ImportBatch::begin(self.db.connection()).await?,
         };
         let decider = decider(
             &mut self.validators,
@@ -199,13 +189,20 @@ impl Importer {
             unwritten,
         )
         .await?;
+        if !overlapped {
+            let (outcomes, decided) = decider.decide_all(records);
+            batch.write(decided.rows, self.db.actor()).await?;
+            return Ok(outcomes);
+        }
         let deciding = tokio::task::spawn_blocking(move || decider.decide_all(records));
         let written = rows.len();
         let (decided, wrote) = tokio::join!(deciding, batch.write(rows, self.db.actor()));
         wrote?;
         let (outcomes, decided) = decided
             .map_err(|error| Error::Internal(format!("deciding a batch failed: {error}")))?;
-        exclusive.written(written).await?;
+        if let Some(exclusive) = &mut self.exclusive {
+            exclusive.written(written).await?;
+        }
         self.decided = Some(decided);
         Ok(outcomes)
     }

@@ -67,6 +67,18 @@ async fn run_import(app: &TestApp, lines: &[String], args: &[&str]) -> (bool, St
     )
 }
 
+/// The import's report on stdout, line by line, starts with `expected`'s lines.
+fn assert_reported(stdout: &str, expected: &[&str]) {
+    let reported: Vec<&str> = stdout.lines().collect();
+    assert_eq!(reported.len(), expected.len(), "{stdout}");
+    for (line, prefix) in reported.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "{line:?} should start with {prefix:?}"
+        );
+    }
+}
+
 /// Every event: (sequence, type, aggregate, organization, position in it, actor).
 async fn events(app: &TestApp) -> Vec<(i64, String, String, Option<String>, Option<i64>, String)> {
     app.db
@@ -234,7 +246,6 @@ async fn a_file_imports_good_records_and_reports_bad_ones_by_line(app: TestApp) 
     ];
     let (ok, stdout) = import_file(&app, &lines).await;
     assert!(!ok, "failures make the exit status 1: {stdout}");
-    let reported: Vec<&str> = stdout.lines().collect();
     let expected = [
         "line 2: failed: InvalidArgument: record: invalid JSON: ",
         "line 3: failed: NotFound: organizationId: no organization with id \"no-such-org\"",
@@ -250,13 +261,7 @@ async fn a_file_imports_good_records_and_reports_bad_ones_by_line(app: TestApp) 
         "line 16: failed: InvalidArgument: totps[0].secret: ",
         "imported 3, skipped 0 (already present), failed 12: 15 records in ",
     ];
-    assert_eq!(reported.len(), expected.len(), "{stdout}");
-    for (line, prefix) in reported.iter().zip(expected) {
-        assert!(
-            line.starts_with(prefix),
-            "{line:?} should start with {prefix:?}"
-        );
-    }
+    assert_reported(&stdout, &expected);
 
     // The imported user, read through the API, with every authenticator.
     let user = api::get_user(&app, ann).await;
@@ -841,7 +846,6 @@ async fn an_exclusive_import_decides_each_batch_after_the_ones_before(app: TestA
     ];
     let (ok, stdout, stderr) = run_import(&app, &lines, &["--exclusive"]).await;
     assert!(!ok, "failures make the exit status 1: {stdout} {stderr}");
-    let reported: Vec<&str> = stdout.lines().collect();
     let expected = [
         "line 4: failed: AlreadyExists: usernames[0].username: the username \"CARRY\" is taken",
         &format!("line 5: skipped: the user {ann} is already present"),
@@ -851,13 +855,7 @@ async fn an_exclusive_import_decides_each_batch_after_the_ones_before(app: TestA
         "line 9: failed: AlreadyExists: idpLinks[0].linkedUserId: \"4711\" at \"github\" is already linked",
         "imported 4, skipped 2 (already present), failed 4: 10 records in ",
     ];
-    assert_eq!(reported.len(), expected.len(), "{stdout}");
-    for (line, prefix) in reported.iter().zip(expected) {
-        assert!(
-            line.starts_with(prefix),
-            "{line:?} should start with {prefix:?}"
-        );
-    }
+    assert_reported(&stdout, &expected);
     assert_eq!(total(&app, vec![]).await, 4);
     assert_eq!(total(&app, vec![username_equals("CARRY")]).await, 1);
     let created = assert_log_is_gapless(&app).await;
