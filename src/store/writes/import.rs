@@ -613,6 +613,19 @@ fn column_values<M: Row>(
     })
 }
 
+/// `"table" ("column", ...)` of `M`'s entity, and its columns in that order. The table's and
+/// columns' own names, from the entity: no text from the input.
+fn target<M: Row>() -> (String, Vec<<M::Entity as EntityTrait>::Column>) {
+    let columns: Vec<_> = <M::Entity as EntityTrait>::Column::iter().collect();
+    let names = columns
+        .iter()
+        .map(|column| format!("\"{}\"", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let target = format!("\"{}\" ({names})", M::Entity::default().table_name());
+    (target, columns)
+}
+
 /// Bound parameters per statement, below SQLite's limit of 32766.
 const MAX_PARAMETERS: usize = 30_000;
 
@@ -628,18 +641,9 @@ async fn insert_many<M: Row>(
     txn: &mut sqlx::Transaction<'_, Sqlite>,
     models: Vec<M>,
 ) -> Result<(), DbErr> {
-    type Entity<M> = <M as ModelTrait>::Entity;
-    let columns: Vec<_> = <Entity<M> as EntityTrait>::Column::iter().collect();
+    let (target, columns) = target::<M>();
     let rows_per_statement = (MAX_PARAMETERS / columns.len().max(1)).max(1);
-    let head = format!(
-        "INSERT INTO \"{}\" ({}) VALUES ",
-        Entity::<M>::default().table_name(),
-        columns
-            .iter()
-            .map(|column| format!("\"{}\"", column.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let head = format!("INSERT INTO {target} VALUES ");
     let row = format!("({})", vec!["?"; columns.len()].join(", "));
     let mut models = models.into_iter().peekable();
     while models.peek().is_some() {
@@ -672,18 +676,8 @@ async fn copy_in<M: Row>(
     txn: &mut sqlx::Transaction<'_, Postgres>,
     models: Vec<M>,
 ) -> Result<(), DbErr> {
-    type Entity<M> = <M as ModelTrait>::Entity;
-    let columns: Vec<_> = <Entity<M> as EntityTrait>::Column::iter().collect();
-    // The table's and columns' own names, from the entity: no text from the input.
-    let statement = format!(
-        "COPY \"{}\" ({}) FROM STDIN",
-        Entity::<M>::default().table_name(),
-        columns
-            .iter()
-            .map(|column| format!("\"{}\"", column.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let (target, columns) = target::<M>();
+    let statement = format!("COPY {target} FROM STDIN");
     let mut data = Vec::with_capacity(COPY_CHUNK);
     let mut copy = txn.copy_in_raw(&statement).await.map_err(exec_error)?;
     for model in models {
