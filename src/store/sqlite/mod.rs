@@ -68,4 +68,24 @@ mod tests {
         );
         connection.close().await.unwrap();
     }
+
+    /// The bundled SQLite keeps no memory statistics (`.cargo/config.toml`): with them every
+    /// allocation takes a process-wide mutex, and the driver allocates for every value it reads.
+    #[tokio::test]
+    async fn the_bundled_sqlite_keeps_no_memory_statistics() {
+        let mut connection = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let (off,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pragma_compile_options \
+             WHERE compile_options = 'DEFAULT_MEMSTATUS=0'",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+        assert_eq!(
+            off, 1,
+            "SQLite keeps memory statistics: build through the repository's .cargo/config.toml \
+             (LIBSQLITE3_FLAGS), or add -DSQLITE_DEFAULT_MEMSTATUS=0 to LIBSQLITE3_FLAGS yourself"
+        );
+        connection.close().await.unwrap();
+    }
 }
