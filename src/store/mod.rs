@@ -5,6 +5,7 @@ pub mod keys;
 pub mod pool;
 pub mod probe;
 pub mod reads;
+pub mod snapshot;
 pub mod sqlite;
 pub mod writes;
 
@@ -13,10 +14,12 @@ use std::time::Duration;
 
 use migration::MigratorTrait;
 
+pub use snapshot::{Snapshot, begin_snapshot};
+
 use crate::domain::Scope;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 /// Connections in the pool (sqlx's default, stated here because the cap on concurrent regex
@@ -153,45 +156,6 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
         _ => migration::Migrator::up(db, None).await,
     }
 }
-
-/// A read-only transaction that sees one snapshot: a page, its total and the processed sequence
-/// agree with each other. SQLite transactions are snapshots already (WAL); PostgreSQL needs
-/// REPEATABLE READ for it.
-///
-/// Within a request, a PostgreSQL snapshot runs under `statement_timeout` = what is left of the
-/// request's deadline (which the server's `--request-timeout` caps): a slow statement (a
-/// costly regex, a lock wait) fails with SQLSTATE 57014, which is DeadlineExceeded (see
-/// `error::statement_timed_out`). This is also how the statement is cancelled when the deadline
-/// layer gives up on the request: dropping the request future does not cancel a statement
-/// sqlx has sent, but PostgreSQL stops it by itself at the same moment, so the connection is
-/// back in the pool at the deadline instead of whenever the statement would have finished.
-pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            // A plain BEGIN, then the snapshot's settings in one simple-protocol message: one
-            // round trip fewer than sea-orm's `begin_with_config` (BEGIN, SET TRANSACTION, SET
-            // LOCAL), which a GetUser of a few hundred microseconds notices.
-            let txn = db.begin().await?;
-            let mut settings =
-                String::from("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            if let Some(remaining) = crate::limits::time_left::remaining() {
-                // A little before the deadline (a tenth, at most a second), so that the
-                // database's answer arrives before the deadline layer gives up: the client
-                // learns that the database was stopped, and the transaction ends normally.
-                let timeout = remaining - (remaining / 10).min(STATEMENT_TIMEOUT_MARGIN);
-                // 0 would mean "no timeout": a deadline already past gets the shortest one.
-                let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
-                settings.push_str(&format!("; SET LOCAL statement_timeout = {millis}"));
-            }
-            txn.execute_unprepared(&settings).await?;
-            Ok(txn)
-        }
-        _ => db.begin().await,
-    }
-}
-
-/// Longest head start of a snapshot's `statement_timeout` on the request's deadline.
-const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 
 /// A write transaction. On SQLite it first waits for this process's turn to write
 /// ([`sqlite::queue`]), then takes the write lock at BEGIN (IMMEDIATE), so two writers never
