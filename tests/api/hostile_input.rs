@@ -278,6 +278,19 @@ async fn round_trip(app: &TestApp, i: usize, text: &str) {
         email
     );
     assert_eq!(got.schema.as_ref().unwrap().r#type, text, "{context}");
+    // A page loads its authenticators another way (grouped per user as JSON, see
+    // `store::reads::authenticators`): the same user, byte for byte.
+    let page = users
+        .clone()
+        .list_users(q::matching(vec![q::user_id(&user, q::M::Equals)]))
+        .await
+        .expect("ListUsers by id")
+        .into_inner();
+    assert_eq!(
+        page.result,
+        std::slice::from_ref(&got),
+        "{context}: the page's user"
+    );
 
     // The same over HTTP/JSON.
     let reply = h::get(app, &format!("/v1/users/{user}")).await;
