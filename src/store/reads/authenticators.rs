@@ -533,3 +533,27 @@ fn add(authenticators: &mut Authenticators, row: Row) -> Result<(), DbErr> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reads_flags_as_each_backend_writes_them() {
+        let sqlite = r#"[[3,"w",7,"key",null,null,null,1,0,null,null,null]]"#;
+        let postgres = r#"[[3,"w",7,"key",null,null,null,true,false,null,null,null]]"#;
+        for grouped in [sqlite, postgres] {
+            let entries: Vec<Entry> = serde_json::from_str(grouped).unwrap();
+            let row = entries.into_iter().next().unwrap().into_row("u");
+            assert_eq!(
+                (row.flag_1, row.flag_2),
+                (Some(true), Some(false)),
+                "{grouped}"
+            );
+            assert_eq!((row.kind, row.id.as_str(), row.sort_at), (3, "w", 7));
+            assert_eq!(row.text_1.as_deref(), Some("key"));
+        }
+        let not_a_flag = r#"[[3,"w",7,null,null,null,null,2,null,null,null,null]]"#;
+        assert!(serde_json::from_str::<Vec<Entry>>(not_a_flag).is_err());
+    }
+}
