@@ -110,13 +110,11 @@ fn query_error(error: sqlx::Error) -> DbErr {
     DbErr::Query(RuntimeErr::SqlxError(error.into()))
 }
 
-/// A sea-query statement bound for sqlx: its text, built by sea-query, and its values bound.
-fn bound(statement: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
-    let values = statement.values.clone().unwrap_or(Values(Vec::new()));
-    sqlx::query_with(
-        sqlx::AssertSqlSafe(statement.sql.as_str()),
-        SqlxValues(values),
-    )
+/// A sea-query statement bound for sqlx: its text, built by sea-query, and its values, moved
+/// (each method owns its statement; a page's hundred ids need no copy).
+fn bound(statement: Statement) -> sqlx::query::Query<'static, Postgres, SqlxValues> {
+    let values = statement.values.unwrap_or(Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values))
 }
 
 #[async_trait::async_trait]
@@ -134,7 +132,7 @@ impl ConnectionTrait for Snapshot {
             Snapshot::Postgres(txn) => {
                 count_statement();
                 let mut txn = txn.lock().await;
-                let done = bound(&statement)
+                let done = bound(statement)
                     .execute(&mut **txn)
                     .await
                     .map_err(query_error)?;
@@ -164,7 +162,7 @@ impl ConnectionTrait for Snapshot {
             Snapshot::Postgres(txn) => {
                 count_statement();
                 let mut txn = txn.lock().await;
-                let row = bound(&statement)
+                let row = bound(statement)
                     .fetch_optional(&mut **txn)
                     .await
                     .map_err(query_error)?;
@@ -179,7 +177,7 @@ impl ConnectionTrait for Snapshot {
             Snapshot::Postgres(txn) => {
                 count_statement();
                 let mut txn = txn.lock().await;
-                let rows = bound(&statement)
+                let rows = bound(statement)
                     .fetch_all(&mut **txn)
                     .await
                     .map_err(query_error)?;
