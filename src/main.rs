@@ -48,8 +48,8 @@ enum Command {
     /// Recount the users behind the counters that answer list totals and report any drift
     /// (exit status 1 when a counter drifted and was not repaired).
     Check {
-        /// Rewrite drifted counters from the rows (safe while the server runs: it waits its
-        /// turn like every write).
+        /// Rewrite drifted counters and authenticator documents from the rows (safe while
+        /// the server runs: it waits its turn like every write).
         #[arg(long)]
         repair: bool,
         #[command(flatten)]
@@ -246,9 +246,16 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `userdir check`: prints each drifted counter and a summary on stdout; true when the
-/// counters hold (or were repaired).
+/// `userdir check`: prints each drifted counter and each user whose authenticator document
+/// differs from its authenticator rows, and a summary of each on stdout; true when both hold
+/// (or were repaired).
 async fn check(db: &sea_orm::DatabaseConnection, repair: bool) -> anyhow::Result<bool> {
+    let counters = check_counters(db, repair).await?;
+    let documents = check_documents(db, repair).await?;
+    Ok(counters && documents)
+}
+
+async fn check_counters(db: &sea_orm::DatabaseConnection, repair: bool) -> anyhow::Result<bool> {
     let recount = store::reads::recount::recount(db).await?;
     for drift in &recount.drift {
         println!(
@@ -277,6 +284,36 @@ async fn check(db: &sea_orm::DatabaseConnection, repair: bool) -> anyhow::Result
         after.drift.len()
     );
     Ok(after.drift.is_empty())
+}
+
+async fn check_documents(db: &sea_orm::DatabaseConnection, repair: bool) -> anyhow::Result<bool> {
+    use store::authenticators::stale_documents;
+    let audit = stale_documents(db).await?;
+    for id in &audit.stale {
+        println!("drift: the authenticator document of user {id} differs from its rows");
+    }
+    if audit.stale.is_empty() {
+        println!(
+            "authenticator documents hold: {} users' documents agree with their rows",
+            audit.users
+        );
+        return Ok(true);
+    }
+    if !repair {
+        println!(
+            "{} authenticator documents drifted; `userdir check --repair` rewrites them from \
+             the rows",
+            audit.stale.len()
+        );
+        return Ok(false);
+    }
+    let written = store::writes::recount::repair_documents(db, &audit.stale).await?;
+    let after = stale_documents(db).await?;
+    println!(
+        "repaired: rewrote {written} authenticator documents from the rows; {} drifted after",
+        after.stale.len()
+    );
+    Ok(after.stale.is_empty())
 }
 
 /// Shows the bootstrap token once: written to `file` (mode 0600), or printed alone on stdout.

@@ -15,6 +15,7 @@ mod m20261202_000009_server_keys;
 mod m20261202_000010_sqlite_trigram;
 mod m20261202_000011_role_holder_order;
 mod m20261203_000012_suffix_indexes;
+mod m20261207_000013_authenticator_documents;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_sqlite_trigram::Migration),
             Box::new(m20261202_000011_role_holder_order::Migration),
             Box::new(m20261203_000012_suffix_indexes::Migration),
+            Box::new(m20261207_000013_authenticator_documents::Migration),
         ]
     }
 }

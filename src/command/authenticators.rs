@@ -63,19 +63,30 @@ pub struct NewUsername {
 /// instance-wide name would squat a name for every organization, and its AlreadyExists would
 /// reveal other organizations' names. `field` names the username (`usernames[i]`,
 /// `username`).
-pub(crate) async fn insert_username(
+async fn insert_username(
     uow: &UnitOfWork,
     user: &user::Model,
     name: &NewUsername,
     field: &str,
 ) -> Result<String> {
     check_username_scope(uow.scope(), name, field)?;
-    let lower = fold_case(&name.username);
+    uow.authenticators_changed(&user.id);
+    let row = username_row(user, name, uow.now());
+    insert_username_row(uow, row, name, field).await
+}
+
+/// Writes `row`, the username `name` of a user (see [`insert_username`], whose checks it
+/// skips), and returns its id. The user's authenticator document is the caller's to keep.
+pub(crate) async fn insert_username_row(
+    uow: &UnitOfWork,
+    row: username::Model,
+    name: &NewUsername,
+    field: &str,
+) -> Result<String> {
     let organization = name
         .organization_specific
-        .then_some(user.organization_id.as_str());
-    let clash = username_clash(&lower, organization);
-    let row = username_row(user, name, uow.now());
+        .then_some(row.organization_id.as_str());
+    let clash = username_clash(&row.username_lower, organization);
     let id = row.id.clone();
     // Checked and written in one statement.
     let taken = || username_taken(name, field);
@@ -142,6 +153,7 @@ pub async fn add_username(
 ) -> Result<(String, Written)> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let id = insert_username(&uow, &user, &name, "username").await?;
     let written = touch(&mut uow, &user, "user.username.added", json!({"usernameId": id, "username": name.username, "isOrganizationSpecific": name.organization_specific})).await?;
     uow.commit().await?;
@@ -151,6 +163,7 @@ pub async fn add_username(
 pub async fn remove_username(db: &ScopedDb, user_id: &str, username_id: &str) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let removed = username::Entity::delete_many()
         .filter(username::Column::Id.eq(username_id))
         .filter(username::Column::UserId.eq(user.id.as_str()))
@@ -203,11 +216,7 @@ pub(crate) async fn hashed(hashing: &Hashing, password: NewPassword) -> Result<H
     })
 }
 
-pub(crate) async fn insert_password(
-    uow: &UnitOfWork,
-    user_id: &str,
-    password: &HashedPassword,
-) -> Result<()> {
+async fn insert_password(uow: &UnitOfWork, user_id: &str, password: &HashedPassword) -> Result<()> {
     password_row::Entity::delete_by_id(user_id)
         .exec(uow.txn())
         .await?;
@@ -231,6 +240,7 @@ pub async fn set_password(
     let password = hashed(hashing, password).await?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     insert_password(&uow, &user.id, &password).await?;
     let written = touch(
         &mut uow,
@@ -246,6 +256,7 @@ pub async fn set_password(
 pub async fn remove_password(db: &ScopedDb, user_id: &str) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let removed = password_row::Entity::delete_by_id(user.id.as_str())
         .exec(uow.txn())
         .await?;
@@ -376,6 +387,7 @@ pub struct TotpStarted {
 pub async fn start_totp(db: &ScopedDb, user_id: &str, name: String) -> Result<TotpStarted> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let account = user.email.clone().unwrap_or_else(|| user.id.clone());
     let registration = totp::register(&account).map_err(Error::Internal)?;
     let id = new_id();
@@ -413,6 +425,7 @@ pub async fn verify_totp(
 ) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let row = totp_row::Entity::find_by_id(totp_id)
         .filter(totp_row::Column::UserId.eq(user.id.as_str()))
         .one(uow.txn())
@@ -481,6 +494,7 @@ pub async fn add_otp(
 ) -> Result<(String, Written, Option<String>)> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let id = new_id();
     let now = uow.now().micros();
     match channel {
@@ -532,6 +546,7 @@ pub async fn verify_otp(
 ) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let verified = match channel {
         OtpChannel::Sms => otp_sms::Entity::find_by_id(otp_id)
             .filter(otp_sms::Column::UserId.eq(user.id.as_str()))
@@ -602,6 +617,7 @@ pub async fn remove(db: &ScopedDb, user_id: &str, kind: Removable, id: &str) -> 
     use crate::store::entities::webauthn_credential;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let txn = uow.txn();
     let (removed, field, event) = match kind {
         Removable::Totp => (
@@ -674,6 +690,7 @@ pub async fn add_key(
     let pair = keys::generate().map_err(Error::Internal)?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     if let Some(at) = expiration
         && at <= uow.now()
     {
@@ -718,6 +735,7 @@ pub struct NewIdpLink {
 pub async fn add_idp_link(db: &ScopedDb, user_id: &str, link: NewIdpLink) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let taken = || idp_link_taken(&link, "linkedUserId");
     idp_link::Entity::insert(idp_link::ActiveModel {
         id: Set(new_id()),
@@ -759,6 +777,7 @@ pub async fn remove_idp_link(
 ) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let removed = idp_link::Entity::delete_many()
         .filter(idp_link::Column::UserId.eq(user.id.as_str()))
         .filter(idp_link::Column::IdpId.eq(idp_id))

@@ -501,6 +501,8 @@ impl Decider {
                 created_at: now,
                 changed_at: now,
                 sequence: 0,
+                // Written with the rows (`store::authenticators::document`).
+                authenticators: None,
             },
             usernames: record
                 .usernames

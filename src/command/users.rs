@@ -5,8 +5,8 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
 use super::authenticators::{
-    HashedPassword, NewPassword, NewUsername, check_username_scope, hashed, insert_password,
-    insert_username, username_row, username_taken,
+    HashedPassword, NewPassword, NewUsername, check_username_scope, hashed, insert_username_row,
+    username_row, username_taken,
 };
 use super::contact::{self, ContactKind, ContactValue};
 use super::{new_id, touch, user_for_write, user_in_scope};
@@ -16,7 +16,8 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::limits::hashing::Hashing;
 use crate::store::ScopedDb;
-use crate::store::entities::{organization, user, user_schema};
+use crate::store::authenticators::{self, Parts};
+use crate::store::entities::{organization, password, user, user_schema};
 use crate::store::writes::Writes;
 use crate::store::writes::creates::{BatchedCreate, NewUserRows};
 use crate::store::writes::guarded;
@@ -266,6 +267,9 @@ fn new_user_row(
         created_at: now.micros(),
         changed_at: now.micros(),
         sequence,
+        // Written by the batch with the rows (`store::authenticators::document`), or rewritten
+        // as the unit commits (`UnitOfWork::authenticators_changed`).
+        authenticators: None,
     };
     if let Some(email) = &new.email {
         contact::set_on_new(&mut row, ContactKind::Email, email);
@@ -298,7 +302,19 @@ async fn write_user(
         "user.created",
         created_payload(new, &schema),
     );
-    let row = new_user_row(id.clone(), new, &schema, written.at, written.sequence);
+    let mut row = new_user_row(id.clone(), new, &schema, written.at, written.sequence);
+    let usernames: Vec<_> = new
+        .usernames
+        .iter()
+        .map(|name| username_row(&row, name, uow.now()))
+        .collect();
+    let password_row = password.map(|password| password.row(&id, uow.now()));
+    // Written with its rows, as a batch writes it: nothing to rewrite as the unit commits.
+    row.authenticators = authenticators::document(Parts {
+        usernames: &usernames,
+        password: password_row.as_ref(),
+        ..Parts::default()
+    });
     let mut current_revision = Query::select();
     current_revision
         .expr(Expr::val(1))
@@ -310,11 +326,16 @@ async fn write_user(
         // Dropping the unit rolls back its event.
         return Ok(None);
     }
-    for (i, name) in new.usernames.iter().enumerate() {
-        insert_username(&uow, &row, name, &format!("usernames[{i}]")).await?;
+    // Checked in order, each as `insert_username` checks it.
+    for (i, (name, username)) in new.usernames.iter().zip(usernames).enumerate() {
+        let field = format!("usernames[{i}]");
+        check_username_scope(uow.scope(), name, &field)?;
+        insert_username_row(&uow, username, name, &field).await?;
     }
-    if let Some(password) = password {
-        insert_password(&uow, &id, password).await?;
+    if let Some(password) = password_row {
+        password::Entity::insert(password::ActiveModel::from(password))
+            .exec_without_returning(uow.txn())
+            .await?;
     }
     let email_code = match &new.email {
         Some(email) => contact::issue_for_new(&uow, &id, ContactKind::Email, email).await?,

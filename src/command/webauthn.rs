@@ -34,6 +34,7 @@ pub async fn start(
 ) -> Result<(String, Value, Written)> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let registered = webauthn_credential::Entity::find()
         .filter(webauthn_credential::Column::UserId.eq(user.id.as_str()))
         .filter(webauthn_credential::Column::IsVerified.eq(true))
@@ -125,6 +126,7 @@ pub async fn verify(
         })?;
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let row = own_credential(&uow, &user.id, id).await?;
     if row.is_verified {
         return Err(Error::FailedPrecondition(
@@ -174,6 +176,7 @@ pub async fn verify(
 pub async fn rename(db: &ScopedDb, user_id: &str, id: &str, name: String) -> Result<Written> {
     let mut uow = UnitOfWork::begin(db).await?;
     let user = user_for_write(&uow, user_id).await?;
+    uow.authenticators_changed(&user.id);
     let row = own_credential(&uow, &user.id, id).await?;
     webauthn_credential::Entity::update(webauthn_credential::ActiveModel {
         id: Set(row.id.clone()),

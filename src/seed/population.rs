@@ -357,6 +357,8 @@ impl Population {
                 created_at: created,
                 changed_at: changed,
                 sequence: 0,
+                // Written with the rows (`store::authenticators::document`).
+                authenticators: None,
             },
             usernames,
             password,

@@ -1,5 +1,6 @@
 //! Persistence: entities, reads (queries) and writes (commands + events), kept apart.
 
+pub mod authenticators;
 pub mod entities;
 pub mod keys;
 pub mod pool;

@@ -11,6 +11,7 @@
 mod common;
 
 mod access_control;
+mod authenticator_documents;
 mod backends_agree;
 mod backup;
 mod batched_creates;

@@ -26,10 +26,12 @@ use userdir::store::snapshot::counting_statements;
 backend_tests!(a_page_and_a_user_take_a_fixed_few_statements);
 backend_tests!(a_create_takes_a_fixed_few_statements);
 
-/// The total (with the newest event), the page, and all of its authenticators; one to spare.
-const PAGE_STATEMENTS: usize = 4;
-/// The user (with its sequence as the caller counts it) joined with its authenticators: one
-/// statement, which needs no transaction around it.
+/// The total (with the newest event), and the page with its users' authenticators (each user's
+/// document, see `store::authenticators`); one to spare.
+const PAGE_STATEMENTS: usize = 3;
+/// The user (with its sequence as the caller counts it, its authenticators, and for an
+/// organization's caller its keys' sequences as it counts them): one statement, which needs no
+/// transaction around it.
 const USER_STATEMENTS: usize = 1;
 /// A CreateUser with a username and a verified email, alone: the organization and the schema
 /// (read before the unit), the event log's lock (PostgreSQL) and its newest event, the user row

@@ -29,6 +29,9 @@ pub struct Model {
     pub changed_at: i64,
     /// Sequence of the user's last event.
     pub sequence: i64,
+    /// The user's authenticators as one JSON document (`store::authenticators`), kept in step
+    /// with the authenticator tables by every write; None without any.
+    pub authenticators: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,5 @@
 //! Queries: reads never write, and each read sees one snapshot.
 
-pub mod authenticators;
 pub mod compile;
 pub mod directory;
 pub mod recount;

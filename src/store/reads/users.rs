@@ -1,8 +1,10 @@
 //! Reading users with everything the API returns about them.
 
-use sea_orm::sea_query::Expr;
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query as Sql};
 use sea_orm::{
-    ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect, QueryTrait,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect,
 };
 
 use crate::domain::{
@@ -11,8 +13,9 @@ use crate::domain::{
 use crate::error::Error;
 use crate::limits::regex_searches::RegexSearches;
 use crate::query::{Cursor, Filter, Query, SortField, SortValue, TextMatch, TextOp, UserSearch};
-use crate::store::entities::user;
-use crate::store::reads::{authenticators, compile, sequences, totals};
+use crate::store::authenticators;
+use crate::store::entities::{authentication_key, user};
+use crate::store::reads::{compile, sequences, totals};
 use crate::store::{ScopedDb, begin_snapshot};
 
 /// One page of a user search.
@@ -43,10 +46,11 @@ pub async fn list_users(
     Ok(page(db, search).await?)
 }
 
-/// A page in three statements of one snapshot: the total (from the counters where they answer
-/// it, see `totals`) with the newest processed event, the page's users with their sequences as
-/// the caller counts them, and all their authenticators; four on SQLite for an OR matching
-/// many, whose plan also needs every user's count (see `matches`).
+/// A page in two statements of one snapshot: the total (from the counters where they answer
+/// it, see `totals`) with the newest processed event, and the page's users with their
+/// sequences as the caller counts them and their authenticators (see `store::authenticators`);
+/// three on SQLite for an OR matching many, whose plan also needs every user's count (see
+/// `matches`).
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
@@ -65,7 +69,7 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
     let processed_at: Option<i64> = head.try_get("", "processed_at")?;
     let (rows, next) = rows(&txn, scope, query.as_ref(), search, total).await?;
-    let users = assemble(&txn, scope, rows).await?;
+    let users = assemble(rows)?;
     txn.commit().await?;
     Ok(UserPage {
         total,
@@ -112,6 +116,7 @@ async fn rows(
             select
                 .limit(missing)
                 .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
+                .expr_as(key_sequences(scope, backend), KEY_SEQUENCES)
                 .into_model::<SeenUser>()
                 .all(txn)
                 .await?,
@@ -186,37 +191,27 @@ fn narrowed(scope: &Scope, query: Option<Query>) -> Option<Query> {
 }
 
 /// One user; a user outside the caller's scope is None, exactly like a missing one. One
-/// statement, the user joined with its authenticators (see `authenticators::with_user`): a
-/// single statement sees one snapshot on both backends, so the lookup needs no transaction
-/// (on PostgreSQL it took five round trips: BEGIN, the snapshot's settings, the user, its
-/// authenticators, COMMIT). It runs without the snapshot's `statement_timeout` (see `begin_snapshot`): a
-/// primary key and the authenticator tables' user indexes bound its work, whatever the input.
+/// statement: the user's row holds its authenticators (`store::authenticators`), so the lookup
+/// needs no transaction (on PostgreSQL it once took five round trips: BEGIN, the snapshot's
+/// settings, the user, its authenticators, COMMIT). It runs without the snapshot's
+/// `statement_timeout` (see `begin_snapshot`): a primary key and the user's keys bound its
+/// work, whatever the input.
 pub async fn get_user(db: &ScopedDb, id: &str) -> Result<Option<User>, DbErr> {
     let scope = db.scope();
-    let user = user::Entity::find_by_id(id)
+    let backend = db.connection().get_database_backend();
+    let found = user::Entity::find_by_id(id)
         .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
-        .into_query();
-    let connection = db.connection();
-    let statement = authenticators::with_user(scope, user, id);
-    let rows = connection
-        .query_all_raw(connection.get_database_backend().build(&statement))
+        .expr_as(key_sequences(scope, backend), KEY_SEQUENCES)
+        .into_model::<SeenUser>()
+        .one(db.connection())
         .await?;
-    let Some(first) = rows.first() else {
+    let Some(found) = found else {
         return Ok(None);
     };
-    let SeenUser {
-        mut user,
-        seen_sequence,
-    } = SeenUser::from_query_result(first, "")?;
-    if !scope.admits(&user.organization_id) {
+    if !scope.admits(&found.user.organization_id) {
         return Ok(None);
     }
-    user.sequence = seen_sequence;
-    let mut found = Authenticators::default();
-    for row in &rows {
-        authenticators::add_joined(&mut found, row)?;
-    }
-    user_from_row(user, found).map(Some)
+    Ok(assemble(vec![found])?.pop())
 }
 
 /// The column of a user row holding its sequence as the caller counts it.
@@ -230,6 +225,8 @@ fn seen_sequence(scope: &Scope) -> Expr {
 struct SeenUser {
     user: user::Model,
     seen_sequence: i64,
+    /// See [`key_sequences`].
+    key_sequences: Option<String>,
 }
 
 impl FromQueryResult for SeenUser {
@@ -237,33 +234,81 @@ impl FromQueryResult for SeenUser {
         Ok(Self {
             user: user::Model::from_query_result(row, prefix)?,
             seen_sequence: row.try_get(prefix, SEEN_SEQUENCE)?,
+            key_sequences: row.try_get(prefix, KEY_SEQUENCES)?,
         })
     }
 }
 
-/// Adds the authenticators of all rows, loaded in one statement, keeping the rows' order.
-async fn assemble(
-    db: &impl ConnectionTrait,
-    scope: &Scope,
-    rows: Vec<SeenUser>,
-) -> Result<Vec<User>, DbErr> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<String> = rows.iter().map(|row| row.user.id.clone()).collect();
-    let mut authenticators = authenticators::of_users(db, scope, &ids).await?;
+/// The users of `rows`, in their order, with the authenticators their rows hold.
+fn assemble(rows: Vec<SeenUser>) -> Result<Vec<User>, DbErr> {
     rows.into_iter()
         .map(
             |SeenUser {
                  mut user,
                  seen_sequence,
+                 key_sequences,
              }| {
                 user.sequence = seen_sequence;
-                let authenticators = authenticators.remove(&user.id).unwrap_or_default();
-                user_from_row(user, authenticators)
+                let mut found = authenticators::read(&user.id, user.authenticators.as_deref())?;
+                keys_as_seen(&user.id, &mut found, key_sequences.as_deref())?;
+                user_from_row(user, found)
             },
         )
         .collect()
+}
+
+/// For a caller limited to an organization, the user's authentication keys with their
+/// sequences as it counts them (`sequences::as_seen`), as a JSON array of `[key id, sequence]`
+/// folded into the user's row; NULL for an instance-wide caller, which counts the instance
+/// sequences the documents hold. A key's sequence is the instance's; an organization counts
+/// its own stream, which the document cannot know for every reader.
+fn key_sequences(scope: &Scope, backend: DbBackend) -> Expr {
+    use authentication_key::Column as K;
+    if scope.organization().is_none() {
+        return Expr::val(None::<String>);
+    }
+    let (array, aggregate) = match backend {
+        DbBackend::Postgres => ("json_build_array", "json_agg"),
+        _ => ("json_array", "json_group_array"),
+    };
+    let key = |column: K| Expr::col((authentication_key::Entity, column));
+    let entry = Func::cust(array).args([key(K::Id), sequences::as_seen(scope, key(K::Sequence))]);
+    Expr::from(
+        Sql::select()
+            // Text on both backends (PostgreSQL's json_agg is of type json).
+            .expr(Expr::from(Func::cust(aggregate).arg(entry)).cast_as(Alias::new("text")))
+            .from(authentication_key::Entity)
+            .and_where(key(K::UserId).equals((user::Entity, user::Column::Id)))
+            .to_owned(),
+    )
+}
+
+/// The column of a user row holding [`key_sequences`].
+const KEY_SEQUENCES: &str = "key_sequences";
+
+/// Gives the keys of `authenticators` their sequences as the caller counts them, from the row's
+/// [`key_sequences`] (None for an instance-wide caller: they stay).
+fn keys_as_seen(
+    user_id: &str,
+    authenticators: &mut Authenticators,
+    key_sequences: Option<&str>,
+) -> Result<(), DbErr> {
+    let Some(key_sequences) = key_sequences else {
+        return Ok(());
+    };
+    let seen: HashMap<String, i64> = serde_json::from_str::<Vec<(String, i64)>>(key_sequences)
+        .map_err(|error| DbErr::Custom(format!("the key sequences of user {user_id}: {error}")))?
+        .into_iter()
+        .collect();
+    for key in &mut authenticators.authentication_keys {
+        key.sequence = *seen.get(&key.id).ok_or_else(|| {
+            DbErr::Custom(format!(
+                "user {user_id}: key {} is in its document, not in its rows",
+                key.id
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 fn user_from_row(row: user::Model, authenticators: Authenticators) -> Result<User, DbErr> {

@@ -41,6 +41,7 @@ use super::events::{self, NewEvent};
 use super::group::{Failure, GroupCommit, LogEnd};
 use super::unit::Written;
 use crate::domain::Timestamp;
+use crate::store::authenticators::{self, Parts};
 use crate::store::entities::{password, user, user_schema, username, verification_code};
 
 /// Most users one batch writes; a larger pile is written by the next driver, in the same
@@ -288,6 +289,11 @@ async fn write(
     for (sequence, (_, rows)) in (first..).zip(&accepted) {
         let mut user = rows.user.clone();
         user.sequence = sequence;
+        user.authenticators = authenticators::document(Parts {
+            usernames: &rows.usernames,
+            password: rows.password.as_ref(),
+            ..Parts::default()
+        });
         log.push(NewEvent {
             created_at: now,
             aggregate_type: "user",

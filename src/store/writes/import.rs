@@ -28,6 +28,7 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Sqlite};
 
 use super::events::{self, NewEvent};
 use crate::domain::{Timestamp, display_name, fold_case};
+use crate::store::authenticators::{self, Parts};
 use crate::store::begin_write;
 use crate::store::entities::{
     authentication_key, event, idp_link, organization, otp_email, otp_sms, password, totp, user,
@@ -462,6 +463,16 @@ impl<'c> ImportBatch<'c> {
             for link in &mut import.idp_links {
                 link.organization_id = import.user.organization_id.clone();
             }
+            import.user.authenticators = authenticators::document(Parts {
+                usernames: &import.usernames,
+                password: import.password.as_ref(),
+                web_auth_n: &import.web_auth_n,
+                totps: &import.totps,
+                otp_sms: &import.otp_sms,
+                otp_emails: &import.otp_emails,
+                authentication_keys: &import.authentication_keys,
+                idp_links: &import.idp_links,
+            });
             tables.push(import);
         }
         let mut next_in = HashMap::new();

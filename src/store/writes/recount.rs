@@ -1,12 +1,13 @@
-//! Rewrites the user counters from the rows (`userdir check --repair`): for a database whose
-//! counters drifted, e.g. after rows were changed with the triggers disabled.
+//! Rewrites the user counters and the users' authenticator documents from the rows (`userdir
+//! check --repair`): for a database whose counters drifted, e.g. after rows were changed with
+//! the triggers disabled, or whose authenticator rows were changed by SQL of an operator's own.
 
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
 
-use crate::store::begin_write;
 use crate::store::entities::{role_user_count, user_count};
 use crate::store::reads::recount::{Counter, count_rows};
 use crate::store::writes::events;
+use crate::store::{authenticators, begin_write};
 
 /// Recounts and replaces every counter in one transaction. It holds the event-log lock, like
 /// every writer, so no write changes the rows between the recount and the replacement.
@@ -54,4 +55,14 @@ pub async fn repair(db: &DatabaseConnection) -> Result<usize, DbErr> {
     }
     txn.commit().await?;
     Ok(counted.len())
+}
+
+/// Rewrites the authenticator documents of the users `ids` from their rows, in one transaction
+/// holding the event-log lock like every writer. Returns how many it rewrote.
+pub async fn repair_documents(db: &DatabaseConnection, ids: &[String]) -> Result<usize, DbErr> {
+    let txn = begin_write(db).await?;
+    events::lock(&txn).await?;
+    authenticators::refresh(&*txn, ids).await?;
+    txn.commit().await?;
+    Ok(ids.len())
 }

@@ -3,14 +3,15 @@
 //! server's writes share transactions through group commit (`group`): there the unit is a
 //! savepoint of the group's transaction, and its COMMIT is the group's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use sea_orm::{DatabaseTransaction, DbErr};
 
 use super::events::{self, NewEvent};
 use super::group::{LogEnd, Seat};
 use crate::domain::{Scope, Timestamp};
-use crate::store::{ScopedDb, WriteTransaction, begin_write};
+use crate::store::{ScopedDb, WriteTransaction, authenticators, begin_write};
 
 /// The sequence, time and owner of a recorded event: what `details` reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +42,9 @@ pub struct UnitOfWork {
     next_seen: i64,
     /// The next position of each organization's stream known before this unit's events.
     next_positions: HashMap<String, i64>,
+    /// The users whose authenticators this unit changed: their documents are rewritten before
+    /// it commits (see [`Self::authenticators_changed`]).
+    changed_authenticators: Mutex<BTreeSet<String>>,
 }
 
 impl UnitOfWork {
@@ -95,6 +99,7 @@ impl UnitOfWork {
             actor: db.actor().to_owned(),
             next_seen,
             next_positions,
+            changed_authenticators: Mutex::default(),
         })
     }
 
@@ -179,6 +184,16 @@ impl UnitOfWork {
         }
     }
 
+    /// Notes that this unit changed (or is about to change) the authenticators of `user_id`:
+    /// the user's document (`store::authenticators`) is rewritten from the tables as the unit
+    /// commits, after every change the unit made, whatever their order.
+    pub fn authenticators_changed(&self, user_id: &str) {
+        self.changed_authenticators
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(user_id.to_owned());
+    }
+
     /// Appends the recorded events and commits; grouped, returns once the group's COMMIT is
     /// done. Dropping the unit instead rolls everything back, so an error anywhere leaves
     /// nothing half-written.
@@ -208,6 +223,18 @@ impl UnitOfWork {
             )
         });
         let mut next_positions = std::mem::take(&mut self.next_positions);
+        let changed: Vec<String> = std::mem::take(
+            self.changed_authenticators
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+        .into_iter()
+        .collect();
+        let refreshed = authenticators::refresh(txn.get(), &changed).await;
+        if let Err(error) = refreshed {
+            drop(txn);
+            return Err(error);
+        }
         let appended =
             events::append(txn.get(), self.first_sequence, events, &mut next_positions).await;
         if let Err(error) = appended {

@@ -86,6 +86,7 @@ impl NewUser {
                 created_at: created,
                 changed_at: created,
                 sequence: 0,
+                authenticators: None,
             },
             usernames: vec![],
             password: None,
