@@ -41,6 +41,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("binaries", nargs="+")
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--database-urls", nargs="+",
+                        help="one database per binary, in the binaries' order (a copy of --database-url "
+                             "in the schema an older build knows), instead of --database-url for all")
     parser.add_argument("--token-file", required=True, help="a bearer token with user.read, org.read, role.read")
     parser.add_argument("--shape", required=True)
     parser.add_argument("--picked", help="file with userdir-bench's picked values")
@@ -53,11 +56,14 @@ def main():
     token = open(args.token_file).read().strip()
     shape = next(s for s in bf.shapes() if s.key == args.shape)
     request = shape.request(picked)
+    urls = args.database_urls or [args.database_url] * len(args.binaries)
+    if len(urls) != len(args.binaries):
+        raise SystemExit("--database-urls: one per binary")
     for turn in range(1, args.turns + 1):
-        for binary in args.binaries:
+        for binary, url in zip(args.binaries, urls):
             port = bf.free_port()
             server = subprocess.Popen(
-                [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", args.database_url,
+                [binary, "serve", "--listen", f"127.0.0.1:{port}", "--database-url", url,
                  "--rate-limit-per-token", "0", "--rate-limit-per-peer", "0"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
