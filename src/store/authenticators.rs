@@ -290,24 +290,30 @@ pub async fn refresh(db: &impl ConnectionTrait, ids: &[String]) -> Result<(), Db
 /// The document of the user whose id is `owner` (a column of the enclosing statement), from
 /// the authenticator tables: a scalar subquery.
 fn from_tables(backend: DbBackend, owner: &Expr) -> Expr {
-    let (array, aggregate) = match backend {
-        DbBackend::Postgres => ("json_build_array", "json_agg"),
-        _ => ("json_array", "json_group_array"),
-    };
     let slots = [KIND, ID, SORT_AT]
         .into_iter()
         .chain(TEXTS)
         .chain(FLAGS)
         .chain(NUMBERS)
         .map(|slot| Expr::col(Alias::new(slot)));
-    let entry = Func::cust(array).args(slots);
     Expr::from(
         Sql::select()
-            // Text on both backends (PostgreSQL's json_agg is of type json).
-            .expr(Expr::from(Func::cust(aggregate).arg(entry)).cast_as(Alias::new("text")))
+            .expr(json_rows(backend, slots))
             .from_subquery(union(owner), Alias::new(JOINED))
             .to_owned(),
     )
+}
+
+/// The aggregate of a JSON array of `values` per row, as text: one JSON array of arrays (NULL
+/// or `[]` without rows) on both backends.
+pub(crate) fn json_rows(backend: DbBackend, values: impl IntoIterator<Item = Expr>) -> Expr {
+    let (array, aggregate) = match backend {
+        DbBackend::Postgres => ("json_build_array", "json_agg"),
+        _ => ("json_array", "json_group_array"),
+    };
+    let row = Func::cust(array).args(values);
+    // Text on both backends (PostgreSQL's json_agg is of type json).
+    Expr::from(Func::cust(aggregate).arg(row)).cast_as(Alias::new("text"))
 }
 
 /// What [`stale_documents`] found.

@@ -291,6 +291,57 @@ async fn sequences_of_an_organization_never_count_other_organizations(app: TestA
             .sequence,
         instance_before + 4
     );
+
+    // A key's sequence too: A's stream for A (GetUser and a page alike), the instance's
+    // instance-wide, although the user's authenticator document holds one of them.
+    let key = scoped_a
+        .users
+        .clone()
+        .add_authentication_key(pb::AddAuthenticationKeyRequest {
+            user_id: created.user_id.clone(),
+            expiration_date: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .details
+        .unwrap();
+    assert_eq!(key.sequence, locked.sequence + 1);
+    let key_sequences = |user: pb::User| -> Vec<u64> {
+        user.authenticators
+            .unwrap()
+            .authentication_keys
+            .into_iter()
+            .map(|key| key.details.unwrap().sequence)
+            .collect()
+    };
+    let got_by_a = scoped_a
+        .users
+        .clone()
+        .get_user(pb::GetUserRequest {
+            user_id: created.user_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(key_sequences(got_by_a), [key.sequence]);
+    let listed_by_a = scoped_a
+        .users
+        .clone()
+        .list_users(pb::ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .result;
+    assert_eq!(listed_by_a.len(), 1);
+    assert_eq!(
+        key_sequences(listed_by_a.into_iter().next().unwrap()),
+        [key.sequence]
+    );
+    let got_instance_wide = api::get_user(&app, &created.user_id).await;
+    assert_eq!(key_sequences(got_instance_wide), [instance_before + 5]);
 }
 
 async fn a_shared_role_does_not_move_when_another_tenant_assigns_it(app: TestApp) {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query as Sql};
+use sea_orm::sea_query::{Expr, ExprTrait, Query as Sql};
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect,
 };
@@ -267,16 +267,11 @@ fn key_sequences(scope: &Scope, backend: DbBackend) -> Expr {
     if scope.organization().is_none() {
         return Expr::val(None::<String>);
     }
-    let (array, aggregate) = match backend {
-        DbBackend::Postgres => ("json_build_array", "json_agg"),
-        _ => ("json_array", "json_group_array"),
-    };
     let key = |column: K| Expr::col((authentication_key::Entity, column));
-    let entry = Func::cust(array).args([key(K::Id), sequences::as_seen(scope, key(K::Sequence))]);
+    let entry = [key(K::Id), sequences::as_seen(scope, key(K::Sequence))];
     Expr::from(
         Sql::select()
-            // Text on both backends (PostgreSQL's json_agg is of type json).
-            .expr(Expr::from(Func::cust(aggregate).arg(entry)).cast_as(Alias::new("text")))
+            .expr(authenticators::json_rows(backend, entry))
             .from(authentication_key::Entity)
             .and_where(key(K::UserId).equals((user::Entity, user::Column::Id)))
             .to_owned(),
