@@ -70,7 +70,6 @@ async fn insert_username(
     field: &str,
 ) -> Result<String> {
     check_username_scope(uow.scope(), name, field)?;
-    uow.authenticators_changed(&user.id);
     let row = username_row(user, name, uow.now());
     insert_username_row(uow, row, name, field).await
 }
