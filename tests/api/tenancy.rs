@@ -75,6 +75,19 @@ async fn create(clients: &Clients, request: pb::CreateUserRequest) -> pb::Create
         .into_inner()
 }
 
+/// The user `id` as `clients` read it.
+async fn get_user_as(clients: &Clients, id: &str) -> pb::User {
+    clients
+        .users
+        .clone()
+        .get_user(pb::GetUserRequest { user_id: id.into() })
+        .await
+        .expect("GetUser")
+        .into_inner()
+        .user
+        .unwrap()
+}
+
 async fn processed(clients: &Clients) -> pb::ListDetails {
     clients
         .users
@@ -233,17 +246,7 @@ async fn sequences_of_an_organization_never_count_other_organizations(app: TestA
     let seen_a = processed(&scoped_a).await;
     assert_eq!(seen_a.processed_sequence, first.sequence);
     assert_eq!(seen_a.timestamp, first.change_date);
-    let user_a = scoped_a
-        .users
-        .clone()
-        .get_user(pb::GetUserRequest {
-            user_id: created.user_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let user_a = get_user_as(&scoped_a, &created.user_id).await;
 
     // Organization B writes; the instance moves, A's numbers do not.
     let instance_before = api::processed_sequence(&app).await;
@@ -252,17 +255,7 @@ async fn sequences_of_an_organization_never_count_other_organizations(app: TestA
     }
     assert_eq!(api::processed_sequence(&app).await, instance_before + 3);
     assert_eq!(processed(&scoped_a).await, seen_a);
-    let again = scoped_a
-        .users
-        .clone()
-        .get_user(pb::GetUserRequest {
-            user_id: created.user_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let again = get_user_as(&scoped_a, &created.user_id).await;
     assert_eq!(again, user_a);
 
     // A's next write is the next number of A's stream, not of the instance.
@@ -315,17 +308,7 @@ async fn sequences_of_an_organization_never_count_other_organizations(app: TestA
             .map(|key| key.details.unwrap().sequence)
             .collect()
     };
-    let got_by_a = scoped_a
-        .users
-        .clone()
-        .get_user(pb::GetUserRequest {
-            user_id: created.user_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let got_by_a = get_user_as(&scoped_a, &created.user_id).await;
     assert_eq!(key_sequences(got_by_a), [key.sequence]);
     let listed_by_a = scoped_a
         .users
