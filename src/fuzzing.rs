@@ -70,7 +70,7 @@ fn compile_search(
         );
     }
     for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-        let count = compile::filter_users(query, backend).build(backend);
+        let count = compile::filter_users(query, backend, false).build(backend);
         let page =
             compile::select_users(query, backend, sort, ascending, compile::Matches::total(0))
                 .offset(offset)

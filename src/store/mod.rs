@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use migration::MigratorTrait;
 
-pub use snapshot::{Snapshot, begin_snapshot};
+pub use snapshot::{Plans, Snapshot, begin_snapshot};
 
 use crate::domain::Scope;
 use sea_orm::{

@@ -33,6 +33,9 @@ struct Target {
     narrow: bool,
     /// Keep the ORs among the top-level conjuncts out of index use (see [`Matches`]).
     walk_order: bool,
+    /// The statement is planned once for all values (a PostgreSQL generic plan, see
+    /// [`Planning`]): a prefix is written as the range that lets such a plan seek its index.
+    planned_once: bool,
 }
 
 /// The WHERE condition of a query, for the database `backend` it runs on.
@@ -43,6 +46,7 @@ pub fn condition(query: &Query, backend: DbBackend) -> Condition {
             backend,
             narrow: true,
             walk_order: false,
+            planned_once: false,
         },
     )
 }
@@ -60,14 +64,20 @@ fn target_condition(query: &Query, target: Target) -> Condition {
     }
 }
 
-/// Users matching the query (all users for None), unordered: what a count needs.
-pub fn filter_users(query: Option<&Query>, backend: DbBackend) -> Select<user::Entity> {
+/// Users matching the query (all users for None), unordered: what a count needs;
+/// `planned_once` for a statement planned once for all values (see [`Planning`]).
+pub fn filter_users(
+    query: Option<&Query>,
+    backend: DbBackend,
+    planned_once: bool,
+) -> Select<user::Entity> {
     filter_target(
         query,
         Target {
             backend,
             narrow: true,
             walk_order: false,
+            planned_once,
         },
     )
 }
@@ -116,6 +126,8 @@ fn walking_condition(query: &Query, target: Target) -> Condition {
 pub struct Matches {
     pub total: u64,
     walk_order: bool,
+    /// The page is planned once for all values (see [`Planning`]).
+    planned_once: bool,
 }
 
 impl Matches {
@@ -124,6 +136,15 @@ impl Matches {
         Self {
             total,
             walk_order: false,
+            planned_once: false,
+        }
+    }
+
+    /// The same page, planned once for all values where `planned_once` (see [`Planning`]).
+    pub fn planned_once(self, planned_once: bool) -> Self {
+        Self {
+            planned_once,
+            ..self
         }
     }
 
@@ -144,7 +165,11 @@ impl Matches {
     ) -> Self {
         let walk_order = Self::may_walk(query, backend, total)
             && u128::from(total) * u128::from(total) > u128::from(reach) * u128::from(users);
-        Self { total, walk_order }
+        Self {
+            total,
+            walk_order,
+            planned_once: false,
+        }
     }
 }
 
@@ -163,7 +188,7 @@ pub fn select_users(
     matches: Matches,
 ) -> Select<user::Entity> {
     if let Some(walk) = RoleWalk::plan(query, sort, matches.total) {
-        return walk.page(backend, matches.total, ascending, None);
+        return walk.page(backend, matches, ascending, None);
     }
     order(matching(query, backend, matches), sort, ascending)
 }
@@ -180,6 +205,7 @@ fn matching(query: Option<&Query>, backend: DbBackend, matches: Matches) -> Sele
             backend,
             narrow: few,
             walk_order: matches.walk_order,
+            planned_once: matches.planned_once,
         },
     );
     if backend == DbBackend::Postgres && query.is_some() && few {
@@ -272,7 +298,7 @@ pub fn select_users_after(
 ) -> Vec<Select<user::Entity>> {
     use user::Column as C;
     if let Some(walk) = RoleWalk::plan(query, sort, matches.total) {
-        return vec![walk.page(backend, matches.total, ascending, Some(cursor))];
+        return vec![walk.page(backend, matches, ascending, Some(cursor))];
     }
     let id = Expr::col((user::Entity, C::Id));
     let after_id = || {
@@ -383,7 +409,7 @@ impl<'q> RoleWalk<'q> {
     fn page(
         &self,
         backend: DbBackend,
-        total: u64,
+        matches: Matches,
         ascending: bool,
         cursor: Option<&Cursor>,
     ) -> Select<user::Entity> {
@@ -395,8 +421,9 @@ impl<'q> RoleWalk<'q> {
             self.rest.as_ref(),
             Target {
                 backend,
-                narrow: total <= FEW_MATCHES,
+                narrow: matches.total <= FEW_MATCHES,
                 walk_order: false,
+                planned_once: matches.planned_once,
             },
         )
         .filter(column(R::RoleId).eq(self.role));
@@ -442,6 +469,58 @@ impl<'q> RoleWalk<'q> {
             holders
         };
         holders.order_by(column(R::UserId), direction(ascending))
+    }
+}
+
+/// How PostgreSQL plans the statements of a page of `query` (see `store::snapshot::Plans`):
+/// once for all values where a conjunct finds the page's users by an index whatever its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planning {
+    /// For each execution's values: the plan depends on them (how many match, which index).
+    PerValue,
+    /// Once for all values: a conjunct compares a column that is nearly unique per user (an
+    /// id, an email, a phone number, a username) with a value, whose index finds its users.
+    Generic,
+    /// Once for all values while the matches are few: a conjunct is a prefix of an indexed
+    /// column, which its range on that index finds (see [`prefix_range`]). With more than
+    /// [`FEW_MATCHES`], the page walks the index of its order instead, which only a plan for
+    /// the value can weigh against the range: planned per value again from there.
+    GenericWhileFew,
+}
+
+/// See [`Planning`].
+pub fn planning(query: Option<&Query>) -> Planning {
+    let mut conjuncts = Vec::new();
+    if let Some(query) = query {
+        conjuncts_of(query, &mut conjuncts);
+    }
+    let leaves: Vec<(&TextMatch, bool)> = conjuncts
+        .iter()
+        .filter_map(|conjunct| match conjunct {
+            Query::Filter(filter) => indexed_text(filter),
+            _ => None,
+        })
+        .collect();
+    if leaves.iter().any(|(text, _)| text.op == TextOp::Equals) {
+        Planning::Generic
+    } else if leaves
+        .iter()
+        .any(|(text, prefix)| *prefix && text.op == TextOp::StartsWith)
+    {
+        Planning::GenericWhileFew
+    } else {
+        Planning::PerValue
+    }
+}
+
+/// The text of a filter on a nearly unique column with B-tree indexes on it and on its folding,
+/// and whether its prefix ranges use them (an id has no prefix search worth planning for).
+fn indexed_text(filter: &Filter) -> Option<(&TextMatch, bool)> {
+    match filter {
+        Filter::UserId(text) => Some((text, false)),
+        Filter::Email(text) | Filter::Phone(text) => Some((text, true)),
+        Filter::Username { text, .. } => Some((text, true)),
+        _ => None,
     }
 }
 
@@ -604,6 +683,7 @@ pub fn organization_name(text: &TextMatch) -> Condition {
         backend: DbBackend::Postgres,
         narrow: false,
         walk_order: false,
+        planned_once: false,
     };
     Condition::all().add(text_expr(column, text, target))
 }
@@ -632,6 +712,7 @@ fn username_expr(text: &TextMatch, organization_specific: Option<bool>, target: 
 }
 
 fn text_expr(column: TextColumn, text: &TextMatch, target: Target) -> Expr {
+    let prefix_as_range = target.planned_once && target.backend == DbBackend::Postgres;
     let narrowing = trigram_narrowing(&column, text, target)
         .or_else(|| suffix_narrowing(&column, text, target));
     let (target, value) = if text.ignore_case {
@@ -646,6 +727,14 @@ fn text_expr(column: TextColumn, text: &TextMatch, target: Target) -> Expr {
         TextOp::Like => target.like(LikeExpr::new(value).escape(LIKE_ESCAPE)),
         // `regexp(pattern, value)`: sqlx's function on SQLite, migration 3's on PostgreSQL.
         TextOp::Regex => Func::cust("regexp").arg(value).arg(target).into(),
+        // `starts_with` as the range's test: a LIKE beside it would have a generic plan also
+        // consider the trigram index, which takes milliseconds to intersect the value's
+        // trigrams (in a custom plan PostgreSQL makes the range from the LIKE itself).
+        TextOp::StartsWith if prefix_as_range => prefix_range(&target, &value).and(
+            Func::cust("starts_with")
+                .arg(target.clone())
+                .arg(value.clone()),
+        ),
         op => target.like(LikeExpr::new(like_pattern(op, &value)).escape(LIKE_ESCAPE)),
     };
     // The index only narrows: the LIKE still decides, so the answer is the LIKE's answer.
@@ -834,6 +923,38 @@ fn suffix_narrowing(column: &TextColumn, text: &TextMatch, target: Target) -> Op
         Expr::from(Func::cust("reverse").arg(column.folded.clone()))
             .like(LikeExpr::new(pattern).escape(LIKE_ESCAPE)),
     )
+}
+
+/// The texts starting with `prefix` as a range of the column: `>= prefix` and `<` the first
+/// text after every text starting with it (the prefix with its last character raised by one
+/// code point, trailing U+10FFFF dropped; no upper bound when nothing is left). The text
+/// columns are `COLLATE "C"` (`columns.rs`), which orders by code point, so the range holds
+/// exactly those texts; the test beside it still decides. PostgreSQL makes such a range from a
+/// LIKE prefix itself, but only when it plans for the value; a plan made once for all values
+/// (see [`Planning`]) sees a parameter, and only the range lets it seek the index.
+fn prefix_range(column: &Expr, prefix: &str) -> Expr {
+    let from = column.clone().gte(prefix);
+    match prefix_successor(prefix) {
+        Some(until) => from.and(column.clone().lt(until)),
+        None => from,
+    }
+}
+
+/// The smallest text greater than every text starting with `prefix`, if there is one.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value: the surrogates are not characters.
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            code => char::from_u32(code),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// The longest literal run of a caller's LIKE pattern that starts with a wildcard (Logto's
@@ -1097,6 +1218,134 @@ mod tests {
 
     fn leaf(op: TextOp, ignore_case: bool, value: &str) -> Query {
         Query::Filter(Filter::Email(TextMatch::new(op, ignore_case, value)))
+    }
+
+    #[test]
+    fn a_prefix_planned_once_is_a_range_of_the_column_on_postgres() {
+        let planned = |query: &Query, backend, once| {
+            select_users(
+                Some(query),
+                backend,
+                SortField::CreationDate,
+                false,
+                Matches::total(0).planned_once(once),
+            )
+            .build(backend)
+            .to_string()
+        };
+        let starts = planned(
+            &leaf(TextOp::StartsWith, true, "Ada_"),
+            DbBackend::Postgres,
+            true,
+        );
+        assert!(
+            starts.contains(r#""users"."email_lower" >= 'ada_' AND "users"."email_lower" < 'ada`' AND starts_with("users"."email_lower", 'ada_')"#)
+                && !starts.contains("LIKE"),
+            "{starts}"
+        );
+        let count = filter_users(
+            Some(&leaf(TextOp::StartsWith, false, "Ada")),
+            DbBackend::Postgres,
+            true,
+        )
+        .build(DbBackend::Postgres)
+        .to_string();
+        assert!(
+            count.contains(r#"starts_with("users"."email", 'Ada')"#),
+            "{count}"
+        );
+        // Planned for its value, PostgreSQL makes the range from the LIKE, with the estimate
+        // of the prefix that the page's plan needs.
+        let per_value = planned(
+            &leaf(TextOp::StartsWith, true, "ada"),
+            DbBackend::Postgres,
+            false,
+        );
+        assert!(
+            per_value.contains("LIKE 'ada%'") && !per_value.contains(">="),
+            "{per_value}"
+        );
+        // SQLite turns the LIKE into the range itself (`case_sensitive_like`), for every plan.
+        let sqlite = planned(
+            &leaf(TextOp::StartsWith, true, "ada"),
+            DbBackend::Sqlite,
+            true,
+        );
+        assert!(!sqlite.contains(">="), "{sqlite}");
+        assert_eq!(prefix_successor("ab"), Some("ac".into()));
+        assert_eq!(prefix_successor("a\u{D7FF}"), Some("a\u{E000}".into()));
+        assert_eq!(prefix_successor("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(prefix_successor("\u{10FFFF}\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+        // Every text starting with the prefix is in the range, the next one is not.
+        for prefix in ["a", "z\u{10FFFF}", "\u{D7FF}", "é"] {
+            let until = prefix_successor(prefix).expect("a successor");
+            for text in [
+                prefix.to_owned(),
+                format!("{prefix}\u{10FFFF}\u{10FFFF}"),
+                format!("{prefix}a"),
+            ] {
+                assert!(
+                    text.as_str() >= prefix && text < until,
+                    "{prefix:?} {text:?}"
+                );
+            }
+            assert!(!until.starts_with(prefix), "{prefix:?}");
+        }
+    }
+
+    #[test]
+    fn a_page_plans_once_for_all_values_where_an_index_finds_its_users_whatever_the_value() {
+        let state = Query::Filter(Filter::State(UserState::Locked));
+        let username = |op| {
+            Query::Filter(Filter::Username {
+                text: TextMatch::new(op, true, "ada"),
+                organization_specific: None,
+            })
+        };
+        for (query, planned) in [
+            (None, Planning::PerValue),
+            (Some(state.clone()), Planning::PerValue),
+            (Some(leaf(TextOp::Equals, true, "a@b.c")), Planning::Generic),
+            (
+                Some(Query::And(vec![state.clone(), username(TextOp::Equals)])),
+                Planning::Generic,
+            ),
+            (
+                Some(leaf(TextOp::StartsWith, true, "ada")),
+                Planning::GenericWhileFew,
+            ),
+            (
+                Some(username(TextOp::StartsWith)),
+                Planning::GenericWhileFew,
+            ),
+            (
+                Some(leaf(TextOp::Contains, true, "ada")),
+                Planning::PerValue,
+            ),
+            // Not a conjunct: an OR's plan depends on every branch.
+            (
+                Some(Query::Or(vec![
+                    state.clone(),
+                    leaf(TextOp::Equals, false, "a@b.c"),
+                ])),
+                Planning::PerValue,
+            ),
+            (
+                Some(Query::Not(Box::new(leaf(TextOp::Equals, false, "a@b.c")))),
+                Planning::PerValue,
+            ),
+            (
+                Some(Query::Filter(Filter::Name(TextMatch::new(
+                    TextOp::Equals,
+                    true,
+                    "Ada",
+                )))),
+                Planning::PerValue,
+            ),
+        ] {
+            assert_eq!(planning(query.as_ref()), planned, "{query:?}");
+        }
     }
 
     #[test]
@@ -1389,7 +1638,7 @@ mod tests {
         };
         assert!(page(FEW_MATCHES).contains("MATCH"));
         assert!(!page(FEW_MATCHES + 1).contains("MATCH"));
-        let count = filter_users(Some(&query), DbBackend::Sqlite)
+        let count = filter_users(Some(&query), DbBackend::Sqlite, false)
             .build(DbBackend::Sqlite)
             .to_string();
         assert!(count.contains("MATCH"), "{count}");

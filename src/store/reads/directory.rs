@@ -10,7 +10,7 @@ use crate::query::TextMatch;
 use crate::store::entities::{organization, role, user_schema};
 use crate::store::reads::compile;
 use crate::store::writes::events;
-use crate::store::{ScopedDb, begin_snapshot};
+use crate::store::{Plans, ScopedDb, begin_snapshot};
 
 /// One page of any listing.
 pub struct Page<T> {
@@ -77,7 +77,7 @@ where
     E: EntityTrait,
     E::Model: Send + Sync + Sequenced,
 {
-    let txn = begin_snapshot(db.connection()).await?;
+    let txn = begin_snapshot(db.connection(), Plans::PerValue).await?;
     let total = select.clone().count(&txn).await?;
     let order = if paging.ascending {
         sea_orm::Order::Asc

@@ -9,8 +9,8 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, JoinType, QuerySelect, RelationTrait,
 };
 
-use crate::store::begin_snapshot;
 use crate::store::entities::{role_assignment, role_user_count, user, user_count};
+use crate::store::{Plans, begin_snapshot};
 
 /// One counter: the users of an organization in a state, or those of them holding a role.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,7 +69,7 @@ pub struct Recount {
 
 /// Recounts every counter in one snapshot, so that concurrent writes never show as drift.
 pub async fn recount(db: &DatabaseConnection) -> Result<Recount, DbErr> {
-    let txn = begin_snapshot(db).await?;
+    let txn = begin_snapshot(db, Plans::PerValue).await?;
     let counted = count_rows(&txn).await?;
     let kept = kept(&txn).await?;
     txn.commit().await?;

@@ -19,11 +19,16 @@ use crate::store::reads::compile;
 pub const TOTAL: &str = "total";
 
 /// `SELECT <total> AS total` for the users matching `query` (all users for None), from the
-/// counters when they answer it, otherwise `count(*)` over the matching users.
-pub fn select_total(query: Option<&Query>, backend: DbBackend) -> SelectStatement {
+/// counters when they answer it, otherwise `count(*)` over the matching users; `planned_once`
+/// for a statement planned once for all values (see `compile::Planning`).
+pub fn select_total(
+    query: Option<&Query>,
+    backend: DbBackend,
+    planned_once: bool,
+) -> SelectStatement {
     match Counted::from_query(query) {
         Some(counted) => counted.select(),
-        None => compile::filter_users(query, backend)
+        None => compile::filter_users(query, backend, planned_once)
             .select_only()
             .expr_as(Expr::col(Asterisk).count(), TOTAL)
             .into_query(),
@@ -185,7 +190,7 @@ mod tests {
     #[test]
     fn counted_totals_sum_the_counters_of_their_table() {
         let sql = |query: &Query| {
-            select_total(Some(query), DbBackend::Postgres)
+            select_total(Some(query), DbBackend::Postgres, false)
                 .to_string(sea_orm::sea_query::PostgresQueryBuilder)
         };
         let holders = sql(&Query::And(vec![role("r1"), organization("o1")]));

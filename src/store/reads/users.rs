@@ -16,7 +16,7 @@ use crate::query::{Cursor, Filter, Query, SortField, SortValue, TextMatch, TextO
 use crate::store::authenticators;
 use crate::store::entities::{authentication_key, user};
 use crate::store::reads::{compile, sequences, totals};
-use crate::store::{ScopedDb, begin_snapshot};
+use crate::store::{Plans, ScopedDb, begin_snapshot};
 
 /// One page of a user search.
 #[derive(Clone, Debug)]
@@ -55,8 +55,17 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
     let backend = db.connection().get_database_backend();
-    let txn = begin_snapshot(db.connection()).await?;
-    let mut head = totals::select_total(query.as_ref(), backend);
+    // Planned once for all values where an index finds the matches whatever the value (see
+    // `compile::Planning`): PostgreSQL then skips planning each statement again.
+    let planning = compile::planning(query.as_ref());
+    let mut planned_once = planning != compile::Planning::PerValue;
+    let plans = if planned_once {
+        Plans::Generic
+    } else {
+        Plans::PerValue
+    };
+    let txn = begin_snapshot(db.connection(), plans).await?;
+    let mut head = totals::select_total(query.as_ref(), backend, planned_once);
     head.expr_as(sequences::processed_sequence(scope), "processed_sequence")
         .expr_as(sequences::processed_at(scope), "processed_at");
     let head = txn
@@ -68,7 +77,11 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
         u64::try_from(total).map_err(|_| DbErr::Custom(format!("a negative total {total}")))?;
     let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
     let processed_at: Option<i64> = head.try_get("", "processed_at")?;
-    let (rows, next) = rows(&txn, scope, query.as_ref(), search, total).await?;
+    if planning == compile::Planning::GenericWhileFew && total > compile::FEW_MATCHES {
+        txn.plan_per_value().await?;
+        planned_once = false;
+    }
+    let (rows, next) = rows(&txn, scope, query.as_ref(), search, total, planned_once).await?;
     let users = assemble(rows)?;
     txn.commit().await?;
     Ok(UserPage {
@@ -92,11 +105,14 @@ async fn rows(
     query: Option<&Query>,
     search: &UserSearch,
     total: u64,
+    planned_once: bool,
 ) -> Result<(Vec<SeenUser>, Option<Cursor>), DbErr> {
     let (sort, ascending) = (search.sort, search.ascending);
     let backend = txn.get_database_backend();
     let wanted = search.limit.saturating_add(1);
-    let matches = matches(txn, query, total, search.offset.saturating_add(wanted)).await?;
+    let matches = matches(txn, query, total, search.offset.saturating_add(wanted))
+        .await?
+        .planned_once(planned_once);
     let selects = match &search.after {
         None => vec![
             compile::select_users(query, backend, sort, ascending, matches).offset(search.offset),
@@ -143,7 +159,7 @@ async fn matches(
         return Ok(compile::Matches::total(total));
     }
     let users = txn
-        .query_one_raw(backend.build(&totals::select_total(None, backend)))
+        .query_one_raw(backend.build(&totals::select_total(None, backend, false)))
         .await?
         .ok_or_else(|| DbErr::Custom("a total without its row".into()))?
         .try_get::<i64>("", totals::TOTAL)?;

@@ -45,10 +45,15 @@ pub const HOSTILE: &[&str] = &[
     "ΣΑΣ",
     "\u{feff}bom",
     "$1 ${x} {{y}}",
+    // The ends of the prefix ranges (`reads::compile::prefix_range`): the last scalar value
+    // before the surrogates, the last of all.
+    "\u{d7ff}\u{10ffff}",
 ];
 
 /// More search texts: fragments and foldings of the values above.
 pub const PROBES: &[&str] = &[
+    "\u{d7ff}",
+    "\u{d7ff}\u{10ffff}",
     "%",
     "_",
     "\\",
