@@ -11,6 +11,7 @@ use crate::common;
 
 use common::TestApp;
 use common::fixtures::{self, NewUser, ORG_A, ORG_B};
+use sea_orm::DbBackend;
 use serde_json::json;
 use userdir::command;
 use userdir::command::authenticators::NewUsername;
@@ -18,13 +19,14 @@ use userdir::command::contact::{ContactValue, Verification};
 use userdir::domain::Scope;
 use userdir::limits::hashing::Hashing;
 use userdir::limits::regex_searches::RegexSearches;
-use userdir::query::{SortField, UserSearch};
+use userdir::query::{Filter, Query, SortField, TextMatch, TextOp, UserSearch};
 use userdir::store::ScopedDb;
 use userdir::store::reads::users;
 use userdir::store::snapshot::counting_statements;
 
 backend_tests!(a_page_and_a_user_take_a_fixed_few_statements);
 backend_tests!(a_create_takes_a_fixed_few_statements);
+backend_tests!(an_equality_search_reads_a_whole_first_page_in_one_statement_on_sqlite);
 
 /// The total (with the newest event), and the page with its users' authenticators (each user's
 /// document, see `store::authenticators`); one to spare.
@@ -102,6 +104,96 @@ async fn a_page_and_a_user_take_a_fixed_few_statements(app: TestApp) {
             "{scope:?}: a GetUser ran {counted} statements, at most {USER_STATEMENTS} allowed"
         );
     }
+}
+
+/// A first page holding every match of an email equality is one statement on SQLite, without
+/// a snapshot (`reads::users::whole_first_page`), with the same total and newest event as the
+/// snapshot's page; a full page and an empty one are read by the snapshot, and agree too.
+async fn an_equality_search_reads_a_whole_first_page_in_one_statement_on_sqlite(app: TestApp) {
+    fixtures::base(&app.db).await;
+    fixtures::insert(
+        &app.db,
+        vec![
+            NewUser::new(1).email("ada@example.com"),
+            NewUser::new(2)
+                .email("ADA@example.com")
+                .every_authenticator(),
+            NewUser::new(3).email("bob@example.com"),
+        ],
+    )
+    .await;
+    let sqlite = app.db.get_database_backend() == DbBackend::Sqlite;
+    let statements = Arc::new(AtomicUsize::new(0));
+    let mut db = app.db.clone();
+    let counter = statements.clone();
+    db.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let scoped = ScopedDb::new(db, Scope::Instance, "test".into());
+    let regex_searches = RegexSearches::new(1);
+    let email = |value: &str| {
+        Some(Query::Filter(Filter::Email(TextMatch::new(
+            TextOp::Equals,
+            true,
+            value,
+        ))))
+    };
+    let search = |query: Option<Query>, limit: u64| UserSearch {
+        query,
+        sort: SortField::CreationDate,
+        ascending: false,
+        offset: 0,
+        limit,
+        after: None,
+    };
+    let run = |search: UserSearch| {
+        let (scoped, regex_searches, statements) = (&scoped, &regex_searches, &statements);
+        async move {
+            statements.store(0, Ordering::SeqCst);
+            let (past_sea_orm, page) =
+                counting_statements(users::list_users(scoped, regex_searches, &search)).await;
+            (
+                statements.load(Ordering::SeqCst) + past_sea_orm,
+                page.unwrap(),
+            )
+        }
+    };
+    let (_, everyone) = run(search(None, 10)).await;
+    assert!(everyone.processed.is_some(), "the directory has events");
+
+    // Two matches, a page of ten: the page is the total.
+    let (counted, page) = run(search(email("Ada@Example.com"), 10)).await;
+    assert_eq!(counted, if sqlite { 1 } else { 2 }, "a whole first page");
+    assert_eq!(page.total, 2);
+    assert_eq!(page.users.len(), 2);
+    assert!(page.next.is_none());
+    assert_eq!(
+        page.processed, everyone.processed,
+        "the newest event of the same state"
+    );
+    assert!(
+        page.users
+            .iter()
+            .any(|user| !user.authenticators.usernames.is_empty())
+    );
+
+    // A page of one: full, so the total is counted in a snapshot.
+    let (counted, full) = run(search(email("ada@example.com"), 1)).await;
+    assert_eq!(full.total, 2, "counted, not the page's one user");
+    assert_eq!(full.users.len(), 1);
+    assert!(full.next.is_some(), "a next page");
+    assert_eq!(full.processed, everyone.processed);
+    assert_eq!(
+        counted,
+        if sqlite { 3 } else { 2 },
+        "tried, then the snapshot"
+    );
+
+    // No match: the snapshot gives the total 0 with the newest event of its state.
+    let (_, none) = run(search(email("nobody@example.com"), 10)).await;
+    assert_eq!(none.total, 0);
+    assert!(none.users.is_empty());
+    assert_eq!(none.processed, everyone.processed);
 }
 
 async fn a_create_takes_a_fixed_few_statements(app: TestApp) {

@@ -513,6 +513,26 @@ pub fn planning(query: Option<&Query>) -> Planning {
     }
 }
 
+/// Whether a SQLite page of `query` is planned the same whatever its total, and its matches are
+/// likely to fit one page: an AND of plain leaves (no OR or NOT, whose plans may walk the
+/// order; no role, which may walk its holders; no substring or pattern search, which the total
+/// decides to narrow by the trigram tables; no regex, which runs under its own bound) with a
+/// conjunct that [`Planning::Generic`] plans once, an equality on a nearly unique column. Such
+/// a first page can be read before its total, which it then holds (see `reads::users`).
+pub fn plans_without_total(query: Option<&Query>, backend: DbBackend) -> bool {
+    fn plain(query: &Query) -> bool {
+        match query {
+            Query::And(queries) => queries.iter().all(plain),
+            Query::Or(_) | Query::Not(_) => false,
+            Query::Filter(Filter::Role(_)) => false,
+            Query::Filter(filter) => filter
+                .text()
+                .is_none_or(|text| matches!(text.op, TextOp::Equals | TextOp::StartsWith)),
+        }
+    }
+    backend == DbBackend::Sqlite && query.is_some_and(plain) && planning(query) == Planning::Generic
+}
+
 /// The text of a filter on a nearly unique column with B-tree indexes on it and on its folding,
 /// and whether its prefix ranges use them (an id has no prefix search worth planning for).
 fn indexed_text(filter: &Filter) -> Option<(&TextMatch, bool)> {
@@ -1345,6 +1365,70 @@ mod tests {
             ),
         ] {
             assert_eq!(planning(query.as_ref()), planned, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn a_sqlite_page_of_a_plain_equality_search_is_planned_without_its_total() {
+        let email = leaf(TextOp::Equals, true, "a@b.c");
+        let state = Query::Filter(Filter::State(UserState::Locked));
+        let role = Query::Filter(Filter::Role("r1".into()));
+        for (query, backend, alone) in [
+            (Some(email.clone()), DbBackend::Sqlite, true),
+            (
+                Some(Query::And(vec![state.clone(), email.clone()])),
+                DbBackend::Sqlite,
+                true,
+            ),
+            (
+                Some(Query::And(vec![
+                    email.clone(),
+                    leaf(TextOp::StartsWith, false, "a"),
+                ])),
+                DbBackend::Sqlite,
+                true,
+            ),
+            (Some(email.clone()), DbBackend::Postgres, false),
+            (None, DbBackend::Sqlite, false),
+            (Some(state.clone()), DbBackend::Sqlite, false),
+            // The total decides these plans: a trigram narrowing, a walk, a role's holders.
+            (
+                Some(Query::And(vec![
+                    email.clone(),
+                    leaf(TextOp::Contains, true, "abc"),
+                ])),
+                DbBackend::Sqlite,
+                false,
+            ),
+            (
+                Some(Query::And(vec![
+                    email.clone(),
+                    Query::Or(vec![state.clone(), email.clone()]),
+                ])),
+                DbBackend::Sqlite,
+                false,
+            ),
+            (
+                Some(Query::And(vec![email.clone(), role])),
+                DbBackend::Sqlite,
+                false,
+            ),
+            (
+                Some(Query::And(vec![email.clone(), Query::Not(Box::new(state))])),
+                DbBackend::Sqlite,
+                false,
+            ),
+            (
+                Some(Query::And(vec![email, leaf(TextOp::Regex, false, "a")])),
+                DbBackend::Sqlite,
+                false,
+            ),
+        ] {
+            assert_eq!(
+                plans_without_total(query.as_ref(), backend),
+                alone,
+                "{query:?} {backend:?}"
+            );
         }
     }
 

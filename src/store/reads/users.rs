@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Query as Sql};
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryResult, QuerySelect,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    QueryResult, QuerySelect,
 };
 
 use crate::domain::{
@@ -50,11 +51,19 @@ pub async fn list_users(
 /// it, see `totals`) with the newest processed event, and the page's users with their
 /// sequences as the caller counts them and their authenticators (see `store::authenticators`);
 /// three on SQLite for an OR matching many, whose plan also needs every user's count (see
-/// `matches`).
+/// `matches`); one on SQLite, without the snapshot, for a first page of an equality search
+/// that holds every match (see `whole_first_page`).
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
     let backend = db.connection().get_database_backend();
+    if search.offset == 0
+        && search.after.is_none()
+        && compile::plans_without_total(query.as_ref(), backend)
+        && let Some(page) = whole_first_page(db.connection(), scope, query.as_ref(), search).await?
+    {
+        return Ok(page);
+    }
     // Planned once for all values where an index finds the matches whatever the value (see
     // `compile::Planning`): PostgreSQL then skips planning each statement again.
     let planning = compile::planning(query.as_ref());
@@ -66,8 +75,8 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     };
     let txn = begin_snapshot(db.connection(), plans).await?;
     let mut head = totals::select_total(query.as_ref(), backend, planned_once);
-    head.expr_as(sequences::processed_sequence(scope), "processed_sequence")
-        .expr_as(sequences::processed_at(scope), "processed_at");
+    head.expr_as(sequences::processed_sequence(scope), PROCESSED_SEQUENCE)
+        .expr_as(sequences::processed_at(scope), PROCESSED_AT);
     let head = txn
         .query_one_raw(txn.get_database_backend().build(&head))
         .await?
@@ -75,8 +84,8 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let total: i64 = head.try_get("", totals::TOTAL)?;
     let total =
         u64::try_from(total).map_err(|_| DbErr::Custom(format!("a negative total {total}")))?;
-    let processed_sequence: Option<i64> = head.try_get("", "processed_sequence")?;
-    let processed_at: Option<i64> = head.try_get("", "processed_at")?;
+    let processed_sequence: Option<i64> = head.try_get("", PROCESSED_SEQUENCE)?;
+    let processed_at: Option<i64> = head.try_get("", PROCESSED_AT)?;
     if planning == compile::Planning::GenericWhileFew && total > compile::FEW_MATCHES {
         txn.plan_per_value().await?;
         planned_once = false;
@@ -86,15 +95,84 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     txn.commit().await?;
     Ok(UserPage {
         total,
-        processed: processed_at.map(|at| {
-            (
-                processed_sequence.unwrap_or_default(),
-                Timestamp::from_micros(at),
-            )
-        }),
+        processed: processed(processed_sequence, processed_at),
         users,
         next,
     })
+}
+
+/// The newest event a page reflects, from the sequence and time its statement read (the time
+/// is NULL exactly when there is no event, see `sequences::processed_at`).
+fn processed(sequence: Option<i64>, at: Option<i64>) -> Option<(i64, Timestamp)> {
+    at.map(|at| (sequence.unwrap_or_default(), Timestamp::from_micros(at)))
+}
+
+/// A first page that holds every match, read in one statement without a snapshot (SQLite, for
+/// the queries of `compile::plans_without_total`: an equality on an email, phone, username or
+/// id, whose matches fit a page). One statement reads one state of the database, so the rows
+/// it returns are the exact total, and the newest event it reads beside them is the page's.
+/// Each statement, BEGIN and COMMIT is a round trip to SQLite's worker thread and back, which
+/// costs about what the statement does for one user: the snapshot's BEGIN, total and COMMIT
+/// were three of its four. None when the page is full (the total must be counted) or empty
+/// (the newest event must come with a total from the same state): the snapshot reads it then.
+async fn whole_first_page(
+    db: &DatabaseConnection,
+    scope: &Scope,
+    query: Option<&Query>,
+    search: &UserSearch,
+) -> Result<Option<UserPage>, DbErr> {
+    let backend = db.get_database_backend();
+    // Planned as for few matches, which is how these queries are planned whatever their total.
+    let rows = compile::select_users(
+        query,
+        backend,
+        search.sort,
+        search.ascending,
+        compile::Matches::total(0),
+    )
+    .limit(search.limit.saturating_add(1))
+    .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
+    .expr_as(key_sequences(scope, backend), KEY_SEQUENCES)
+    .expr_as(sequences::processed_sequence(scope), PROCESSED_SEQUENCE)
+    .expr_as(sequences::processed_at(scope), PROCESSED_AT)
+    .into_model::<PageRow>()
+    .all(db)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    if rows.len() as u64 > search.limit {
+        return Ok(None);
+    }
+    let processed = processed(first.processed_sequence, first.processed_at);
+    let total = rows.len() as u64;
+    let users = assemble(rows.into_iter().map(|row| row.user).collect())?;
+    Ok(Some(UserPage {
+        total,
+        processed,
+        users,
+        next: None,
+    }))
+}
+
+const PROCESSED_SEQUENCE: &str = "processed_sequence";
+const PROCESSED_AT: &str = "processed_at";
+
+/// A user row of [`whole_first_page`], with the newest event its statement read.
+struct PageRow {
+    user: SeenUser,
+    processed_sequence: Option<i64>,
+    processed_at: Option<i64>,
+}
+
+impl FromQueryResult for PageRow {
+    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            user: SeenUser::from_query_result(row, prefix)?,
+            processed_sequence: row.try_get(prefix, PROCESSED_SEQUENCE)?,
+            processed_at: row.try_get(prefix, PROCESSED_AT)?,
+        })
+    }
 }
 
 /// The page's rows, at the offset or after the cursor, and where the next page starts. One row
