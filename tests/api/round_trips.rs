@@ -26,7 +26,7 @@ use userdir::store::snapshot::counting_statements;
 
 backend_tests!(a_page_and_a_user_take_a_fixed_few_statements);
 backend_tests!(a_create_takes_a_fixed_few_statements);
-backend_tests!(an_equality_search_reads_a_whole_first_page_in_one_statement_on_sqlite);
+backend_tests!(a_sqlite_page_planned_without_its_total_is_one_statement);
 
 /// The total (with the newest event), and the page with its users' authenticators (each user's
 /// document, see `store::authenticators`); one to spare.
@@ -106,10 +106,10 @@ async fn a_page_and_a_user_take_a_fixed_few_statements(app: TestApp) {
     }
 }
 
-/// A first page holding every match of an email equality is one statement on SQLite, without
-/// a snapshot (`reads::users::whole_first_page`), with the same total and newest event as the
-/// snapshot's page; a full page and an empty one are read by the snapshot, and agree too.
-async fn an_equality_search_reads_a_whole_first_page_in_one_statement_on_sqlite(app: TestApp) {
+/// A page of an email equality is one statement on SQLite, without a snapshot
+/// (`reads::users::page_in_one_statement`): its total and newest event are columns of it, and
+/// they agree with the snapshot's (PostgreSQL's, and SQLite's for an empty page).
+async fn a_sqlite_page_planned_without_its_total_is_one_statement(app: TestApp) {
     fixtures::base(&app.db).await;
     fixtures::insert(
         &app.db,
@@ -161,9 +161,13 @@ async fn an_equality_search_reads_a_whole_first_page_in_one_statement_on_sqlite(
     let (_, everyone) = run(search(None, 10)).await;
     assert!(everyone.processed.is_some(), "the directory has events");
 
-    // Two matches, a page of ten: the page is the total.
+    // Two matches, a page of ten.
     let (counted, page) = run(search(email("Ada@Example.com"), 10)).await;
-    assert_eq!(counted, if sqlite { 1 } else { 2 }, "a whole first page");
+    assert_eq!(
+        counted,
+        if sqlite { 1 } else { 2 },
+        "the page with its total"
+    );
     assert_eq!(page.total, 2);
     assert_eq!(page.users.len(), 2);
     assert!(page.next.is_none());
@@ -177,20 +181,30 @@ async fn an_equality_search_reads_a_whole_first_page_in_one_statement_on_sqlite(
             .any(|user| !user.authenticators.usernames.is_empty())
     );
 
-    // A page of one: full, so the total is counted in a snapshot.
+    // Pages of one: the total counts every match, the first page has a next one.
     let (counted, full) = run(search(email("ada@example.com"), 1)).await;
     assert_eq!(full.total, 2, "counted, not the page's one user");
     assert_eq!(full.users.len(), 1);
     assert!(full.next.is_some(), "a next page");
     assert_eq!(full.processed, everyone.processed);
+    assert_eq!(counted, if sqlite { 1 } else { 2 });
+    let (_, second) = run(UserSearch {
+        offset: 1,
+        ..search(email("ada@example.com"), 1)
+    })
+    .await;
+    assert_eq!(second.total, 2);
+    assert_eq!(second.users.len(), 1);
+    assert_ne!(second.users[0].id, full.users[0].id);
+    assert!(second.next.is_none(), "the last page");
+
+    // No match: the snapshot gives the total 0 with the newest event of its state.
+    let (counted, none) = run(search(email("nobody@example.com"), 10)).await;
     assert_eq!(
         counted,
         if sqlite { 3 } else { 2 },
         "tried, then the snapshot"
     );
-
-    // No match: the snapshot gives the total 0 with the newest event of its state.
-    let (_, none) = run(search(email("nobody@example.com"), 10)).await;
     assert_eq!(none.total, 0);
     assert!(none.users.is_empty());
     assert_eq!(none.processed, everyone.processed);

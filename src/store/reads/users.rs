@@ -51,16 +51,16 @@ pub async fn list_users(
 /// it, see `totals`) with the newest processed event, and the page's users with their
 /// sequences as the caller counts them and their authenticators (see `store::authenticators`);
 /// three on SQLite for an OR matching many, whose plan also needs every user's count (see
-/// `matches`); one on SQLite, without the snapshot, for a first page of an equality search
-/// that holds every match (see `whole_first_page`).
+/// `matches`); one on SQLite, without the snapshot, for a page whose plan does not depend on
+/// its total (see `page_in_one_statement`).
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
     let backend = db.connection().get_database_backend();
-    if search.offset == 0
-        && search.after.is_none()
+    if search.after.is_none()
         && compile::plans_without_total(query.as_ref(), backend)
-        && let Some(page) = whole_first_page(db.connection(), scope, query.as_ref(), search).await?
+        && let Some(page) =
+            page_in_one_statement(db.connection(), scope, query.as_ref(), search).await?
     {
         return Ok(page);
     }
@@ -107,32 +107,35 @@ fn processed(sequence: Option<i64>, at: Option<i64>) -> Option<(i64, Timestamp)>
     at.map(|at| (sequence.unwrap_or_default(), Timestamp::from_micros(at)))
 }
 
-/// A first page that holds every match, read in one statement without a snapshot (SQLite, for
-/// the queries of `compile::plans_without_total`: an equality on an email, phone, username or
-/// id, whose matches fit a page). One statement reads one state of the database, so the rows
-/// it returns are the exact total, and the newest event it reads beside them is the page's.
-/// Each statement, BEGIN and COMMIT is a round trip to SQLite's worker thread and back, which
-/// costs about what the statement does for one user: the snapshot's BEGIN, total and COMMIT
-/// were three of its four. None when the page is full (the total must be counted) or empty
-/// (the newest event must come with a total from the same state): the snapshot reads it then.
-async fn whole_first_page(
+/// A page read in one statement, without a snapshot (SQLite, for the queries whose plan does not
+/// depend on their total, see `compile::plans_without_total`: no query, an organization, a
+/// state, an equality or a prefix): its total (from the counters where they answer it, counted
+/// otherwise) and the newest event are columns of the page's statement, and one statement
+/// reads one state of the database, so they agree with its rows as a snapshot's do. Each
+/// statement, BEGIN and COMMIT is a round trip to SQLite's worker thread and back, which
+/// costs about what the statement does for one user: the snapshot took four. None for an
+/// empty page, whose statement returns no row to carry them: the snapshot reads it then.
+async fn page_in_one_statement(
     db: &DatabaseConnection,
     scope: &Scope,
     query: Option<&Query>,
     search: &UserSearch,
 ) -> Result<Option<UserPage>, DbErr> {
     let backend = db.get_database_backend();
-    // Planned as for few matches, which is how these queries are planned whatever their total.
-    let rows = compile::select_users(
+    let total = totals::select_total(query, backend, false);
+    // Planned as for any total, which is how these queries are planned.
+    let mut rows = compile::select_users(
         query,
         backend,
         search.sort,
         search.ascending,
         compile::Matches::total(0),
     )
+    .offset(search.offset)
     .limit(search.limit.saturating_add(1))
     .expr_as(seen_sequence(scope), SEEN_SEQUENCE)
     .expr_as(key_sequences(scope, backend), KEY_SEQUENCES)
+    .expr_as(Expr::SubQuery(None, Box::new(total.into())), totals::TOTAL)
     .expr_as(sequences::processed_sequence(scope), PROCESSED_SEQUENCE)
     .expr_as(sequences::processed_at(scope), PROCESSED_AT)
     .into_model::<PageRow>()
@@ -141,26 +144,31 @@ async fn whole_first_page(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    if rows.len() as u64 > search.limit {
-        return Ok(None);
-    }
+    let total = u64::try_from(first.total)
+        .map_err(|_| DbErr::Custom(format!("a negative total {}", first.total)))?;
     let processed = processed(first.processed_sequence, first.processed_at);
-    let total = rows.len() as u64;
+    let mut next = None;
+    if rows.len() as u64 > search.limit {
+        rows.truncate(search.limit as usize);
+        next = rows.last().map(|row| cursor(&row.user.user, search.sort));
+    }
     let users = assemble(rows.into_iter().map(|row| row.user).collect())?;
     Ok(Some(UserPage {
         total,
         processed,
         users,
-        next: None,
+        next,
     }))
 }
 
 const PROCESSED_SEQUENCE: &str = "processed_sequence";
 const PROCESSED_AT: &str = "processed_at";
 
-/// A user row of [`whole_first_page`], with the newest event its statement read.
+/// A user row of [`page_in_one_statement`], with the total and the newest event its statement
+/// read.
 struct PageRow {
     user: SeenUser,
+    total: i64,
     processed_sequence: Option<i64>,
     processed_at: Option<i64>,
 }
@@ -169,6 +177,7 @@ impl FromQueryResult for PageRow {
     fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
         Ok(Self {
             user: SeenUser::from_query_result(row, prefix)?,
+            total: row.try_get(prefix, totals::TOTAL)?,
             processed_sequence: row.try_get(prefix, PROCESSED_SEQUENCE)?,
             processed_at: row.try_get(prefix, PROCESSED_AT)?,
         })
