@@ -77,15 +77,7 @@ async fn create(clients: &Clients, request: pb::CreateUserRequest) -> pb::Create
 
 /// The user `id` as `clients` read it.
 async fn get_user_as(clients: &Clients, id: &str) -> pb::User {
-    clients
-        .users
-        .clone()
-        .get_user(pb::GetUserRequest { user_id: id.into() })
-        .await
-        .expect("GetUser")
-        .into_inner()
-        .user
-        .unwrap()
+    api::get_user_with(&clients.users, id).await
 }
 
 async fn processed(clients: &Clients) -> pb::ListDetails {

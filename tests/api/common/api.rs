@@ -124,7 +124,15 @@ pub async fn create_user(app: &TestApp, request: pb::CreateUserRequest) -> Strin
 }
 
 pub async fn get_user(app: &TestApp, id: &str) -> pb::User {
-    app.users
+    get_user_with(&app.users, id).await
+}
+
+/// The user `id` as the caller of `users` reads it.
+pub async fn get_user_with(
+    users: &pb::user_service_client::UserServiceClient<super::Authed>,
+    id: &str,
+) -> pb::User {
+    users
         .clone()
         .get_user(pb::GetUserRequest { user_id: id.into() })
         .await
