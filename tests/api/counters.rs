@@ -68,8 +68,9 @@ async fn counters_stay_exact_under_concurrent_writes(app: TestApp) {
         recount.counted
     );
 
-    // Totals the counters answer equal the same users counted by the database: the same
-    // conditions AND-ed with one the counters cannot answer (no user has the id "none").
+    // Totals the counters answer (in whole or in part) equal the same users counted by the
+    // database: the same conditions AND-ed with one the counters cannot answer (no user has
+    // the id "none").
     let counting = || q::not(q::user_id("none", M::Equals));
     let total = |request: pb::ListUsersRequest| {
         let mut users = app.users.clone();
@@ -94,6 +95,16 @@ async fn counters_stay_exact_under_concurrent_writes(app: TestApp) {
         ] {
             shapes.push(vec![q::org(org, M::Equals), q::state(state)]);
             shapes.push(vec![q::state(state)]);
+            // ORs with a counted branch: that branch from the counters, the users of the other
+            // branches outside it counted (the branches overlap).
+            shapes.push(vec![q::or(vec![q::state(state), q::org(org, M::Equals)])]);
+            shapes.push(vec![
+                q::org(org, M::Equals),
+                q::or(vec![
+                    q::not(q::state(pb::State::UserStateActive)),
+                    q::state(state),
+                ]),
+            ]);
         }
     }
     for shape in shapes {

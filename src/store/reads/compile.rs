@@ -151,7 +151,13 @@ impl Matches {
     /// Whether [`Matches::walking`] could walk this page, so that the caller counts every user
     /// for it (only then).
     pub fn may_walk(query: Option<&Query>, backend: DbBackend, total: u64) -> bool {
-        backend == DbBackend::Sqlite && total > FEW_MATCHES && query.is_some_and(has_or_conjunct)
+        total > FEW_MATCHES && Self::may_walk_some(query, backend)
+    }
+
+    /// Whether [`Matches::walking`] could walk this page for some total: the caller may read
+    /// every user's count beside the total, in the same statement.
+    pub fn may_walk_some(query: Option<&Query>, backend: DbBackend) -> bool {
+        backend == DbBackend::Sqlite && query.is_some_and(has_or_conjunct)
     }
 
     /// `total` matches among `users` (every user of the table, which is what a walk passes),

@@ -49,10 +49,10 @@ pub async fn list_users(
 
 /// A page in two statements of one snapshot: the total (from the counters where they answer
 /// it, see `totals`) with the newest processed event, and the page's users with their
-/// sequences as the caller counts them and their authenticators (see `store::authenticators`);
-/// three on SQLite for an OR matching many, whose plan also needs every user's count (see
-/// `matches`); one on SQLite, without the snapshot, for a page whose plan does not depend on
-/// its total (see `page_in_one_statement`).
+/// sequences as the caller counts them and their authenticators (see `store::authenticators`;
+/// on SQLite, for a query with an OR, the total's statement also reads every user's count,
+/// which the page's plan depends on, see `matches`); one on SQLite, without the snapshot, for a
+/// page whose plan does not depend on its total (see `page_in_one_statement`).
 async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let scope = db.scope();
     let query = narrowed(scope, search.query.clone());
@@ -77,6 +77,18 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
     let mut head = totals::select_total(query.as_ref(), backend, planned_once);
     head.expr_as(sequences::processed_sequence(scope), PROCESSED_SEQUENCE)
         .expr_as(sequences::processed_at(scope), PROCESSED_AT);
+    // Every user's count (from the counters), should the page's plan need it (see `matches`):
+    // in this statement, not one more round trip.
+    let users_counted = compile::Matches::may_walk_some(query.as_ref(), backend);
+    if users_counted {
+        head.expr_as(
+            Expr::SubQuery(
+                None,
+                Box::new(totals::select_total(None, backend, false).into()),
+            ),
+            USERS,
+        );
+    }
     let head = txn
         .query_one_raw(txn.get_database_backend().build(&head))
         .await?
@@ -86,11 +98,17 @@ async fn page(db: &ScopedDb, search: &UserSearch) -> Result<UserPage, DbErr> {
         u64::try_from(total).map_err(|_| DbErr::Custom(format!("a negative total {total}")))?;
     let processed_sequence: Option<i64> = head.try_get("", PROCESSED_SEQUENCE)?;
     let processed_at: Option<i64> = head.try_get("", PROCESSED_AT)?;
+    let users = if users_counted {
+        Some(head.try_get::<i64>("", USERS)?)
+    } else {
+        None
+    };
     if planning == compile::Planning::GenericWhileFew && total > compile::FEW_MATCHES {
         txn.plan_per_value().await?;
         planned_once = false;
     }
-    let (rows, next) = rows(&txn, scope, query.as_ref(), search, total, planned_once).await?;
+    let matches = matches(query.as_ref(), backend, total, users, search);
+    let (rows, next) = rows(&txn, scope, query.as_ref(), search, matches, planned_once).await?;
     let users = assemble(rows)?;
     txn.commit().await?;
     Ok(UserPage {
@@ -162,6 +180,7 @@ async fn page_in_one_statement(
 }
 
 const PROCESSED_SEQUENCE: &str = "processed_sequence";
+const USERS: &str = "users";
 const PROCESSED_AT: &str = "processed_at";
 
 /// A user row of [`page_in_one_statement`], with the total and the newest event its statement
@@ -191,15 +210,13 @@ async fn rows(
     scope: &Scope,
     query: Option<&Query>,
     search: &UserSearch,
-    total: u64,
+    matches: compile::Matches,
     planned_once: bool,
 ) -> Result<(Vec<SeenUser>, Option<Cursor>), DbErr> {
     let (sort, ascending) = (search.sort, search.ascending);
     let backend = txn.get_database_backend();
     let wanted = search.limit.saturating_add(1);
-    let matches = matches(txn, query, total, search.offset.saturating_add(wanted))
-        .await?
-        .planned_once(planned_once);
+    let matches = matches.planned_once(planned_once);
     let selects = match &search.after {
         None => vec![
             compile::select_users(query, backend, sort, ascending, matches).offset(search.offset),
@@ -233,27 +250,24 @@ async fn rows(
     Ok((rows, next))
 }
 
-/// How many users the page's query matches, with every user of the directory (from the
-/// counters) where the plan depends on it (see `compile::Matches`): `reach` rows are read.
-async fn matches(
-    txn: &impl ConnectionTrait,
+/// How many users the page's query matches, with every user of the directory where the plan
+/// depends on it (see `compile::Matches`; `users`, read beside the total where
+/// `Matches::may_walk_some`): the page reads its offset, its rows and the one after them.
+fn matches(
     query: Option<&Query>,
+    backend: DbBackend,
     total: u64,
-    reach: u64,
-) -> Result<compile::Matches, DbErr> {
-    let backend = txn.get_database_backend();
-    if !compile::Matches::may_walk(query, backend, total) {
-        return Ok(compile::Matches::total(total));
+    users: Option<i64>,
+    search: &UserSearch,
+) -> compile::Matches {
+    match users {
+        Some(users) if compile::Matches::may_walk(query, backend, total) => {
+            let reach = search.offset.saturating_add(search.limit.saturating_add(1));
+            let users = u64::try_from(users).unwrap_or_default();
+            compile::Matches::walking(query, backend, total, users, reach)
+        }
+        _ => compile::Matches::total(total),
     }
-    let users = txn
-        .query_one_raw(backend.build(&totals::select_total(None, backend, false)))
-        .await?
-        .ok_or_else(|| DbErr::Custom("a total without its row".into()))?
-        .try_get::<i64>("", totals::TOTAL)?;
-    let users = u64::try_from(users).unwrap_or_default();
-    Ok(compile::Matches::walking(
-        query, backend, total, users, reach,
-    ))
 }
 
 /// A row's position in the order of `sort` (the columns of `compile::select_users`' order).
