@@ -80,6 +80,7 @@ impl Application {
         settings: Settings,
     ) -> anyhow::Result<Self> {
         settings.limits.validate()?;
+        regex_searches_fit_the_pool(&db, &settings.limits)?;
         settings.hashing.validate()?;
         settings.connections.validate()?;
         let listener = TcpListener::bind(listen)
@@ -198,6 +199,24 @@ impl Application {
         )
         .await
     }
+}
+
+/// Regex searches leave two connections of the pool free (`limits::regex_searches`); SQLite's
+/// pool is smaller than the bound `RequestLimits::validate` knows.
+fn regex_searches_fit_the_pool(
+    db: &DatabaseConnection,
+    limits: &crate::limits::RequestLimits,
+) -> anyhow::Result<()> {
+    if db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        let most = store::sqlite::POOL_SIZE as usize - 2;
+        anyhow::ensure!(
+            limits.max_concurrent_regex_searches <= most,
+            "--max-concurrent-regex-searches must be at most {most} on SQLite (two of its pool's \
+             {} connections always stay free)",
+            store::sqlite::POOL_SIZE
+        );
+    }
+    Ok(())
 }
 
 /// Ends the task when the server it belongs to ends.

@@ -49,8 +49,9 @@ pub struct LimitArgs {
     #[arg(long, env = "USERDIR_MAX_TEXT_LENGTH", default_value_t = MAX_TEXT_CHARS)]
     pub max_text_length: usize,
 
-    /// Most regex searches (Logto `posix` and `similar_to` modes) running at once, 1 to 8 (the
-    /// pool has 10 connections); one more waits briefly, then is ResourceExhausted (HTTP 429).
+    /// Most regex searches (Logto `posix` and `similar_to` modes) running at once, 1 to 8 (a
+    /// PostgreSQL pool has 10 connections; 1 to 3 on SQLite, whose pool has 5); one more waits
+    /// briefly, then is ResourceExhausted (HTTP 429).
     #[arg(
         long,
         env = "USERDIR_MAX_CONCURRENT_REGEX_SEARCHES",

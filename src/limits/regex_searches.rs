@@ -1,7 +1,7 @@
 //! How many regex searches may run at once. A regex search can keep its pooled connection busy
 //! far longer than any other read (PostgreSQL compiles and runs the pattern for each row), so
 //! a few of them must never take every connection of the pool: they are capped below
-//! `store::POOL_SIZE`, and a search that finds no free place within [`QUEUE_WAIT`] is
+//! `store::POOL_SIZE` (SQLite's `store::sqlite::POOL_SIZE`, checked as the server starts), and a search that finds no free place within [`QUEUE_WAIT`] is
 //! refused with ResourceExhausted (HTTP 429) instead of queueing behind the others.
 
 use std::sync::Arc;
@@ -11,10 +11,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
 
-/// Default cap: a fifth of the pool's 10 connections.
+/// Default cap: a fifth of a PostgreSQL pool's 10 connections, two of SQLite's 5.
 pub const DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES: usize = 2;
 /// Largest cap: two of the pool's connections always stay free for everything else (the store
-/// asserts it against `store::POOL_SIZE`).
+/// asserts it against `store::POOL_SIZE`; on SQLite, whose pool is smaller, the server refuses
+/// to start with a cap above `store::sqlite::POOL_SIZE` - 2).
 pub const MAX_CONCURRENT_REGEX_SEARCHES_BOUND: usize = 8;
 /// How long a regex search waits for a place before it is refused.
 pub const QUEUE_WAIT: Duration = Duration::from_millis(100);

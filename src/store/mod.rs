@@ -23,13 +23,28 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
-/// Connections in the pool (sqlx's default, stated here because the cap on concurrent regex
-/// searches, `limits::regex_searches`, must stay below it).
+/// Connections in a PostgreSQL pool (sqlx's default, stated here because the cap on concurrent
+/// regex searches, `limits::regex_searches`, must stay below it); SQLite's is
+/// [`sqlite::POOL_SIZE`].
 pub const POOL_SIZE: u32 = 10;
 const _: () = assert!(
     crate::limits::regex_searches::MAX_CONCURRENT_REGEX_SEARCHES_BOUND + 2 <= POOL_SIZE as usize,
     "regex searches must always leave two connections of the pool free"
 );
+const _: () = assert!(
+    crate::limits::regex_searches::DEFAULT_MAX_CONCURRENT_REGEX_SEARCHES + 2
+        <= sqlite::POOL_SIZE as usize,
+    "the default cap on regex searches must leave two connections of a SQLite pool free"
+);
+
+/// The size of the pool for the database of `url`.
+pub fn pool_size(url: &str) -> u32 {
+    if url.starts_with("sqlite:") {
+        sqlite::POOL_SIZE
+    } else {
+        POOL_SIZE
+    }
+}
 
 /// How long the pool waits for the database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +88,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     connect_with(url, DatabaseTimeouts::default()).await
 }
 
-/// Opens a connection pool of [`POOL_SIZE`], then waits until the database answers (at most
+/// Opens a connection pool of [`pool_size`], then waits until the database answers (at most
 /// `timeouts.connect`, retrying while it cannot be reached; any other error, e.g. a refused
 /// password or a missing database, at once). SQLite connections get [`sqlite::tuned`].
 ///
@@ -94,7 +109,7 @@ pub async fn connect_with(
 ) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url);
     options
-        .max_connections(POOL_SIZE)
+        .max_connections(pool_size(url))
         .acquire_timeout(timeouts.acquire)
         .test_before_acquire_if_idle_for(IDLE_BEFORE_PING)
         // The pool is made at once; the loop below waits for the database.

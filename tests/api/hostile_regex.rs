@@ -18,7 +18,10 @@ use userdir::config::Settings;
 use userdir::limits::RequestLimits;
 use userdir::proto::user::v1 as pb;
 
-backend_tests!(hostile_patterns_are_refused_at_once_and_benign_ones_still_match);
+backend_tests!(
+    hostile_patterns_are_refused_at_once_and_benign_ones_still_match,
+    a_regex_cap_must_leave_two_connections_of_the_pool_free,
+);
 
 #[tokio::test]
 async fn a_regex_search_past_its_deadline_is_stopped_in_the_database() {
@@ -251,4 +254,35 @@ async fn the_cap_refuses_the_second_search(app: TestApp) {
     let (status, body) = search(&capped, "^user[12]$", "posix", None, PROMPTLY).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(ids(&body).len(), 2);
+}
+
+/// A cap of 4 leaves six of PostgreSQL's ten connections free, but one of SQLite's five: a
+/// SQLite server refuses to start with it, naming the flag and its limit there.
+async fn a_regex_cap_must_leave_two_connections_of_the_pool_free(app: TestApp) {
+    let settings = |cap| Settings {
+        limits: RequestLimits {
+            max_concurrent_regex_searches: cap,
+            ..RequestLimits::default()
+        },
+        ..Settings::default()
+    };
+    let start = |cap| {
+        userdir::startup::Application::with_database(
+            app.db.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            settings(cap),
+        )
+    };
+    let refused = start(4).await.err().map(|error| format!("{error:#}"));
+    match app.backend {
+        Backend::Sqlite => {
+            let refused = refused.expect("a SQLite server with a regex cap of 4");
+            assert!(
+                refused.contains("--max-concurrent-regex-searches must be at most 3 on SQLite"),
+                "{refused}"
+            );
+            assert!(start(3).await.is_ok());
+        }
+        Backend::Postgres => assert_eq!(refused, None),
+    }
 }

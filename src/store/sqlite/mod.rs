@@ -23,12 +23,21 @@ pub const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
 /// largest WAL file that outlives a burst (without it, the file keeps its high-water mark).
 pub const JOURNAL_SIZE_LIMIT_BYTES: u64 = 16 * 1024 * 1024;
 
+/// Connections of a SQLite pool, fewer than PostgreSQL's `store::POOL_SIZE`: SQLite reads run
+/// on this server's own cores, so more connections add no throughput, while each one holds,
+/// beside its page cache, about 3 MiB of its own (its statement cache, SQLite's lookaside and
+/// sorter memory, its worker thread). And sqlx lends idle connections in turn, so the more
+/// there are, the colder the cache a call meets. Measured at a million users after a concurrent
+/// burst over every shape (docs/benchmarks.md, "... SQLite's pool of five"): ten connections of
+/// 1 MiB peaked at 104-109 MiB, five of 2 MiB at 85-89 MiB, and answered no slower.
+pub const POOL_SIZE: u32 = 5;
+
 /// SQLite's page cache per connection, in KiB (`cache_size` takes a negative number as KiB):
-/// half of SQLite's default. The pool's ten connections each fill their cache under a long
-/// mixed load; at 2 MiB each the server's peak RSS went over 100 MiB in the soak, at 1 MiB it
-/// stayed 16 MiB lower with throughput within the machine's noise (docs/benchmarks.md, "Soak").
-/// The operating system's page cache still holds the file, so a miss costs a read, not I/O.
-pub const PAGE_CACHE_KIB: u32 = 1000;
+/// SQLite's default. The same 10 MiB in all as ten connections of 1 MiB, held by fewer
+/// connections (see [`POOL_SIZE`]): a page walking past a million users' newest rows needs
+/// about 3 MiB (3.3 ms with 1 MiB, 1.4-1.9 ms with 3 MiB or more, in SQLite alone). The
+/// operating system's page cache still holds the file, so a miss costs a read, not I/O.
+pub const PAGE_CACHE_KIB: u32 = 2000;
 
 /// The settings of every SQLite connection. LIKE is case-sensitive (as on PostgreSQL;
 /// ignore-case search uses the folded `*_lower` columns instead); WAL, so readers never block
