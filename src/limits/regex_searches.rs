@@ -1,8 +1,9 @@
 //! How many regex searches may run at once. A regex search can keep its pooled connection busy
 //! far longer than any other read (PostgreSQL compiles and runs the pattern for each row), so
 //! a few of them must never take every connection of the pool: they are capped below
-//! `store::POOL_SIZE` (SQLite's `store::sqlite::POOL_SIZE`, checked as the server starts), and a search that finds no free place within [`QUEUE_WAIT`] is
-//! refused with ResourceExhausted (HTTP 429) instead of queueing behind the others.
+//! `store::POOL_SIZE` (SQLite's `store::sqlite::POOL_SIZE`, checked as the server starts), and
+//! a search that finds no free place within [`QUEUE_WAIT`] is refused with ResourceExhausted
+//! (HTTP 429) instead of queueing behind the others.
 
 use std::sync::Arc;
 use std::time::Duration;
